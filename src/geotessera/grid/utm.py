@@ -84,7 +84,7 @@ class PixelGrid:
         r0, r1, _ = rows.indices(self.height)
         c0, c1, _ = cols.indices(self.width)
         return PixelGrid(
-            self.epsg, self.transform * Affine.translation(c0, r0), (max(r1 - r0, 0), max(c1 - c0, 0))
+            self.epsg, self.transform @ Affine.translation(c0, r0), (max(r1 - r0, 0), max(c1 - c0, 0))
         )
 
     @classmethod

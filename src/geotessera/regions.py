@@ -1,0 +1,166 @@
+"""Regions of interest turned into sets of 0.1-degree cells.
+
+A region comes from a bbox, a point, a shapely geometry (any CRS), a region
+file (GeoJSON natively; Shapefile / GeoPackage / anything GDAL reads with the
+``regions`` extra) or a country name. Geometries select the cells they
+intersect with positive area, never their bounding box.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Transformer
+
+from ._optional import require
+from .errors import InvalidInputError
+from .grid import BBox, Cell, as_bbox, cell_index_ranges, cells_in_bbox
+
+log = logging.getLogger(__name__)
+
+WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class Region:
+    """An ordered, duplicate-free tuple of cells plus a human description."""
+
+    cells: tuple[Cell, ...]
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    @property
+    def bbox(self) -> BBox:
+        """Bounds (min_lon, min_lat, max_lon, max_lat) of the selected cells in degrees."""
+        if not self.cells:
+            raise InvalidInputError(f"region {self.description} is empty")
+        b = [c.bounds for c in self.cells]
+        return BBox(min(x.min_lon for x in b), min(x.min_lat for x in b),
+                    max(x.max_lon for x in b), max(x.max_lat for x in b))
+
+    @classmethod
+    def from_cells(cls, cells: Iterable[Cell], description: str) -> Region:
+        """Deduplicate and order cells by (lat, lon)."""
+        return cls(tuple(sorted(set(cells), key=lambda c: (c.iy, c.ix))), description)
+
+    @classmethod
+    def from_bbox(cls, bbox: object) -> Region:
+        """Cells overlapping a (min_lon, min_lat, max_lon, max_lat) box with positive area; 2 numbers = a point."""
+        b = as_bbox(bbox)
+        return cls.from_cells(cells_in_bbox(b), f"bbox {tuple(b)}")
+
+    @classmethod
+    def from_point(cls, lon: float, lat: float) -> Region:
+        """The one cell containing (lon, lat)."""
+        return cls((Cell.from_point(lon, lat),), f"tile at ({lon}, {lat})")
+
+    @classmethod
+    def from_geometry(cls, geometry: shapely.Geometry, crs: Any = WGS84, description: str = "geometry") -> Region:
+        """Cells a geometry (in ``crs``, any pyproj-understood CRS) intersects with positive area."""
+        geom = to_wgs84(geometry, crs)
+        return cls.from_cells(cells_intersecting(geom), description)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Region:
+        """Cells intersecting the union of all features of a region file."""
+        geom, crs = read_region_file(path)
+        return cls.from_geometry(geom, crs, f"region file {Path(path).name}")
+
+    @classmethod
+    def from_country(cls, name: str) -> Region:
+        """Cells intersecting a country's land (names, ISO-2/3 codes and common aliases)."""
+        from .countries import country_geometry
+
+        geom, canonical = country_geometry(name)
+        return cls.from_cells(cells_intersecting(geom), f"country {canonical}")
+
+
+def to_wgs84(geometry: shapely.Geometry, crs: Any) -> shapely.Geometry:
+    """Reproject a geometry to lon/lat (EPSG:4326), validating the result."""
+    try:
+        src = CRS.from_user_input(crs)
+    except Exception as exc:  # pyproj raises CRSError (a generic Exception subclass)
+        raise InvalidInputError(f"unknown CRS {crs!r}: {exc}") from exc
+    geom = geometry
+    if not src.equals(WGS84, ignore_axis_order=True):
+        tr = Transformer.from_crs(src, WGS84, always_xy=True)
+        geom = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    if geom.is_empty:
+        raise InvalidInputError("the region geometry is empty")
+    minx, miny, maxx, maxy = geom.bounds
+    if not (np.isfinite([minx, miny, maxx, maxy]).all() and -180 <= minx and maxx <= 180
+            and -90 <= miny and maxy <= 90):
+        raise InvalidInputError(
+            f"region bounds {geom.bounds} are not valid lon/lat; is the file's CRS declared correctly?"
+        )
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    return geom
+
+
+def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
+    """Cells whose area overlaps ``geom`` (lon/lat); lines and points select the cells they touch."""
+    minx, miny, maxx, maxy = geom.bounds
+    xs, ys = cell_index_ranges((minx, miny, maxx, maxy))
+    ix, iy = np.meshgrid(np.arange(xs.start, xs.stop), np.arange(ys.start, ys.stop))
+    ix, iy = ix.ravel(), iy.ravel()
+    boxes = shapely.box(ix / 10, iy / 10, (ix + 1) / 10, (iy + 1) / 10)
+    shapely.prepare(geom)
+    hit = shapely.intersects(boxes, geom)
+    if shapely.get_dimensions(geom) == 2:
+        # positive-area overlap only: a polygon that merely touches a cell edge does not select it
+        hit &= ~shapely.touches(boxes, geom)
+    return [Cell(int(a), int(b)) for a, b in zip(ix[hit], iy[hit], strict=True)]
+
+
+def read_region_file(path: str | os.PathLike[str]) -> tuple[shapely.Geometry, Any]:
+    """Union of a region file's geometries and its CRS (GeoJSON natively, others via pyogrio)."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError(f"region file {p} does not exist")
+    if p.suffix.lower() in (".geojson", ".json"):
+        return _read_geojson(p)
+    pyogrio = require("pyogrio", "regions")
+    try:
+        meta, _, geoms, _ = pyogrio.raw.read(p, read_geometry=True, columns=[])
+    except Exception as exc:
+        raise InvalidInputError(f"cannot read region file {p}: {exc}") from exc
+    shapes = [g for g in shapely.from_wkb(geoms) if g is not None]
+    if not shapes:
+        raise InvalidInputError(f"region file {p} has no geometries")
+    return shapely.union_all(shapes), meta.get("crs") or WGS84
+
+
+def _read_geojson(p: Path) -> tuple[shapely.Geometry, Any]:
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read GeoJSON {p}: {exc}") from exc
+    features: list[dict[str, Any]]
+    if doc.get("type") == "FeatureCollection":
+        features = doc.get("features") or []
+    elif doc.get("type") == "Feature":
+        features = [doc]
+    else:
+        features = [{"geometry": doc}]
+    try:
+        shapes = [shapely.geometry.shape(f["geometry"]) for f in features if f.get("geometry")]
+    except (KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+        raise InvalidInputError(f"invalid geometry in {p}: {exc}") from exc
+    if not shapes:
+        raise InvalidInputError(f"region file {p} has no geometries")
+    crs: Any = WGS84
+    name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
+    if name:
+        crs = name
+    return shapely.union_all(shapes), crs
