@@ -104,7 +104,7 @@ def _public_read_policy(bucket: str) -> str:
     )
 
 
-_AccessDenied = (
+_ACCESS_DENIED_XML = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
     b"<Message>Anonymous requests may only read this bucket</Message></Error>"
 )
@@ -119,9 +119,9 @@ def _deny_anonymous_writes(app: Callable[..., Any]) -> Callable[..., Any]:
         if method not in _ANONYMOUS_METHODS and not signed:
             start_response(
                 "403 Forbidden",
-                [("Content-Type", "application/xml"), ("Content-Length", str(len(_AccessDenied)))],
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(_ACCESS_DENIED_XML)))],
             )
-            return [_AccessDenied]
+            return [_ACCESS_DENIED_XML]
         return app(environ, start_response)
 
     return wrapped
