@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -211,6 +212,14 @@ def test_cli_serve_missing_directory_is_usage_error(cli_runner: CliRunner, tmp_p
 def test_cli_serve_runs_until_signalled(
     tiny_store: Path, tmp_path: Path, http: urllib3.PoolManager, sig: signal.Signals
 ) -> None:
+    # A small copy of the store (one object per kind, plus a non-store entry) keeps start-up short.
+    store = tmp_path / "store"
+    files = _store_files(tiny_store)
+    picked = [next(k for k in files if k.endswith(suffix)) for suffix in ("manifest.parquet", "_scales.npy")]
+    for key in picked:
+        (store / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files[key], store / key)
+    shutil.copytree(tiny_store / "ground_truth", store / "ground_truth")
     ready = tmp_path / "ready.txt"
     proc = subprocess.Popen(
         [
@@ -219,7 +228,7 @@ def test_cli_serve_runs_until_signalled(
             "from geotessera.cli import main; main()",
             "sample",
             "serve",
-            str(tiny_store),
+            str(store),
             "--port",
             "0",
             "--ready-file",
@@ -237,10 +246,11 @@ def test_cli_serve_runs_until_signalled(
             time.sleep(0.05)
         base_url = ready.read_text().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/tessera-embeddings")
-        key, path = next(iter(_store_files(tiny_store).items()))
-        resp = http.request("GET", f"{base_url}/{key}", headers=CHECKSUM_MODE)
-        assert resp.status == 200 and resp.data == path.read_bytes()
-        assert resp.headers["x-amz-checksum-crc64nvme"] == _crc_header(resp.data)
+        for key in picked:
+            resp = http.request("GET", f"{base_url}/{key}", headers=CHECKSUM_MODE)
+            assert resp.status == 200 and resp.data == files[key].read_bytes()
+            assert resp.headers["x-amz-checksum-crc64nvme"] == _crc_header(resp.data)
+        assert sorted(_list_keys(http, base_url)) == sorted(picked)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
