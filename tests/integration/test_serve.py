@@ -165,6 +165,10 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 
 
 def test_same_bucket_twice_in_one_process_is_refused(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    second = SampleServer(tmp_path)
+    with pytest.raises(InvalidInputError, match="already served"):
+        second.start()
+    second.stop()  # stopping the refused one must not release the running server's bucket
     with pytest.raises(InvalidInputError, match="already served"):
         SampleServer(tmp_path).start()
     with pytest.raises(SourceError):  # a busy port is an error, not a hang

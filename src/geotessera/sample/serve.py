@@ -193,6 +193,7 @@ class SampleServer:
         self._client: Any = None
         self._port: int | None = None
         self._uploaded = UploadSummary(0, 0)
+        self._registered = False  # whether this instance holds its bucket in _active_buckets
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -250,6 +251,7 @@ class SampleServer:
                     "(moto state is process-wide); stop it first or use another bucket name"
                 )
             _active_buckets.add(self._bucket)
+            self._registered = True
         try:
             server = _QuietMotoServer(self._host, self._requested_port)
             server.start()
@@ -283,8 +285,10 @@ class SampleServer:
             self._client = None
             self._port = None
             self._uploaded = UploadSummary(0, 0)
-            with _active_lock:
-                _active_buckets.discard(self._bucket)
+            if self._registered:
+                with _active_lock:
+                    _active_buckets.discard(self._bucket)
+                self._registered = False
 
     def __enter__(self) -> Self:
         return self.start()
