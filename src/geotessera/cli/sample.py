@@ -72,3 +72,120 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
         if ready_file is not None:
             ready_file.unlink(missing_ok=True)
     click.echo("stopped", err=True)
+
+
+# --- build ------------------------------------------------------------------------------
+def _parse_bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        nums = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        nums = ()
+    if len(nums) != 4:
+        raise click.BadParameter(f"{value!r} is not 'minlon,minlat,maxlon,maxlat' (four numbers)")
+    return nums
+
+
+def _parse_years(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of years like 2023,2024") from None
+
+
+def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    out = [v.strip() for v in value.split(",")]
+    if not all(out):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of versions like v1,v1.1")
+    return out
+
+
+@command.command("build")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--bbox",
+    callback=_parse_bbox,
+    metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+    help="Region of tiles in degrees  [default: 0.0,52.0,0.4,52.3 (Cambridge, UK)]",
+)
+@click.option(
+    "--years",
+    callback=_parse_years,
+    default="2023,2024",
+    show_default=True,
+    metavar="YEAR,...",
+    help="Comma-separated years.",
+)
+@click.option(
+    "--versions",
+    callback=_parse_versions,
+    default="v1,v1.1",
+    show_default=True,
+    metavar="VERSION,...",
+    help="Comma-separated dataset versions (v1 = 1.0/vultr, v1.1 = 1.1/cambridge).",
+)
+@click.option(
+    "--pixel-size",
+    "pixel_size_m",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="METRES",
+    help="Pixel size in metres (10 as published; 100 for a ~100x smaller test store).",
+)
+@click.option(
+    "--no-edge-tiles", is_flag=True, help="Leave out the UTM-seam, southern, coastal and one-year-only tiles."
+)
+@verbose_option
+def build(
+    directory: Path,
+    bbox: tuple[float, float, float, float] | None,
+    years: list[int],
+    versions: list[str],
+    pixel_size_m: float,
+    no_edge_tiles: bool,
+) -> None:
+    """Build the deterministic synthetic Tessera store in DIRECTORY (the bucket root).
+
+    Prints the store's path on stdout.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..progress import Event, ItemDone, PlanReady
+    from ..sample.build import build_store
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]sample store"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tiles"),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("build", total=None)
+
+        def sink(event: Event) -> None:
+            if isinstance(event, PlanReady):
+                bar.update(task, total=event.items)
+            elif isinstance(event, ItemDone):
+                bar.advance(task)
+
+        summary = build_store(
+            directory,
+            bbox=bbox,
+            years=years,
+            versions=versions,
+            pixel_size_m=pixel_size_m,
+            edge_tiles=not no_edge_tiles,
+            progress=sink,
+        )
+    console.print(
+        f"wrote {len(summary.tiles)} tiles of {len(summary.datasets)} dataset(s), "
+        f"{summary.bytes_written / 1e6:.1f} MB",
+        highlight=False,
+    )
+    click.echo(str(summary.root))
