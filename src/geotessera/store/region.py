@@ -1,0 +1,142 @@
+"""Regions: an output grid for a lon/lat box, filled strip by strip from one or more zones.
+
+The output grid defaults to the UTM zone of the box centre (EPSG:326NN north,
+327NN south) at the store's pixel size, snapped to that lattice, so the centre
+zone is copied window by window with no resampling. Other zones (a box across
+a seam) are resampled onto it by nearest neighbour: each output pixel centre is
+projected into the zone's CRS and takes the pixel containing it. Zones hold
+only pixels of their own cells, so the merge has no gap and no double cover.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS, Transformer
+
+from ..errors import InvalidInputError, ScaleWarning
+from ..grid import as_bbox, cells_in_bbox, utm_zone
+from .sampling import NODATA, gather, read_window
+
+if TYPE_CHECKING:
+    from .reader import GeoTesseraZarr, Strip
+
+SOUTH_OFFSET_M = 10_000_000.0
+_DENSIFY = 21
+
+
+def region_grid(
+    bbox: Any, gsd: float, target_crs: Any = None, resolution: float | None = None
+) -> tuple[CRS, Affine, tuple[int, int], list[int]]:
+    """(crs, transform, (H, W), zones) of the output grid covering ``bbox`` (lon/lat degrees)."""
+    b = as_bbox(bbox)
+    if b.min_lon == b.max_lon or b.min_lat == b.max_lat:
+        raise InvalidInputError(f"bbox {tuple(b)} is empty (zero width or height); give a box with area")
+    lon_c, lat_c = (b.min_lon + b.max_lon) / 2, (b.min_lat + b.max_lat) / 2
+    if target_crs is None:
+        crs = CRS.from_epsg((32600 if lat_c >= 0 else 32700) + utm_zone(lon_c))
+    else:
+        try:
+            crs = CRS.from_user_input(target_crs)
+        except Exception as exc:  # pyproj raises CRSError
+            raise InvalidInputError(f"target_crs {target_crs!r} is not a CRS pyproj understands") from exc
+    if resolution is None:
+        if not crs.is_projected:
+            raise InvalidInputError("a geographic target_crs needs an explicit resolution (in degrees)")
+        resolution = gsd
+    res = float(resolution)
+    if not (math.isfinite(res) and res > 0):
+        raise InvalidInputError(f"resolution must be a positive number, got {resolution!r}")
+    t = np.linspace(0.0, 1.0, _DENSIFY)
+    lons = np.concatenate(
+        [b.min_lon + t * (b.max_lon - b.min_lon)] * 2
+        + [np.full_like(t, b.min_lon), np.full_like(t, b.max_lon)]
+    )
+    lats = np.concatenate(
+        [np.full_like(t, b.min_lat), np.full_like(t, b.max_lat)]
+        + [b.min_lat + t * (b.max_lat - b.min_lat)] * 2
+    )
+    xs, ys = Transformer.from_crs(4326, crs, always_xy=True).transform(lons, lats)
+    x0 = math.floor(float(np.min(xs)) / res + 1e-9) * res
+    y0 = math.ceil(float(np.max(ys)) / res - 1e-9) * res
+    w = max(1, math.ceil((float(np.max(xs)) - x0) / res - 1e-9))
+    h = max(1, math.ceil((y0 - float(np.min(ys))) / res - 1e-9))
+    zones = sorted({utm_zone(c.lon) for c in cells_in_bbox(b)}, key=lambda z: (z != utm_zone(lon_c), z))
+    return crs, Affine(res, 0.0, x0, 0.0, -res, y0), (h, w), zones
+
+
+def _aligned(
+    crs: CRS, transform: Affine, zone_epsg: int, zx0: float, zy0: float, zres: float
+) -> tuple[int, int] | None:
+    """(row offset, col offset) of the output grid in the zone grid when they share a lattice, else None."""
+    epsg = crs.to_epsg()
+    if epsg == zone_epsg:
+        shift = 0.0
+    elif epsg == zone_epsg + 100:
+        shift = -SOUTH_OFFSET_M
+    else:
+        return None
+    if not math.isclose(transform.a, zres, rel_tol=1e-9):
+        return None
+    dc = (transform.c - zx0) / zres
+    dr = (zy0 - (transform.f + shift)) / zres
+    if abs(dc - round(dc)) > 1e-6 or abs(dr - round(dr)) > 1e-6:
+        return None
+    return round(dr), round(dc)
+
+
+def iter_strips(
+    gz: GeoTesseraZarr,
+    bbox: Any,
+    year: int,
+    *,
+    target_crs: Any = None,
+    resolution: float | None = None,
+    strip_rows: int = 256,
+) -> Iterator[Strip]:
+    """Row strips (h <= strip_rows, W, 128) float32 of the region; see :meth:`GeoTesseraZarr.iter_region`."""
+    from .reader import Strip
+
+    crs, transform, (h, w), zones = region_grid(bbox, gz.info.gsd, target_crs, resolution)
+    n_bad = 0
+    for r0 in range(0, h, strip_rows):
+        r1 = min(r0 + strip_rows, h)
+        out = np.full((r1 - r0, w, 128), np.nan, dtype=np.float32)
+        have = np.zeros((r1 - r0, w), dtype=bool)
+        for z in zones:
+            zz = gz.zone(z)
+            if zz is None or year not in zz.years:
+                continue
+            t = zz.years.index(year)
+            info = zz.info
+            off = _aligned(crs, transform, info.epsg, info.x0, info.y0, info.res)
+            if off is not None:
+                n_bad += read_window(
+                    gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have
+                )
+                continue
+            cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(r0, r1) + 0.5)
+            px, py = transform * (cols.ravel(), rows.ravel())
+            zx, zy = Transformer.from_crs(crs, CRS.from_epsg(info.epsg), always_xy=True).transform(px, py)
+            zc = np.floor((np.asarray(zx) - info.x0) / info.res).astype(np.int64)
+            zr = np.floor((info.y0 - np.asarray(zy)) / info.res).astype(np.int64)
+            ok = (zr >= 0) & (zr < info.shape[0]) & (zc >= 0) & (zc < info.shape[1]) & ~have.ravel()
+            idx = np.flatnonzero(ok)
+            vals, st, bad = gather(gz.reader, zz, t, zr[idx], zc[idx])
+            n_bad += bad
+            keep = st != NODATA
+            flat_out = out.reshape(-1, out.shape[2])
+            flat_out[idx[keep]] = vals[keep]
+            have.reshape(-1)[idx[keep]] = True
+        yield Strip(r0, out, transform * Affine.translation(0, r0), crs)
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} pixels have implausible scales outside [0, 1); returned as NaN",
+            ScaleWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,88 @@
+"""A read-only zarr-python store over an :class:`~.objects.ObjectReader` (for xarray and the fallback).
+
+It lets ``xarray.open_zarr`` and ``zarr.open_group`` read a store over plain
+https / anonymous S3 without fsspec or aiohttp. Blocking reads run in
+``asyncio.to_thread``; listing is not supported (stores carry consolidated metadata).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+
+from .objects import ObjectReader
+
+
+class ObjectsStore(Store):
+    """Read-only zarr store reading keys through ``objects``."""
+
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = False
+
+    def __init__(self, objects: ObjectReader) -> None:
+        super().__init__(read_only=True)
+        self.objects = objects
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectsStore) and other.objects.describe() == self.objects.describe()
+
+    def __hash__(self) -> int:
+        return hash(self.objects.describe())
+
+    def _read(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        if byte_range is None:
+            return self.objects.get(key)
+        if isinstance(byte_range, RangeByteRequest):
+            return self.objects.get_range(key, byte_range.start, byte_range.end - byte_range.start)
+        if isinstance(byte_range, OffsetByteRequest):
+            data = self.objects.get(key)
+            return None if data is None else data[byte_range.offset :]
+        if isinstance(byte_range, SuffixByteRequest):
+            return self.objects.get_suffix(key, byte_range.suffix)
+        raise TypeError(f"unexpected byte range {byte_range!r}")
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        data = await asyncio.to_thread(self._read, key, byte_range)
+        return None if data is None else prototype.buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(lambda: self.objects.get_range(key, 0, 1) is not None)
+
+    async def set(self, key: str, value: Buffer) -> None:
+        raise PermissionError("this store is read-only")
+
+    async def delete(self, key: str) -> None:
+        raise PermissionError("this store is read-only")
+
+    async def list(self) -> AsyncIterator[str]:
+        raise NotImplementedError("listing is not supported; the store has consolidated metadata")
+        yield ""  # pragma: no cover
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        raise NotImplementedError("listing is not supported; the store has consolidated metadata")
+        yield ""  # pragma: no cover
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        raise NotImplementedError("listing is not supported; the store has consolidated metadata")
+        yield ""  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"ObjectsStore({self.objects.describe()!r})"
+
+
+def as_any(store: ObjectsStore) -> Any:
+    """The store typed as Any (xarray's stubs predate zarr 3 stores)."""
+    return store
