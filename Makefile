@@ -3,9 +3,20 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DATA := src/geotessera/_data
+ASSETS := $(DATA)/countries-10m.json
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench clean
+.PHONY: install assets test lint demo bench clean
+
+# Run-time data from the npm registry (country shapes), copied into the package.
+$(ASSETS): assets/package.json assets/package-lock.json
+	cd assets && npm ci --no-audit --no-fund --silent
+	mkdir -p $(DATA)
+	cp assets/node_modules/world-atlas/countries-10m.json $(DATA)/
+	cp assets/node_modules/world-atlas/LICENSE $(DATA)/world-atlas-LICENSE
+
+assets: $(ASSETS)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(ASSETS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

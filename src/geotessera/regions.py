@@ -109,18 +109,42 @@ def to_wgs84(geometry: shapely.Geometry, crs: Any) -> shapely.Geometry:
 
 
 def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
-    """Cells whose area overlaps ``geom`` (lon/lat); lines and points select the cells they touch."""
+    """Cells whose area overlaps ``geom`` (lon/lat) with positive area; lines and points select the cells they touch.
+
+    Candidates come from rasterising the geometry on the 0.1-degree grid with
+    ``all_touched`` (a superset, cheap even for a continent); each candidate is
+    then tested exactly against the prepared geometry. For polygons the cell is
+    shrunk by 1e-9 degrees first, so a polygon that merely shares a cell's edge
+    does not select it.
+    """
+    from rasterio.features import rasterize
+    from rasterio.transform import from_origin
+
     minx, miny, maxx, maxy = geom.bounds
     xs, ys = cell_index_ranges((minx, miny, maxx, maxy))
-    ix, iy = np.meshgrid(np.arange(xs.start, xs.stop), np.arange(ys.start, ys.stop))
-    ix, iy = ix.ravel(), iy.ravel()
-    boxes = shapely.box(ix / 10, iy / 10, (ix + 1) / 10, (iy + 1) / 10)
+    # pad by one cell: a geometry lying on a grid line may touch cells outside its bounds' cells
+    x0, x1 = max(xs.start - 1, -1800), min(xs.stop + 1, 1800)
+    y0, y1 = max(ys.start - 1, -900), min(ys.stop + 1, 900)
+    shape = (y1 - y0, x1 - x0)
+    transform = from_origin(x0 / 10, y1 / 10, 0.1, 0.1)
+    touched = rasterize([geom], out_shape=shape, transform=transform, all_touched=True, dtype="uint8")
+    polygonal = shapely.get_dimensions(geom) == 2
+    if polygonal:
+        # cells whose centre lies inside overlap with positive area: only the rim needs the exact test
+        inside = rasterize([geom], out_shape=shape, transform=transform, all_touched=False, dtype="uint8")
+        touched &= ~inside.astype(bool)
+    else:
+        inside = np.zeros(shape, dtype="uint8")
+    rows, cols = np.nonzero(touched)
+    ix, iy = x0 + cols, y1 - 1 - rows
+    eps = 1e-9 if polygonal else 0.0
+    boxes = shapely.box(ix / 10 + eps, iy / 10 + eps, (ix + 1) / 10 - eps, (iy + 1) / 10 - eps)
     shapely.prepare(geom)
     hit = shapely.intersects(boxes, geom)
-    if shapely.get_dimensions(geom) == 2:
-        # positive-area overlap only: a polygon that merely touches a cell edge does not select it
-        hit &= ~shapely.touches(boxes, geom)
-    return [Cell(int(a), int(b)) for a, b in zip(ix[hit], iy[hit], strict=True)]
+    in_rows, in_cols = np.nonzero(inside)
+    all_ix = np.concatenate([ix[hit], x0 + in_cols])
+    all_iy = np.concatenate([iy[hit], y1 - 1 - in_rows])
+    return [Cell(int(a), int(b)) for a, b in zip(all_ix, all_iy, strict=True)]
 
 
 def read_region_file(path: str | os.PathLike[str]) -> tuple[shapely.Geometry, Any]:

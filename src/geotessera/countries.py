@@ -1,0 +1,197 @@
+"""Country shapes, offline: Natural Earth 1:10m admin-0 polygons from the npm package ``world-atlas``.
+
+``make assets`` (run by every make target) copies ``countries-10m.json`` from
+the npm registry package into ``geotessera/_data/``; a wheel carries it. The
+file is TopoJSON; :func:`decode_topojson` turns one object of it into shapely
+geometries. Names, ISO 3166 alpha-2/alpha-3/numeric codes (through
+``pycountry``, in the ``regions`` extra) and common aliases are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from ._optional import require
+from .errors import InvalidInputError, MissingExtraError
+
+COUNTRIES_FILE = "countries-10m.json"
+
+ALIASES = {
+    "uk": "GB", "great britain": "GB", "britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
+    "northern ireland": "GB", "usa": "US", "us": "US", "united states": "US", "america": "US",
+    "united states of america": "US", "russia": "RU", "south korea": "KR", "north korea": "KP",
+    "czechia": "CZ", "czech republic": "CZ", "ivory coast": "CI", "vietnam": "VN", "laos": "LA",
+    "syria": "SY", "iran": "IR", "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ", "moldova": "MD",
+    "drc": "CD", "dr congo": "CD", "congo": "CG", "holland": "NL", "the netherlands": "NL", "uae": "AE",
+    "turkey": "TR", "türkiye": "TR", "eswatini": "SZ", "swaziland": "SZ", "burma": "MM", "macedonia": "MK",
+}
+
+
+def countries_path() -> Path:
+    """Path of the bundled Natural Earth TopoJSON (``GEOTESSERA_COUNTRIES_FILE`` overrides)."""
+    env = os.environ.get("GEOTESSERA_COUNTRIES_FILE")
+    p = Path(env) if env else Path(__file__).parent / "_data" / COUNTRIES_FILE
+    if not p.exists():
+        raise MissingExtraError(
+            f"country shapes not found at {p}; they come from the npm package world-atlas: "
+            "run `make assets` in a source checkout, or reinstall geotessera from a wheel"
+        )
+    return p
+
+
+def decode_topojson(
+    topo: dict[str, Any], obj: str, only: int | None = None
+) -> list[tuple[dict[str, Any], shapely.Geometry]]:
+    """Decode the geometries of TopoJSON object ``obj`` into (properties + id, shapely geometry) pairs.
+
+    Supports quantised (delta-encoded, with ``transform``) and plain arcs, and
+    Polygon / MultiPolygon / LineString / MultiLineString / Point / MultiPoint.
+    ``only`` decodes just the geometry at that index. Rings that cross the
+    antimeridian are cut there and wrapped back into [-180, 180].
+    """
+    tr = topo.get("transform")
+    arcs: list[np.ndarray] = []
+    for arc in topo["arcs"]:
+        a = np.asarray(arc, dtype=np.float64)[:, :2]
+        if tr:
+            a = np.cumsum(a, axis=0) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
+        arcs.append(a)
+
+    def ring(indices: list[int]) -> np.ndarray:
+        parts = []
+        for k, i in enumerate(indices):
+            a = arcs[i] if i >= 0 else arcs[~i][::-1]
+            parts.append(a if k == 0 else a[1:])  # consecutive arcs share their end point
+        return np.concatenate(parts)
+
+    def point(p: list[float]) -> list[float]:
+        if tr:
+            return [p[0] * tr["scale"][0] + tr["translate"][0], p[1] * tr["scale"][1] + tr["translate"][1]]
+        return list(p[:2])
+
+    def polygon(rings: list[list[int]]) -> shapely.Geometry | None:
+        coords = [_unwrap(ring(r)) for r in rings]
+        if len(coords[0]) < 4:  # quantisation can collapse tiny rings
+            return None
+        poly = shapely.Polygon(coords[0], [c for c in coords[1:] if len(c) >= 4])
+        return _split_antimeridian(poly if poly.is_valid else shapely.make_valid(poly))
+
+    out = []
+    geometries = topo["objects"][obj]["geometries"]
+    for g in geometries if only is None else [geometries[only]]:
+        kind = g.get("type")
+        geom: shapely.Geometry
+        if kind in ("Polygon", "MultiPolygon"):
+            polys = [polygon(p) for p in ([g["arcs"]] if kind == "Polygon" else g["arcs"])]
+            kept = [p for p in polys if p is not None]
+            if not kept:
+                continue
+            geom = kept[0] if len(kept) == 1 else shapely.union_all(kept)
+        elif kind == "LineString":
+            geom = shapely.LineString(ring(g["arcs"]))
+        elif kind == "MultiLineString":
+            geom = shapely.MultiLineString([ring(line) for line in g["arcs"]])
+        elif kind == "Point":
+            geom = shapely.Point(point(g["coordinates"]))
+        elif kind == "MultiPoint":
+            geom = shapely.MultiPoint([point(p) for p in g["coordinates"]])
+        else:  # null geometry
+            continue
+        props = dict(g.get("properties") or {})
+        if "id" in g:
+            props["id"] = g["id"]
+        out.append((props, shapely.make_valid(geom) if not geom.is_valid else geom))
+    return out
+
+
+def _unwrap(ring: np.ndarray) -> np.ndarray:
+    """Make longitudes continuous along a ring that crosses the antimeridian (jumps of > 180 degrees)."""
+    lon = ring[:, 0]
+    jumps = np.diff(lon)
+    offset = np.concatenate([[0.0], np.cumsum(np.where(jumps > 180, -360.0, np.where(jumps < -180, 360.0, 0.0)))])
+    if not offset.any():
+        return ring
+    out = ring.copy()
+    out[:, 0] = lon + offset
+    return out
+
+
+def _split_antimeridian(geom: shapely.Geometry) -> shapely.Geometry:
+    """Cut a geometry with longitudes beyond +-180 at the antimeridian and wrap the pieces back."""
+    minx, _, maxx, _ = geom.bounds
+    if minx >= -180 and maxx <= 180:
+        return geom
+    pieces = []
+    for shift in (-360.0, 0.0, 360.0):
+        part = shapely.clip_by_rect(geom, -180 - shift, -90, 180 - shift, 90)
+        if not part.is_empty:
+            pieces.append(shapely.transform(part, lambda xy, s=shift: xy + np.array([s, 0.0])))
+    return shapely.union_all(pieces)
+
+
+@lru_cache(maxsize=1)
+def _topology() -> dict[str, Any]:
+    topo: dict[str, Any] = json.loads(countries_path().read_text())
+    return topo
+
+
+def _entries() -> list[tuple[str, str | None, int]]:
+    """(name, ISO numeric id, index) of every country, without decoding geometries."""
+    geoms = _topology()["objects"]["countries"]["geometries"]
+    return [((g.get("properties") or {}).get("name", ""), g.get("id"), k) for k, g in enumerate(geoms)]
+
+
+@lru_cache(maxsize=32)
+def _geometry(index: int) -> shapely.Geometry:
+    decoded = decode_topojson(_topology(), "countries", only=index)
+    if not decoded:
+        raise InvalidInputError("this country has no geometry in the bundled Natural Earth data")
+    return decoded[0][1]
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.casefold().replace(".", "").split())
+
+
+def country_geometry(query: str) -> tuple[shapely.Geometry, str]:
+    """(lon/lat geometry, canonical name) of a country given by name, ISO code or alias.
+
+    Raises :class:`InvalidInputError` with suggestions for an unknown country.
+    """
+    q = _norm(query)
+    if not q:
+        raise InvalidInputError("country name is empty")
+    entries = _entries()
+    by_name = {_norm(n): (n, i, k) for n, i, k in entries}
+    if q in by_name:
+        n, _, k = by_name[q]
+        return _geometry(k), n
+    pycountry = require("pycountry", "regions")  # ISO codes and aliases
+    code = ALIASES.get(q, query.strip())
+    rec = None
+    for field in ("alpha_2", "alpha_3", "numeric", "name", "official_name", "common_name"):
+        try:
+            rec = pycountry.countries.get(**{field: code})
+        except (KeyError, LookupError):
+            rec = None
+        if rec is not None:
+            break
+    if rec is not None:
+        numeric = rec.numeric
+        for n, i, k in entries:
+            if i == numeric:
+                return _geometry(k), n
+        for cand in (getattr(rec, "common_name", None), rec.name):
+            if cand and _norm(cand) in by_name:
+                n, _, k = by_name[_norm(cand)]
+                return _geometry(k), n
+    close = sorted(n for n, _, _ in entries if q[:3] and _norm(n).startswith(q[:3]))[:5]
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    raise InvalidInputError(f"unknown country {query!r}{hint}")
