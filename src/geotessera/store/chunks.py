@@ -79,7 +79,7 @@ class ArrayLayout:
 
     @classmethod
     def from_metadata(cls, path: str, meta: Mapping[str, Any]) -> ArrayLayout | None:
-        """Layout from an array's ``zarr.json`` dict (``direct`` False: decode via zarr), None if irregular."""
+        """Layout from a ``zarr.json`` dict (``direct`` False: decode via zarr); None if irregular."""
         try:
             return _parse_layout(path, meta)
         except (KeyError, TypeError, ValueError):
@@ -252,7 +252,7 @@ class ShardEncoder:
         self.n_chunks = 0
 
     def add(self, linear: int, chunk: npt.NDArray[Any]) -> None:
-        """Encode and append inner chunk number ``linear`` (C order within the shard) unless it is all fill."""
+        """Encode and append inner chunk ``linear`` (C order in the shard) unless it is all fill."""
         fill = self.layout.fill_value
         if isinstance(fill, float) and math.isnan(fill):
             empty = bool(np.isnan(chunk).all())

@@ -98,7 +98,10 @@ class ChunkReader:
         if self.disk is not None:
             cached = [self.disk.get(key, f"{o}_{n}") for _, o, n in items]
             if all(c is not None for c in cached):
-                return [(c, decode_inner(cast(bytes, b), layout)) for (c, _, _), b in zip(items, cached, strict=True)]
+                return [
+                    (c, decode_inner(cast(bytes, b), layout))
+                    for (c, _, _), b in zip(items, cached, strict=True)
+                ]
         start = items[0][1]
         end = max(o + n for _, o, n in items)
         blob = self._read_range(key, start, end - start) if len(items) > 1 or self.disk is None else None

@@ -60,8 +60,8 @@ def _manifest_rows(root: Path, ds: DatasetId, years: set[int] | None) -> list[tu
     path = root / S3_LAYOUT.manifest_key(ds)
     if not path.is_file():
         return None
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
     try:
         table = pq.read_table(path)
@@ -146,7 +146,9 @@ def discover_tiles(
             continue
         _, shape, _ = read_npy_header(emb)
         lm = root / S3_LAYOUT.landmask_key(ds, cell)
-        grid = read_landmask_grid(lm) if lm.is_file() else _grid_from_shape(cell, (shape[0], shape[1]), str(emb))
+        grid = (
+            read_landmask_grid(lm) if lm.is_file() else _grid_from_shape(cell, (shape[0], shape[1]), str(emb))
+        )
         if grid.shape != tuple(shape[:2]):
             raise CorruptDataError(f"{emb}: shape {shape[:2]} differs from its landmask grid {grid.shape}")
         grid = northern(grid)
@@ -187,15 +189,30 @@ def _interp(
     return out
 
 
+def seam_sides(cell: Cell) -> tuple[bool, bool]:
+    """(west, east): whether the cell's west / east edge is its UTM zone's boundary."""
+    zone = utm_zone(cell.lon)
+    return utm_zone(cell.lon - 0.1) != zone or cell.ix == -1800, utm_zone(
+        cell.lon + 0.1
+    ) != zone or cell.ix == 1799
+
+
 def cell_mask(
-    cell: Cell, epsg: int, xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]
+    cell: Cell,
+    epsg: int,
+    xs: npt.NDArray[np.float64],
+    ys: npt.NDArray[np.float64],
+    *,
+    halo: bool = False,
 ) -> npt.NDArray[np.bool_]:
     """(len(ys), len(xs)) bool: pixel centres (x, y in EPSG ``epsg``, metres) inside the half-open cell.
 
     The cell's meridian edges are sampled as x(y) and its parallel edges as y(x)
     (512 samples each; interpolation error is far below a millimetre), so two
     neighbouring tiles compute the very same shared edge: every pixel centre
-    belongs to exactly one cell.
+    belongs to exactly one cell. With ``halo``, an edge that is the zone's seam is
+    open: the tile also keeps its pixels beyond the seam (no tile of this zone owns
+    them), so a point near the seam finds data in either zone's grid.
     """
     wy, wx, ey, ex, sx, sy, nx, ny = _cell_edges(cell, epsg)
     x_west = _interp(ys, wy, wx)[:, None]
@@ -204,7 +221,12 @@ def cell_mask(
     y_north = _interp(xs, nx, ny)[None, :]
     x = xs[None, :]
     y = ys[:, None]
-    mask: npt.NDArray[np.bool_] = (x >= x_west) & (x < x_east) & (y >= y_south) & (y < y_north)
+    mask: npt.NDArray[np.bool_] = (y >= y_south) & (y < y_north)
+    open_west, open_east = seam_sides(cell) if halo else (False, False)
+    if not open_west:
+        mask &= x >= x_west
+    if not open_east:
+        mask &= x < x_east
     return mask
 
 

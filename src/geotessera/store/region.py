@@ -20,7 +20,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from ..errors import InvalidInputError, ScaleWarning
-from ..grid import as_bbox, cells_in_bbox, utm_zone
+from ..grid import as_bbox, cells_in_bbox, points_to_keys, utm_zone
 from .sampling import NODATA, gather, read_window
 
 if TYPE_CHECKING:
@@ -90,6 +90,16 @@ def _aligned(
     return round(dr), round(dc)
 
 
+def _owners(crs: CRS, transform: Affine, r0: int, r1: int, w: int) -> np.ndarray:
+    """(r1 - r0, w) UTM zone of the cell holding each output pixel centre."""
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(r0, r1) + 0.5)
+    px, py = transform @ (cols.ravel(), rows.ravel())
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(px, py)
+    lon_i, _ = points_to_keys(np.clip(lon, -180, 180), np.clip(lat, -90, 90))
+    zone = np.clip(np.floor((lon_i / 100 + 180) / 6).astype(np.int64) + 1, 1, 60)
+    return zone.reshape(r1 - r0, w)
+
+
 def iter_strips(
     gz: GeoTesseraZarr,
     bbox: Any,
@@ -108,7 +118,11 @@ def iter_strips(
         r1 = min(r0 + strip_rows, h)
         out = np.full((r1 - r0, w, 128), np.nan, dtype=np.float32)
         have = np.zeros((r1 - r0, w), dtype=bool)
-        for z in zones:
+        owner = _owners(crs, transform, r0, r1, w) if len(zones) > 1 else None
+        passes = [(z, owner == z if owner is not None else None) for z in zones]
+        if owner is not None:  # second pass: any zone may fill what the owning zone left empty
+            passes += [(z, None) for z in zones]
+        for z, allow in passes:
             zz = gz.zone(z)
             if zz is None or year not in zz.years:
                 continue
@@ -117,15 +131,17 @@ def iter_strips(
             off = _aligned(crs, transform, info.epsg, info.x0, info.y0, info.res)
             if off is not None:
                 n_bad += read_window(
-                    gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have
+                    gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have, allow
                 )
                 continue
             cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(r0, r1) + 0.5)
-            px, py = transform * (cols.ravel(), rows.ravel())
+            px, py = transform @ (cols.ravel(), rows.ravel())
             zx, zy = Transformer.from_crs(crs, CRS.from_epsg(info.epsg), always_xy=True).transform(px, py)
             zc = np.floor((np.asarray(zx) - info.x0) / info.res).astype(np.int64)
             zr = np.floor((info.y0 - np.asarray(zy)) / info.res).astype(np.int64)
             ok = (zr >= 0) & (zr < info.shape[0]) & (zc >= 0) & (zc < info.shape[1]) & ~have.ravel()
+            if allow is not None:
+                ok &= allow.ravel()
             idx = np.flatnonzero(ok)
             vals, st, bad = gather(gz.reader, zz, t, zr[idx], zc[idx])
             n_bad += bad
@@ -133,7 +149,7 @@ def iter_strips(
             flat_out = out.reshape(-1, out.shape[2])
             flat_out[idx[keep]] = vals[keep]
             have.reshape(-1)[idx[keep]] = True
-        yield Strip(r0, out, transform * Affine.translation(0, r0), crs)
+        yield Strip(r0, out, transform @ Affine.translation(0, r0), crs)
     if n_bad:
         warnings.warn(
             f"{n_bad} pixels have implausible scales outside [0, 1); returned as NaN",

@@ -77,7 +77,9 @@ def gather(
     ncc = -(-zone.scales.shape[2] // iw)
     ids, groups = _group((rows // ih) * ncc + cols // iw)
     s = np.empty(n, dtype=np.float32)
-    where: dict[tuple[int, ...], npt.NDArray[np.intp]] = {(t, int(k // ncc), int(k % ncc)): g for k, g in zip(ids.tolist(), groups, strict=True)}
+    where: dict[tuple[int, ...], npt.NDArray[np.intp]] = {
+        (t, int(k // ncc), int(k % ncc)): g for k, g in zip(ids.tolist(), groups, strict=True)
+    }
 
     def on_scale(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
         g = where[c]
@@ -124,11 +126,13 @@ def read_window(
     c1: int,
     out: npt.NDArray[np.float32],
     have: npt.NDArray[np.bool_],
+    allow: npt.NDArray[np.bool_] | None = None,
 ) -> int:
     """Copy zone window rows [r0, r1) x cols [c0, c1) into ``out`` (h, w, B) where ``have`` is False.
 
     The window may extend beyond the grid (those pixels are left alone). ``have`` (h, w)
-    is set where the zone has data (valid or water). Returns the implausible-scale count.
+    is set where the zone has data (valid or water); ``allow`` (h, w), when given, limits
+    the pixels this zone may fill. Returns the implausible-scale count.
     """
     h, w = r1 - r0, c1 - c0
     H, W = zone.info.shape
@@ -140,6 +144,8 @@ def read_window(
         vals, st, bad = gather(reader, zone, t, rr.ravel(), cc.ravel())
         sub = out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
         m = (st != NODATA).reshape(rr.shape) & ~have[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
+        if allow is not None:
+            m &= allow[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
         sub[m] = vals.reshape(*rr.shape, -1)[m]
         have[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] |= m
         return bad
@@ -161,7 +167,8 @@ def read_window(
 
     reader.read_chunks(zone.scales, grid, on_scale)
     status, n_bad = classify(s, zone.scale_nodata)
-    status[have] = NODATA  # already filled by another zone: leave alone
+    blocked = have if allow is None else (have | ~allow)
+    status[blocked] = NODATA  # already filled, or left to the owning zone
     take = status != NODATA
     out[take] = np.nan
     have |= take
@@ -184,7 +191,8 @@ def read_window(
             vals = np.zeros((a1 - a0, b1 - b0, out.shape[2]), dtype=np.float32)
         else:
             vals = arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0).astype(np.float32)
-            vals *= sc[..., None]
+            with np.errstate(invalid="ignore"):
+                vals *= sc[..., None]
         dst = out[o0:o1, p0:p1]
         dst[u] = vals[u]
 

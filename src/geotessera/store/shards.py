@@ -228,7 +228,7 @@ def _fill(task: ShardTask, enc_e: ShardEncoder, enc_s: ShardEncoder) -> int:
                 continue
             ys = (task.y0 - (np.arange(zr0, zr1) + 0.5) * task.res).astype(np.float64)
             xs = (task.x0 + (np.arange(zc0, zc1) + 0.5) * task.res).astype(np.float64)
-            mask = cell_mask(tile.cell, epsg, xs, ys)
+            mask = cell_mask(tile.cell, epsg, xs, ys, halo=True)
             if not mask.any():
                 continue
             ta = arrays[id(tile)]

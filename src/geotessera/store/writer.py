@@ -6,9 +6,9 @@ tiles are grouped by the shards they touch. A worker writes one shard of
 ``embeddings`` and one of ``scales`` (see :mod:`.shards`), then a receipt per
 array; a shard is complete only by its receipt, and a receipt records the tiles
 and the CRC64NVMe of their files, so adding a tile or a year rewrites only the
-shards it touches. Zone grids start on a multiple of the shard span
-(4096 pixels), so shards of a later build line up with earlier ones; a zone can
-grow east and south (the arrays are resized), not west or north.
+shards it touches. Zone grids have a fixed origin (easting 0, a northing north
+of all data), so a later build only grows a zone east or south (a resize) and
+its shards line up with earlier ones; absent shards cost nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ from .shards import SHARD, ShardTask, read_receipt, receipt_matches, write_shard
 log = logging.getLogger(__name__)
 
 COORD_CHUNK = 65536
+#: Zone grids start at northing >= this (about 84.9 N) and easting 0, so a later build (a new
+#: tile or year) only ever grows a grid east or south and its shards line up with earlier ones.
+TOP_NORTHING_M = 9_400_000.0
 
 
 @dataclass
@@ -69,13 +72,17 @@ class _ZoneGrid:
 
 
 def _zone_grid(zone: int, tiles: list[TileInput], res: float) -> _ZoneGrid:
+    """Zone grid: fixed origin (easting 0, northing ``TOP_NORTHING_M`` rounded up to the shard span),
+    extent east and south derived from the tiles, padded to whole shards."""
     span = SHARD * res
+    x0 = 0.0
+    y0 = math.ceil(TOP_NORTHING_M / span) * span
     lefts = [t.grid.transform.c for t in tiles]
     tops = [t.grid.transform.f for t in tiles]
+    if min(lefts) < x0 or max(tops) > y0:
+        raise CorruptDataError(f"zone {zone}: tiles lie outside eastings >= 0 / northings <= {y0}")
     rights = [t.grid.transform.c + res * t.grid.width for t in tiles]
     bottoms = [t.grid.transform.f - res * t.grid.height for t in tiles]
-    x0 = math.floor(min(lefts) / span) * span
-    y0 = math.ceil(max(tops) / span) * span
     w = math.ceil((max(rights) - x0) / span) * SHARD
     h = math.ceil((y0 - min(bottoms)) / span) * SHARD
     return _ZoneGrid(zone, res, x0, y0, (h, w))
@@ -100,7 +107,7 @@ def _merge_existing(new: _ZoneGrid, group: Any) -> _ZoneGrid:
 def _open_root(store: Path, ds: DatasetId, res: float) -> Any:
     zarr = require("zarr", "zarr")
     if (store / "zarr.json").is_file():
-        root = zarr.open_group(store, mode="r+", zarr_format=3)
+        root = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
         info = parse_root(dict(root.attrs))
         if info.dataset is not None and info.dataset != ds:
             raise OutputError(f"{store} holds dataset {info.dataset}, not {ds}; refusing to mix them")

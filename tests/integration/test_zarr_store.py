@@ -1,0 +1,282 @@
+"""Zarr store end to end: build from a 100 m sample store, read back through our reader, xarray and zarr."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from pyproj import Transformer
+
+from geotessera.datasets import DatasetId
+from geotessera.errors import InvalidInputError
+from geotessera.grid import Cell
+from geotessera.progress import Event, ItemDone
+from geotessera.sample.build import build_store
+from geotessera.sample.serve import SampleServer
+from geotessera.store import GeoTesseraZarr, build_zarr
+from geotessera.store.inputs import TileInput, cell_mask, discover_tiles
+from geotessera.tiles import dequantize_embedding, load_tile_arrays
+
+DS = DatasetId.parse("v1")
+BBOX = (5.8, 51.9, 6.2, 52.1)  # straddles the zone 31/32 seam at 6 E
+YEARS = (2023, 2024)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("zarr_sample")
+    build_store(root, bbox=BBOX, years=YEARS, versions=("v1",), pixel_size_m=100.0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("zarr_store") / "v1.zarr"
+    build_zarr(sample, path, dataset=DS, workers=2)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiles(sample: Path) -> list[TileInput]:
+    return discover_tiles(sample, DS)
+
+
+@pytest.fixture(scope="module")
+def reader(store: Path) -> Iterator[GeoTesseraZarr]:
+    with GeoTesseraZarr(store) as gz:
+        yield gz
+
+
+def _cell_pixels(tile: TileInput) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Tile rows, cols of pixels whose centres lie in the tile's own cell, and their lon, lat."""
+    g = tile.grid
+    xs = g.transform.c + (np.arange(g.width) + 0.5) * g.res
+    ys = g.transform.f - (np.arange(g.height) + 0.5) * g.res
+    rr, cc = np.nonzero(cell_mask(tile.cell, g.epsg, xs, ys))
+    lon, lat = Transformer.from_crs(g.epsg, 4326, always_xy=True).transform(xs[cc], ys[rr])
+    return rr, cc, np.asarray(lon), np.asarray(lat)
+
+
+def _expected(tile: TileInput) -> np.ndarray:
+    ta = load_tile_arrays(tile.embedding_path, tile.scales_path)
+    return dequantize_embedding(ta.quantized, ta.scales)
+
+
+def _tile_at(tiles: list[TileInput], lon: float, lat: float, year: int) -> TileInput:
+    cell = Cell.from_point(lon, lat)
+    return next(t for t in tiles if t.cell == cell and t.year == year)
+
+
+def _expected_at(tiles: list[TileInput], lon: float, lat: float, year: int) -> np.ndarray:
+    t = _tile_at(tiles, lon, lat, year)
+    x, y = Transformer.from_crs(4326, t.grid.epsg, always_xy=True).transform(lon, lat)
+    col = int(np.floor((x - t.grid.transform.c) / t.grid.res))
+    row = int(np.floor((t.grid.transform.f - y) / t.grid.res))
+    return _expected(t)[row, col]
+
+
+def _point_in(tiles: list[TileInput], name: str, year: int, *, water: bool) -> tuple[float, float]:
+    """A pixel centre inside tile ``name``'s cell that is water (NaN scale) or valid."""
+    tile = next(t for t in tiles if t.cell.name == name and t.year == year)
+    rr, cc, lon, lat = _cell_pixels(tile)
+    s = load_tile_arrays(tile.embedding_path, tile.scales_path).scales[rr, cc]
+    i = int(np.flatnonzero(np.isnan(s) if water else np.isfinite(s))[len(s) // 7 % 5])
+    return float(lon[i]), float(lat[i])
+
+
+def test_store_layout_and_attributes(store: Path) -> None:
+    root = zarr.open_group(store, mode="r")
+    assert root.attrs["geoemb:gsd"] == 100.0
+    assert root.attrs["geoemb:quantization"]["scale"]["nodata"] == "+inf"
+    assert any(c["uuid"] == "61c12cc5-0e28-4056-999a-480cf3fb7e4c" for c in root.attrs["zarr_conventions"])
+    g = root["utm31"]
+    assert g.attrs["proj:code"] == "EPSG:32631"
+    emb, scl = g["embeddings"], g["scales"]
+    assert emb.dtype == np.int8 and emb.shards == (1, 128, 4096, 4096) and emb.chunks == (1, 128, 32, 32)
+    assert scl.dtype == np.float32 and scl.shards == (1, 4096, 4096) and np.isinf(scl.fill_value)
+    h, w = scl.shape[1:]
+    assert h % 4096 == 0 and w % 4096 == 0
+    assert list(g.attrs["spatial:shape"]) == [h, w]
+    y = g["y"][:]
+    assert np.all(np.diff(y) < 0) and list(g["time"][:]) == list(YEARS)
+    assert "utm21" in root  # the southern edge tile lives in the northern code's group
+    assert root["utm21"].attrs["proj:code"] == "EPSG:32621" and root["utm21"]["y"][-1] < 0
+
+
+def test_reader_equals_tiles_inside_each_cell(reader: GeoTesseraZarr, tiles: list[TileInput]) -> None:
+    assert reader.years == list(YEARS)
+    for tile in tiles:
+        rr, cc, lon, lat = _cell_pixels(tile)
+        vals, status = reader.sample_points(np.c_[lon, lat], tile.year, return_status=True)
+        exp = _expected(tile)[rr, cc]
+        np.testing.assert_array_equal(vals, exp, err_msg=tile.key)
+        assert set(np.unique(status)) <= {"valid", "water"}, tile.key
+
+
+def test_xarray_and_zarr_equal_tiles(store: Path, tiles: list[TileInput]) -> None:
+    ds = xr.open_zarr(store, group="utm31", chunks={"time": 1, "band": -1, "y": 4096, "x": 4096})
+    g = zarr.open_group(store, mode="r")["utm31"]
+    x0, y0 = float(ds.x[0]) - 50.0, float(ds.y[0]) + 50.0
+    checked = 0
+    for tile in tiles:
+        if tile.zone != 31:
+            continue
+        rr, cc, _, _ = _cell_pixels(tile)
+        zr = rr + round((y0 - tile.grid.transform.f) / 100.0)
+        zc = cc + round((tile.grid.transform.c - x0) / 100.0)
+        t = list(ds.time.values).index(tile.year)
+        r0, r1, c0, c1 = zr.min(), zr.max() + 1, zc.min(), zc.max() + 1
+        q = ds.embeddings[t, :, r0:r1, c0:c1].values[:, zr - r0, zc - c0].T
+        s = ds.scales[t, r0:r1, c0:c1].values[zr - r0, zc - c0]
+        got = np.where(np.isfinite(s)[:, None], q.astype(np.float32) * s[:, None], np.nan)
+        np.testing.assert_array_equal(got, _expected(tile)[rr, cc], err_msg=tile.key)
+        s_zarr = g["scales"][t, r0:r1, c0:c1][zr - r0, zc - c0]
+        np.testing.assert_array_equal(s_zarr, s)
+        checked += 1
+    assert checked >= 4
+
+
+def test_point_statuses(reader: GeoTesseraZarr, tiles: list[TileInput]) -> None:
+    west, east = (5.99, 52.04), (6.01, 52.04)
+    south = _point_in(tiles, "grid_-58.45_-34.55", 2023, water=False)
+    water = _point_in(tiles, "grid_1.75_52.45", 2023, water=True)
+    nodata = (5.75, 52.0)  # inside zone 31's grid, no tile there
+    outside = (100.0, 10.0)  # no such zone in the store
+    pts = np.array([west, east, south, water, nodata, outside])
+    vals, status = reader.sample_points(pts, 2023, return_status=True)
+    assert list(status) == ["valid", "valid", "valid", "water", "nodata", "outside"]
+    for i, p in enumerate((west, east, south)):
+        np.testing.assert_array_equal(vals[i], _expected_at(tiles, *p, 2023))
+    assert np.isnan(vals[3:]).all()
+    multi, mstatus = reader.sample_points(pts[:3], years=[2023, 2024], return_status=True)
+    assert multi.shape == (2, 3, 128) and (mstatus == "valid").all()
+    np.testing.assert_array_equal(multi[1, 0], _expected_at(tiles, *west, 2024))
+
+
+def test_region_across_seam_has_no_gap(reader: GeoTesseraZarr) -> None:
+    bbox = (5.91, 51.96, 6.07, 52.04)
+    data, transform, crs = reader.read_region(bbox, 2023)
+    assert crs.to_epsg() == 32631 and data.shape[2] == 128
+    h, w = data.shape[:2]
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    x, y = transform @ (cols.ravel(), rows.ravel())
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
+    vals, status = reader.sample_points(np.c_[lon, lat], 2023, return_status=True)
+    np.testing.assert_array_equal(data.reshape(-1, 128), vals)
+    inside = (lon > bbox[0]) & (lon < bbox[2]) & (lat > bbox[1]) & (lat < bbox[3])
+    assert set(np.unique(status[inside])) <= {"valid", "water"}
+    east = inside & (lon > 6.0)
+    assert east.sum() > 100 and (status[east] == "valid").mean() > 0.9
+    strips = list(reader.iter_region(bbox, 2023, strip_rows=16))
+    np.testing.assert_array_equal(np.concatenate([s.data for s in strips]), data)
+
+
+def test_region_southern_and_errors(reader: GeoTesseraZarr, tiles: list[TileInput]) -> None:
+    data, transform, crs = reader.read_region((-58.48, -34.58, -58.42, -34.52), 2024)
+    assert crs.to_epsg() == 32721
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(*(transform @ (10.5, 10.5)))
+    np.testing.assert_array_equal(data[10, 10], _expected_at(tiles, lon, lat, 2024))
+    with pytest.raises(InvalidInputError, match="empty"):
+        reader.read_region((6.0, 52.0, 6.0, 52.1), 2023)
+    with pytest.raises(InvalidInputError, match="antimeridian"):
+        reader.read_region((179.9, 0.0, -179.9, 0.1), 2023)
+
+
+def test_open_zone_dask_and_crs(reader: GeoTesseraZarr) -> None:
+    ds = reader.open_zone(lon=5.95)
+    assert ds.embeddings.chunks is not None and max(ds.embeddings.chunks[2]) <= 1024
+    assert "crs_wkt" in ds.spatial_ref.attrs and ds.spatial_ref.attrs["GeoTransform"].split()[1] == "100.0"
+    assert ds.embeddings.attrs["grid_mapping"] == "spatial_ref"
+
+
+def _files(store: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(store).as_posix(): p.read_bytes()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and ".receipts" not in p.parts and not p.name.startswith(".")
+    }
+
+
+def test_killed_build_resumes_to_clean_result(sample: Path, store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "resumed.zarr"
+    done: list[str] = []
+
+    def killer(event: Event) -> None:
+        if isinstance(event, ItemDone):
+            done.append(event.key)
+            if len(done) == 3:
+                raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        build_zarr(sample, target, dataset=DS, workers=1, progress=killer)
+    report = build_zarr(sample, target, dataset=DS, workers=2)
+    assert report.shards_skipped >= 3 and report.shards_written >= 1
+    assert _files(target) == _files(store)
+
+
+def test_receipts_gate_completeness_and_years_are_incremental(
+    sample: Path, store: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "incremental.zarr"
+    first = build_zarr(sample, target, dataset=DS, years=[2023])
+    second = build_zarr(sample, target, dataset=DS)
+    assert second.shards_skipped == first.shards_written
+    assert second.shards_written == first.shards_written + 1  # 2024 has one extra tile in its own shard
+    receipt = next((target / "utm31" / ".receipts" / "embeddings" / "2024").glob("*.json"))
+    receipt.unlink()
+    third = build_zarr(sample, target, dataset=DS)
+    assert third.shards_written == 1 and receipt.is_file()
+    with GeoTesseraZarr(target) as gz:
+        assert gz.years == list(YEARS)
+        pts = np.array([[5.99, 52.04], [6.01, 52.04], [0.35, 52.25]])
+        with GeoTesseraZarr(store) as ref:
+            np.testing.assert_array_equal(gz.sample_points(pts, 2024), ref.sample_points(pts, 2024))
+
+
+@pytest.fixture(scope="module")
+def served(store: Path) -> Iterator[SampleServer]:
+    server = SampleServer(None, port=0, bucket="zarr-test")
+    try:
+        server.start()
+        server.upload_tree(store, "zarr/v1.zarr")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_reader_over_local_s3_endpoint(served: SampleServer, reader: GeoTesseraZarr, tmp_path: Path) -> None:
+    pts = np.array([[5.99, 52.04], [6.01, 52.04], [-58.45, -34.55], [5.75, 52.0]])
+    expected = reader.sample_points(pts, 2023)
+    with GeoTesseraZarr(f"{served.base_url}/zarr/v1.zarr", cache_dir=tmp_path / "cache") as gz:
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+        bbox = (5.95, 51.98, 6.05, 52.02)
+        first, _, _ = gz.read_region(bbox, 2024)
+        before = gz.objects.requests
+        again, _, _ = gz.read_region(bbox, 2024)
+        assert gz.objects.requests == before  # warm disk cache: no network traffic
+        np.testing.assert_array_equal(again, first)
+        np.testing.assert_array_equal(first, reader.read_region(bbox, 2024)[0])
+        ds: Any = gz.open_zone(zone=32)
+        assert int(ds.time[0]) == 2023
+    with GeoTesseraZarr("s3://zarr-test/zarr/v1.zarr", endpoint_url=served.endpoint_url) as gz:
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+
+
+def test_nan_fill_convention(store: Path, tmp_path: Path, tiles: list[TileInput]) -> None:
+    import json
+
+    copy = tmp_path / "nanfill.zarr"
+    shutil.copytree(store, copy)
+    meta = json.loads((copy / "zarr.json").read_text())
+    meta["attributes"]["geoemb:quantization"]["scale"]["nodata"] = "NaN"
+    (copy / "zarr.json").write_text(json.dumps(meta))
+    water = _point_in(tiles, "grid_1.75_52.45", 2023, water=True)
+    with GeoTesseraZarr(copy) as gz:
+        _, status = gz.sample_points(np.array([water]), 2023, return_status=True)
+    assert list(status) == ["nodata"]
