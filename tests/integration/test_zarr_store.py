@@ -280,3 +280,19 @@ def test_nan_fill_convention(store: Path, tmp_path: Path, tiles: list[TileInput]
     with GeoTesseraZarr(copy) as gz:
         _, status = gz.sample_points(np.array([water]), 2023, return_status=True)
     assert list(status) == ["nodata"]
+
+
+def test_cli_build_is_resumable(sample: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from geotessera.cli.zarr_store import command
+
+    target = tmp_path / "cli.zarr"
+    args = ["build", str(sample), str(target), "--years", "2023", "--zones", "31", "--workers", "2"]
+    first = CliRunner().invoke(command, args)
+    assert first.exit_code == 0, first.output
+    assert "shards written" in first.output
+    again = CliRunner().invoke(command, args)
+    assert again.exit_code == 0 and "0 shards written" in again.output
+    with GeoTesseraZarr(target) as gz:
+        assert gz.zones == [31] and gz.years == [2023]

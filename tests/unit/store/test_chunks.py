@@ -1,0 +1,74 @@
+"""Direct shard encode/decode agrees with zarr-python; index corruption is caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from geotessera.errors import CorruptDataError
+from geotessera.store.chunks import ArrayLayout, ShardEncoder, decode_inner, parse_shard_index
+
+
+def _array(tmp_path: Path) -> tuple[Path, ArrayLayout]:
+    root = zarr.open_group(tmp_path / "s.zarr", mode="w", zarr_format=3)
+    root.create_array(
+        "a",
+        shape=(1, 4, 128, 128),
+        dtype="int8",
+        chunks=(1, 4, 32, 32),
+        shards=(1, 4, 64, 64),
+        compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+        fill_value=0,
+    )
+    meta = json.loads((tmp_path / "s.zarr" / "a" / "zarr.json").read_text())
+    layout = ArrayLayout.from_metadata("a", meta)
+    assert layout is not None and layout.direct and layout.n_inner == 4
+    return tmp_path / "s.zarr", layout
+
+
+def test_encoded_shard_reads_back_through_zarr(tmp_path: Path) -> None:
+    store, layout = _array(tmp_path)
+    rng = np.random.default_rng(1)
+    chunks = {
+        1: rng.integers(-127, 128, (1, 4, 32, 32), dtype=np.int8),
+        3: rng.integers(-127, 128, (1, 4, 32, 32), dtype=np.int8),
+    }
+    path = store / layout.shard_key((0, 0, 1, 0))
+    path.parent.mkdir(parents=True)
+    enc = ShardEncoder(layout, path)
+    enc.add(0, np.zeros((1, 4, 32, 32), np.int8))  # all fill: skipped
+    for k, c in chunks.items():
+        enc.add(k, c)
+    enc.finish()
+    assert enc.n_chunks == 2
+    a = zarr.open_group(store, mode="r")["a"]
+    np.testing.assert_array_equal(a[0, :, 64:96, 32:64], chunks[1][0])
+    np.testing.assert_array_equal(a[0, :, 96:128, 32:64], chunks[3][0])
+    assert not a[0, :, 64:96, 0:32].any()
+    blob = path.read_bytes()
+    index = parse_shard_index(blob[-layout.index_nbytes :], layout)
+    off, n = index[3]
+    np.testing.assert_array_equal(decode_inner(blob[off : off + n], layout), chunks[3])
+    bad = bytearray(blob[-layout.index_nbytes :])
+    bad[0] ^= 1
+    with pytest.raises(CorruptDataError, match="crc32c"):
+        parse_shard_index(bytes(bad), layout)
+
+
+def test_unusual_codecs_are_not_direct(tmp_path: Path) -> None:
+    root = zarr.open_group(tmp_path / "t.zarr", mode="w", zarr_format=3)
+    root.create_array(
+        "b",
+        shape=(64,),
+        dtype="float32",
+        chunks=(32,),
+        filters=[zarr.codecs.TransposeCodec(order=(0,))],
+        compressors=None,
+    )
+    meta = json.loads((tmp_path / "t.zarr" / "b" / "zarr.json").read_text())
+    layout = ArrayLayout.from_metadata("b", meta)
+    assert layout is not None and not layout.direct
