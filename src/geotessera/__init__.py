@@ -25,6 +25,9 @@ from .errors import (  # noqa: E402
 
 __all__ = [
     "CorruptDataError",
+    "GeoTessera",
+    "GeoTesseraZarr",
+    "dequantize_embedding",
     "GeoTesseraError",
     "GeoTesseraWarning",
     "IntegrityError",
@@ -35,3 +38,20 @@ __all__ = [
     "SourceError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: keep `import geotessera` light; the client pulls in rasterio, pyarrow, urllib3.
+    if name == "GeoTessera":
+        from .client import GeoTessera
+
+        return GeoTessera
+    if name == "dequantize_embedding":
+        from .tiles import dequantize_embedding
+
+        return dequantize_embedding
+    if name == "GeoTesseraZarr":
+        from .store import GeoTesseraZarr
+
+        return GeoTesseraZarr
+    raise AttributeError(f"module 'geotessera' has no attribute {name!r}")

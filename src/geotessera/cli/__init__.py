@@ -73,9 +73,9 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Command modules import the library lazily, inside their functions.
-    from . import sample
+    from . import download, info, registry, sample, zarr_store
 
-    for command in (sample.command,):
+    for command in (download.command, info.command, registry.command, sample.command, zarr_store.command):
         cli.add_command(command)
 
 

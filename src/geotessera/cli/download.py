@@ -1,0 +1,128 @@
+"""``geotessera download``: fetch a region's tiles, verified, as GeoTIFF or NPY."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import (
+    bands_option,
+    dataset_options,
+    region_options,
+    source_options,
+    verbose_option,
+    year_option,
+)
+
+
+def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> Any:
+    """The one region the user named (exactly one of the four options)."""
+    from ..regions import Region
+
+    given = [n for n, v in (("--bbox", bbox), ("--tile", tile), ("--region-file", region_file),
+                            ("--country", country)) if v is not None]
+    if len(given) != 1:
+        raise click.UsageError(
+            "give exactly one of --bbox, --tile, --region-file, --country"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if bbox is not None:
+        return Region.from_bbox(bbox)
+    if tile is not None:
+        return Region.from_point(*tile)
+    if region_file is not None:
+        return Region.from_file(region_file)
+    return Region.from_country(country)  # type: ignore[arg-type]
+
+
+@click.command("download")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output directory.")
+@region_options
+@click.option("-f", "--format", "fmt", type=click.Choice(["tiff", "npy"]), default="tiff", show_default=True,
+              help="Output format.")
+@year_option
+@dataset_options
+@bands_option
+@click.option("--compress", type=click.Choice(["lzw", "deflate", "zstd", "none"]), default="lzw",
+              show_default=True, help="Compression for TIFF format.")
+@click.option("--dry-run", is_flag=True, help="Show tiles, files and bytes without downloading.")
+@click.option("--list-files", is_flag=True, help="List all created files with details.")
+@source_options
+@verbose_option
+def command(output: Path, bbox: Any, tile: Any, region_file: Path | None, country: str | None, fmt: str,
+            years: list[int], dataset_version: str | None, dataset_variant: str | None, bands: list[int] | None,
+            compress: str, dry_run: bool, list_files: bool, base_url: str | None, cache_dir: Path | None,
+            registry_dir: Path | None, offline: bool | None, workers: int | None) -> None:
+    """Download embeddings for a region in your preferred format.
+
+    Verified (CRC64NVMe), concurrent and resumable: rerun the same command to
+    finish an interrupted or partly failed download. Exit codes: 0 done, 1 some
+    tiles failed (listed; a rerun resumes), 2 bad usage or nothing covered.
+    """
+    from ..client import GeoTessera
+    from .render import ProgressBars, stderr
+
+    region = resolve_region(bbox, tile, region_file, country)
+    gt = GeoTessera(dataset_version, dataset_variant, cache_dir=cache_dir, registry_dir=registry_dir,
+                    base_url=base_url, offline=offline, workers=workers)
+    covered, missing = gt.tiles_for_region(region, years)
+    stderr.print(f"{region.description}: {len(region)} tiles x {len(years)} year(s); dataset {gt.dataset}; "
+                 f"source {gt.settings.base_url}", highlight=False)
+    if missing:
+        _report_missing(gt, missing)
+    if not covered:
+        raise click.exceptions.Exit(_no_coverage(gt, years))
+    plan = gt.plan(covered, output, fmt=fmt, bands=bands, compress=compress)
+    if dry_run:
+        _print_plan(plan)
+        return
+    with ProgressBars("tiles") as bars:
+        result = gt.download(plan, progress=bars)
+    if list_files:
+        for p in result.files:
+            size = p.stat().st_size if p.exists() else 0
+            click.echo(f"{p}\t{size}")
+    stderr.print(result.summary(), highlight=False)
+    stderr.print(f"output: {output.resolve()}", highlight=False)
+    if result.failed:
+        stderr.print(f"[red]{len(result.failed)} tiles failed:[/red]")
+        for t, message in result.failed:
+            stderr.print(f"  {t.name}: {message}", highlight=False)
+        stderr.print("rerun the same command to fetch only what is missing")
+        raise click.exceptions.Exit(1)
+
+
+def _report_missing(gt: Any, missing: list[Any]) -> None:
+    from .render import stderr
+
+    shown = missing[:10]
+    for t in shown:
+        years = gt.registry.years_for_tile(t.cell.lon, t.cell.lat)
+        have = f"available years for this tile: {', '.join(map(str, years))}" if years else "not in the dataset"
+        stderr.print(f"[yellow]not covered[/yellow] {t.cell.name} for {t.year} ({have})", highlight=False)
+    if len(missing) > len(shown):
+        stderr.print(f"... and {len(missing) - len(shown)} more tiles not covered", highlight=False)
+
+
+def _no_coverage(gt: Any, years: list[int]) -> int:
+    from .render import stderr
+
+    avail = gt.registry.available_years()
+    stderr.print(
+        f"error: no tiles of this region are covered for {', '.join(map(str, years))} "
+        f"(dataset {gt.dataset} has years {', '.join(map(str, avail))})", highlight=False,
+    )
+    return 2
+
+
+def _print_plan(plan: Any) -> None:
+    n_tiles = len(plan.jobs)
+    click.echo(f"tiles: {n_tiles} ({len(plan.complete)} already complete)")
+    click.echo(f"files to fetch: {len(plan.transfers)}")
+    click.echo(f"bytes to fetch: {plan.bytes_to_fetch} ({plan.bytes_to_fetch / 1e6:.1f} MB)")
+    click.echo(f"output files: {len(plan.output_files)}")
+    for j in plan.jobs:
+        click.echo(f"  {j.tile.cell.name} {j.tile.year}")

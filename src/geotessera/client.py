@@ -1,0 +1,331 @@
+"""``GeoTessera``: the seed's Python API, composing registry, transfer, tiles and export.
+
+>>> gt = GeoTessera()                                      # doctest: +SKIP
+>>> emb, crs, transform = gt.fetch_embedding(0.15, 52.05, 2024)   # doctest: +SKIP
+
+Tiles are downloaded (verified, concurrently, resumably) into ``embeddings_dir``
+and persist there; only manifests are cached under ``cache_dir``. A local
+mirror given as ``base_url`` is read in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from affine import Affine
+
+from .config import Settings
+from .datasets import DatasetId
+from .errors import CoverageWarning, InvalidInputError, NotCoveredError
+from .export import check_output_dataset, write_sidecar
+from .grid import Cell, PixelGrid, points_to_keys
+from .layouts import S3_LAYOUT
+from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
+from .progress import ProgressSink
+from .registry import Registry, load_manifest
+from .regions import Region
+from .tiles import TileArrays, dequantize_embedding, load_tile_arrays, read_landmask_grid
+from .transfer import LocalSource, Source, source_from_url
+
+log = logging.getLogger(__name__)
+
+TileTuple = tuple[int, float, float]
+"""(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
+
+
+def _as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef]:
+    out = []
+    for t in tiles:
+        if isinstance(t, TileRef):
+            out.append(t)
+        elif isinstance(t, Cell):
+            if year is None:
+                raise InvalidInputError("a year is needed to fetch cells")
+            out.append(TileRef(year, t))
+        else:
+            try:
+                y, lon, lat = t
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"expected (year, lon, lat) tiles, got {t!r}") from exc
+            out.append(TileRef(int(y), Cell.from_centre(float(lon), float(lat))))
+    return out
+
+
+def _pixels_at(arrays: TileArrays, grid: PixelGrid, lonlat: npt.NDArray[np.float64], t: TileRef) -> npt.NDArray[np.float32]:
+    """Dequantised pixels (N, 128) at lon/lat points (N, 2) of one tile; NaN outside its grid."""
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(4326, grid.epsg, always_xy=True)
+    x, y = tr.transform(lonlat[:, 0], lonlat[:, 1])
+    col, row = ~grid.transform * (np.asarray(x), np.asarray(y))
+    col = np.floor(col).astype(np.int64)
+    row = np.floor(row).astype(np.int64)
+    inside = (row >= 0) & (row < grid.height) & (col >= 0) & (col < grid.width)
+    out = np.full((len(lonlat), arrays.quantized.shape[2]), np.nan, dtype=np.float32)
+    r, c = row[inside], col[inside]
+    q = np.asarray(arrays.quantized[r, c, :])[:, None, :]
+    s = np.asarray(arrays.scales[r, c])[:, None]
+    out[inside] = dequantize_embedding(q, s, name=t.cell.name)[:, 0, :]
+    return out
+
+
+class GeoTessera:
+    """Client for Tessera embeddings of one dataset (version + variant).
+
+    Args:
+        dataset_version: "v1" / "1.0" (default) or "v1.1" ...
+        dataset_variant: "vultr" (default) or "cambridge" ...
+        cache_dir: where manifests are cached (default ``$XDG_CACHE_HOME/geotessera``).
+        registry_path: a manifest Parquet file to use instead of the remote one.
+        registry_dir: a directory holding ``manifest.parquet`` (or legacy ``registry.parquet``).
+        registry_url: URL of a manifest.
+        embeddings_dir: where tiles are downloaded and kept (default: the current directory).
+        base_url: bucket URL or local mirror directory (default ``GEOTESSERA_BASE_URL`` or the public S3).
+        offline: never touch the network for manifests.
+        workers: concurrent downloads (default 8).
+        progress: a sink receiving progress events of long operations.
+    """
+
+    def __init__(
+        self,
+        dataset_version: str | None = None,
+        dataset_variant: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        registry_path: str | os.PathLike[str] | None = None,
+        registry_dir: str | os.PathLike[str] | None = None,
+        registry_url: str | None = None,
+        embeddings_dir: str | os.PathLike[str] | None = None,
+        *,
+        base_url: str | os.PathLike[str] | None = None,
+        offline: bool | None = None,
+        workers: int | None = None,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.dataset = DatasetId.parse(dataset_version, dataset_variant)
+        self.settings = Settings.resolve(base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers)
+        self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
+        self.progress = progress
+        self.layout = S3_LAYOUT
+        self._registry_args = {"registry_path": registry_path, "registry_dir": registry_dir,
+                               "registry_url": registry_url}
+        self._registry: Registry | None = None
+        self._source: Source | None = None
+
+    # --- composition ---------------------------------------------------------
+    @property
+    def source(self) -> Source:
+        """Where tile bytes come from (created on first use)."""
+        if self._source is None:
+            self._source = source_from_url(self.settings.base_url, pool_size=self.settings.workers)
+        return self._source
+
+    @property
+    def registry(self) -> Registry:
+        """The manifest registry of this client's dataset (loaded offline-first on first use)."""
+        if self._registry is None:
+            manifest = load_manifest(
+                self.dataset,
+                base_url=self.settings.base_url,
+                cache_dir=self.settings.cache_dir,
+                offline=self.settings.offline,
+                freshness_timeout_s=self.settings.freshness_timeout_s,
+                **self._registry_args,  # type: ignore[arg-type]
+            )
+            self._registry = Registry(manifest)
+        return self._registry
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def __enter__(self) -> GeoTessera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- planning and downloading ----------------------------------------------
+    def tiles_for_region(self, region: Region, years: Sequence[int]) -> tuple[list[TileRef], list[TileRef]]:
+        """(covered, not covered) tiles of ``region`` for each year."""
+        covered, missing = [], []
+        for year in years:
+            for c in region.cells:
+                (covered if self.registry.has_tile(year, c.lon, c.lat) else missing).append(TileRef(year, c))
+        return covered, missing
+
+    def plan(
+        self,
+        tiles: Iterable[Any],
+        output_dir: str | os.PathLike[str],
+        *,
+        fmt: str = "tiff",
+        bands: Sequence[int] | None = None,
+        compress: str = "lzw",
+    ) -> DownloadPlan:
+        """Everything a download of ``tiles`` (``(year, lon, lat)`` or TileRef) would do, without doing it."""
+        check_output_dataset(output_dir, self.dataset)
+        return plan_tiles(self.registry, self.source, self.dataset, _as_tile_refs(tiles), output_dir,
+                          fmt=fmt, bands=bands, compress=compress, layout=self.layout)
+
+    def download(self, plan: DownloadPlan, *, progress: ProgressSink | None = None) -> DownloadResult:
+        """Execute a plan: verified concurrent downloads, exports, then the output sidecar."""
+        check_output_dataset(plan.out_dir, self.dataset)
+        result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
+        years = sorted({j.tile.year for j in plan.jobs}) or sorted({t.year for t in plan.not_covered})
+        if plan.jobs:
+            write_sidecar(plan.out_dir, self.dataset, fmt=plan.fmt, years=years, tile_count=len(plan.jobs),
+                          source_url=self.settings.base_url,
+                          extra={"bands": plan.bands, "compress": plan.compress if plan.fmt == "tiff" else None})
+        return result
+
+    def export_embedding_geotiffs(
+        self,
+        tiles_to_fetch: Iterable[Any],
+        output_dir: str | os.PathLike[str],
+        bands: Sequence[int] | None = None,
+        compress: str = "lzw",
+        *,
+        progress: ProgressSink | None = None,
+    ) -> list[str]:
+        """Export tiles as float32 GeoTIFFs (one per tile and year) into ``output_dir``.
+
+        Returns the paths of the GeoTIFFs that exist once the call ends. Tiles
+        that failed are logged and reported with a :class:`CoverageWarning`;
+        calling again resumes.
+        """
+        plan = self.plan(tiles_to_fetch, output_dir, fmt="tiff", bands=bands, compress=compress)
+        result = self.download(plan, progress=progress)
+        self._warn_failures(result)
+        return [str(p) for p in result.files]
+
+    def _warn_failures(self, result: DownloadResult) -> None:
+        if result.failed or result.not_covered:
+            names = [f"{t.name} ({m})" for t, m in result.failed[:10]] + [
+                f"{t.name} (not covered)" for t in result.not_covered[:10]
+            ]
+            msg = f"{len(result.failed) + len(result.not_covered)} tiles were not exported: " + "; ".join(names)
+            log.warning(msg)
+            warnings.warn(msg, CoverageWarning, stacklevel=3)
+
+    # --- arrays ------------------------------------------------------------------
+    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> tuple[Path, Path, Path]:
+        """Local (embedding, scales, landmask) paths of a tile, fetching what is missing."""
+        c = tile.cell
+        self.registry.require_tile(tile.year, c.lon, c.lat)
+        plan = plan_tiles(self.registry, self.source, self.dataset, [tile], self.embeddings_dir, fmt="npy",
+                          layout=self.layout)
+        if isinstance(self.source, LocalSource):
+            keys = (self.layout.embedding_key(self.dataset, tile.year, c),
+                    self.layout.scales_key(self.dataset, tile.year, c), self.layout.landmask_key(self.dataset, c))
+            paths = tuple(self.source.local_path(k) for k in keys)
+            if all(p.exists() for p in paths):
+                return paths  # type: ignore[return-value]
+        result = execute(plan, self.source, workers=3, progress=progress or self.progress)
+        if result.failed:
+            _, message = result.failed[0]
+            raise NotCoveredError(f"tile {c.name} for {tile.year} could not be fetched: {message}")
+        j = plan.jobs[0]
+        return j.embedding, j.scales, j.landmask
+
+    def fetch_embedding(
+        self, lon: float, lat: float, year: int, *, bands: Sequence[int] | None = None,
+        progress: ProgressSink | None = None,
+    ) -> tuple[npt.NDArray[np.float32], Any, Affine]:
+        """Dequantised embedding of the tile containing (lon, lat) for ``year``.
+
+        Returns:
+            (array float32 (H, W, 128) -- or (H, W, len(bands)) -- NaN where nodata,
+            CRS of the tile (rasterio CRS, from the landmask), Affine transform).
+        """
+        tile = TileRef(int(year), Cell.from_point(lon, lat))
+        emb, scales, landmask = self._tile_files(tile, progress=progress)
+        arrays = load_tile_arrays(emb, scales)
+        grid = read_landmask_grid(landmask)
+        if grid.shape != arrays.shape:
+            raise NotCoveredError(
+                f"tile {tile.cell.name}: landmask grid {grid.shape} does not match embedding {arrays.shape}"
+            )
+        from rasterio.crs import CRS
+
+        out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=tile.cell.name)
+        return out, CRS.from_epsg(grid.epsg), grid.transform
+
+    def fetch_embeddings(
+        self, tiles: Iterable[Any], *, bands: Sequence[int] | None = None, progress: ProgressSink | None = None,
+    ) -> Iterator[tuple[int, float, float, npt.NDArray[np.float32], Any, Affine]]:
+        """Yield ``(year, tile_lon, tile_lat, embedding (H, W, B) float32, crs, transform)`` per tile.
+
+        All tiles are fetched first (concurrently, verified, into ``embeddings_dir``);
+        then each is dequantised as it is yielded, so memory holds one tile at a time.
+        Tiles that cannot be fetched are skipped with a :class:`CoverageWarning`.
+        """
+        refs = _as_tile_refs(tiles)
+        if not isinstance(self.source, LocalSource):
+            plan = plan_tiles(self.registry, self.source, self.dataset, refs, self.embeddings_dir, fmt="npy",
+                              layout=self.layout)
+            result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
+            self._warn_failures(result)
+            bad = {t for t, _ in result.failed} | set(result.not_covered)
+            refs = [t for t in refs if t not in bad]
+        from rasterio.crs import CRS
+
+        for t in refs:
+            try:
+                emb, scales, landmask = self._tile_files(t)
+            except NotCoveredError as exc:
+                warnings.warn(str(exc), CoverageWarning, stacklevel=2)
+                continue
+            arrays = load_tile_arrays(emb, scales)
+            grid = read_landmask_grid(landmask)
+            out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=t.cell.name)
+            yield t.year, t.cell.lon, t.cell.lat, out, CRS.from_epsg(grid.epsg), grid.transform
+
+    def sample_embeddings_at_points(
+        self, points: Any, year: int, *, progress: ProgressSink | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Embeddings at points: (N, 128) float32, NaN rows where a point is not covered.
+
+        ``points`` is an (N, 2) array-like of (lon, lat) in degrees; input order is kept.
+        Each tile is fetched once (concurrently) and only the needed pixels are read.
+        """
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise InvalidInputError(f"points must be (N, 2) lon/lat pairs, got shape {pts.shape}")
+        out = np.full((len(pts), 128), np.nan, dtype=np.float32)
+        if len(pts) == 0:
+            return out
+        kx, ky = points_to_keys(pts[:, 0], pts[:, 1])
+        pairs = sorted({(int(a), int(b)) for a, b in zip(kx, ky, strict=True)})
+        tiles = [TileRef(int(year), Cell.from_key(a, b)) for a, b in pairs]
+        covered = [t for t in tiles if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+        if covered and not isinstance(self.source, LocalSource):
+            plan = plan_tiles(self.registry, self.source, self.dataset, covered, self.embeddings_dir, fmt="npy",
+                              layout=self.layout)
+            execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
+        for t in covered:
+            idx = np.nonzero((kx == t.cell.lon_i) & (ky == t.cell.lat_i))[0]
+            try:
+                emb, scales, landmask = self._tile_files(t)
+            except NotCoveredError as exc:
+                log.warning("%s", exc)
+                continue
+            out[idx] = _pixels_at(load_tile_arrays(emb, scales), read_landmask_grid(landmask), pts[idx], t)
+        return out
+
+    # --- information -----------------------------------------------------------
+    def get_available_years(self) -> list[int]:
+        """Years with at least one tile in this dataset."""
+        return self.registry.available_years()
+
+    def check_covered(self, tile: TileRef) -> None:
+        """Raise :class:`NotCoveredError` naming the tile and the years that exist."""
+        self.registry.require_tile(tile.year, tile.cell.lon, tile.cell.lat)

@@ -1,0 +1,329 @@
+"""Plan, then execute: fetch tiles verified and concurrently, and export them (NPY layout or GeoTIFF).
+
+:func:`plan_tiles` decides everything without transferring a byte (what a dry
+run prints); :func:`execute` runs the transfer engine and converts each tile to
+GeoTIFF as soon as its files are on disk, on a small pool of converter threads.
+One failed tile never stops the others: the :class:`DownloadResult` lists what
+failed and why, and a rerun finishes the job (complete files are skipped by
+their receipts, complete GeoTIFFs by their export record).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .datasets import DatasetId
+from .errors import GeoTesseraError, InvalidInputError
+from .export import normalize_bands, normalize_compress, write_embedding_geotiff
+from .grid import Cell
+from .layouts import (
+    S3_LAYOUT,
+    Layout,
+    local_embedding_path,
+    local_geotiff_path,
+    local_landmask_path,
+    local_scales_path,
+)
+from .progress import Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
+from .registry import Registry
+from .tiles import load_tile_arrays, read_landmask_grid
+from .transfer import LocalSource, Source, TransferItem, is_complete, run
+from .transfer.atomic import remove_receipt
+
+log = logging.getLogger(__name__)
+
+Format = Literal["tiff", "npy"]
+FORMATS = ("tiff", "npy")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class TileRef:
+    """One tile of one year."""
+
+    year: int
+    cell: Cell
+
+    @property
+    def name(self) -> str:
+        """``grid_X_Y/YEAR``, for messages."""
+        return f"{self.cell.name}/{self.year}"
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """What one tile needs: its source files (local paths once fetched) and its outputs."""
+
+    tile: TileRef
+    embedding: Path
+    scales: Path
+    landmask: Path
+    outputs: tuple[Path, ...]
+    temporary: tuple[Path, ...] = ()
+    """Fetched files removed once the GeoTIFF exists (the quantised arrays of a tiff export)."""
+
+
+@dataclass
+class DownloadPlan:
+    """Everything a download will do, decided before any transfer (``--dry-run`` prints it)."""
+
+    dataset: DatasetId
+    fmt: Format
+    out_dir: Path
+    jobs: list[TileJob]
+    transfers: list[TransferItem]
+    complete: list[TileRef]
+    """Tiles whose outputs already exist (a rerun skips them)."""
+    not_covered: list[TileRef]
+    bands: list[int] | None = None
+    compress: str = "lzw"
+    bytes_total: int = 0
+    """Bytes of all source objects of the planned tiles (from the manifests)."""
+
+    @property
+    def bytes_to_fetch(self) -> int:
+        """Bytes of the transfers still needed (files already complete are counted out at run time)."""
+        return sum(t.expected_size or 0 for t in self.transfers)
+
+    @property
+    def output_files(self) -> list[Path]:
+        """Files the download creates (or keeps), in tile order."""
+        return [p for j in self.jobs for p in j.outputs]
+
+
+@dataclass
+class DownloadResult:
+    """Outcome of :func:`execute`."""
+
+    files: list[Path] = field(default_factory=list)
+    done: list[TileRef] = field(default_factory=list)
+    skipped: list[TileRef] = field(default_factory=list)
+    failed: list[tuple[TileRef, str]] = field(default_factory=list)
+    not_covered: list[TileRef] = field(default_factory=list)
+    bytes_transferred: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every planned tile is complete."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line: counts, bytes and time."""
+        return (
+            f"{len(self.done)} tiles done, {len(self.skipped)} already complete, {len(self.failed)} failed; "
+            f"{self.bytes_transferred / 1e6:.1f} MB fetched in {self.seconds:.1f} s"
+        )
+
+
+def _export_record(tiff: Path) -> Path:
+    return tiff.with_name(f".{tiff.name}.export.json")
+
+
+def _export_options(dataset: DatasetId, bands: list[int] | None, compress: str) -> dict[str, object]:
+    return {"version": dataset.version, "variant": dataset.variant, "bands": bands, "compress": compress}
+
+
+def _tiff_complete(tiff: Path, options: dict[str, object]) -> bool:
+    rec = _export_record(tiff)
+    if not (tiff.exists() and rec.exists()):
+        return False
+    try:
+        return bool(json.loads(rec.read_text()) == options)
+    except (OSError, ValueError):
+        return False
+
+
+def plan_tiles(
+    registry: Registry,
+    source: Source,
+    dataset: DatasetId,
+    tiles: Iterable[TileRef],
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: str = "tiff",
+    bands: Sequence[int] | None = None,
+    compress: str = "lzw",
+    layout: Layout = S3_LAYOUT,
+) -> DownloadPlan:
+    """Decide what to fetch and write for ``tiles`` into ``out_dir``, without transferring anything."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"unknown format {fmt!r}; choose tiff or npy")
+    band_list = normalize_bands(bands)
+    comp = normalize_compress(compress)
+    out = Path(out_dir)
+    in_place = source if isinstance(source, LocalSource) and fmt == "tiff" else None
+    jobs: list[TileJob] = []
+    transfers: dict[Path, TransferItem] = {}
+    complete: list[TileRef] = []
+    not_covered: list[TileRef] = []
+    options = _export_options(dataset, band_list, comp)
+    planned = sorted(set(tiles))
+    covered = [t for t in planned if registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+    not_covered = [t for t in planned if t not in set(covered)]
+    sizes = _sizes(registry, covered)
+    bytes_total = 0
+    for t in covered:
+        c = t.cell
+        keys = (layout.embedding_key(dataset, t.year, c), layout.scales_key(dataset, t.year, c),
+                layout.landmask_key(dataset, c))
+        local = (out / local_embedding_path(t.year, c), out / local_scales_path(t.year, c), out / local_landmask_path(c))
+        grid_size, scales_size = sizes.get(t, (None, None))
+        lm_size = registry.landmask_size(c.lon, c.lat)
+        expected = (grid_size, scales_size, lm_size)
+        bytes_total += sum(s or 0 for s in expected)
+        if fmt == "tiff":
+            tiff = out / local_geotiff_path(t.year, c)
+            outputs: tuple[Path, ...] = (tiff,)
+            if _tiff_complete(tiff, options):
+                complete.append(t)
+                jobs.append(TileJob(t, *local, outputs=outputs))
+                continue
+        else:
+            outputs = local
+        paths = list(local)
+        temporary: tuple[Path, ...] = ()
+        for k, (key, dest, size) in enumerate(zip(keys, local, expected, strict=True)):
+            if in_place is not None and k < 2:
+                paths[k] = in_place.local_path(key)  # a mirror is read in place, never copied
+                continue
+            transfers.setdefault(dest, TransferItem(key, dest, expected_size=size, label=t.name))
+        if fmt == "tiff" and in_place is None:
+            temporary = (local[0], local[1])
+        jobs.append(TileJob(t, paths[0], paths[1], paths[2], outputs=outputs, temporary=temporary))
+    return DownloadPlan(
+        dataset=dataset, fmt=fmt, out_dir=out, jobs=jobs, transfers=list(transfers.values()),  # type: ignore[arg-type]
+        complete=complete, not_covered=not_covered, bands=band_list, compress=comp, bytes_total=bytes_total,
+    )
+
+
+def _sizes(registry: Registry, tiles: list[TileRef]) -> dict[TileRef, tuple[int | None, int | None]]:
+    out: dict[TileRef, tuple[int | None, int | None]] = {}
+    for t in tiles:
+        try:
+            g, s = registry.file_sizes([(t.year, t.cell.lon, t.cell.lat)])
+            out[t] = (g or None, s or None)
+        except GeoTesseraError:
+            out[t] = (None, None)
+    return out
+
+
+def execute(
+    plan: DownloadPlan,
+    source: Source,
+    *,
+    workers: int = 8,
+    converters: int = 2,
+    progress: ProgressSink | None = None,
+) -> DownloadResult:
+    """Fetch and export everything of ``plan``; never raises for a single tile's failure."""
+    started = time.monotonic()
+    result = DownloadResult(not_covered=list(plan.not_covered))
+    todo = [j for j in plan.jobs if j.tile not in set(plan.complete)]
+    result.skipped = list(plan.complete)
+    for j in plan.jobs:
+        if j.tile in set(plan.complete):
+            result.files.extend(j.outputs)
+    needs: dict[Path, list[TileJob]] = {}
+    remaining: dict[TileRef, int] = {}
+    for j in todo:
+        files = [p for p in (j.embedding, j.scales, j.landmask) if any(t.dest == p for t in plan.transfers)]
+        remaining[j.tile] = len(files)
+        for p in files:
+            needs.setdefault(p, []).append(j)
+    by_key = {t.key: t.dest for t in plan.transfers}
+    lock = threading.Lock()
+    failed_files: dict[TileRef, str] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, converters), thread_name_prefix="geotessera-export")
+    futures: dict[TileRef, Future[list[Path]]] = {}
+
+    def finish(job: TileJob) -> None:
+        if plan.fmt == "npy":
+            f: Future[list[Path]] = Future()
+            f.set_result(list(job.outputs))
+            futures[job.tile] = f
+        else:
+            futures[job.tile] = pool.submit(_convert, job, plan)
+
+    def sink(event: Event) -> None:
+        if isinstance(event, ItemDone | ItemSkipped | ItemFailed) and event.key in by_key:
+            dest = by_key[event.key]
+            for job in needs.get(dest, []):
+                with lock:
+                    if isinstance(event, ItemFailed):
+                        failed_files.setdefault(job.tile, event.error)
+                    remaining[job.tile] -= 1
+                    ready = remaining[job.tile] == 0 and job.tile not in failed_files
+                if ready:
+                    finish(job)
+            return  # per-file outcomes are folded into per-tile events below
+        emit(progress, event)
+
+    emit(progress, PlanReady(items=len(todo), bytes=plan.bytes_to_fetch, label="tiles"))
+    for j in todo:
+        if remaining[j.tile] == 0:
+            finish(j)
+    try:
+        report = run(source, plan.transfers, workers=workers, progress=sink) if plan.transfers else None
+        for tile in sorted(futures):
+            try:
+                result.files.extend(futures[tile].result())
+                result.done.append(tile)
+                emit(progress, ItemDone(key=tile.name))
+            except GeoTesseraError as exc:
+                failed_files.setdefault(tile, str(exc))
+            except Exception as exc:  # a bug: keep the batch going
+                log.exception("unexpected error exporting %s", tile.name)
+                failed_files.setdefault(tile, f"unexpected {type(exc).__name__}: {exc}")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for tile, message in sorted(failed_files.items()):
+        result.failed.append((tile, message))
+        emit(progress, ItemFailed(key=tile.name, error=message))
+    result.bytes_transferred = report.bytes_transferred if report is not None else 0
+    result.seconds = time.monotonic() - started
+    log.info("download finished: %s", result.summary())
+    return result
+
+
+def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
+    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies."""
+    tiff = job.outputs[0]
+    arrays = load_tile_arrays(job.embedding, job.scales)
+    grid = read_landmask_grid(job.landmask)
+    c = job.tile.cell
+    ds = plan.dataset
+    from . import __version__
+
+    tags = {
+        "TESSERA_DATASET_VERSION": ds.version,
+        "TESSERA_DATASET_VERSION_PATH": ds.vpath,
+        "TESSERA_DATASET_VARIANT": ds.variant,
+        "TESSERA_YEAR": str(job.tile.year),
+        "TESSERA_TILE_LON": f"{c.lon:.2f}",
+        "TESSERA_TILE_LAT": f"{c.lat:.2f}",
+        "TESSERA_DESCRIPTION": f"Tessera embeddings {ds.vpath}/{ds.variant} {job.tile.year} tile {c.name}",
+        "GEOTESSERA_VERSION": __version__,
+    }
+    write_embedding_geotiff(tiff, arrays.quantized, arrays.scales, grid, bands=plan.bands,
+                            compress=plan.compress, tags=tags)
+    del arrays
+    record = _export_record(tiff)
+    record.write_text(json.dumps(_export_options(ds, plan.bands, plan.compress)))
+    for p in job.temporary:
+        remove_receipt(p)
+        p.unlink(missing_ok=True)
+    return [tiff]
+
+
+def tiles_complete(paths: Iterable[Path]) -> bool:
+    """True when every path has a matching receipt (a finished, verified download)."""
+    return all(is_complete(p) for p in paths)
