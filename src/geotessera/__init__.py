@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.3.0.dev0"
+from ._version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -26,10 +26,9 @@ from .errors import (  # noqa: E402
 __all__ = [
     "CorruptDataError",
     "GeoTessera",
-    "GeoTesseraZarr",
-    "dequantize_embedding",
     "GeoTesseraError",
     "GeoTesseraWarning",
+    "GeoTesseraZarr",
     "IntegrityError",
     "InvalidInputError",
     "MissingExtraError",
@@ -37,6 +36,7 @@ __all__ = [
     "OutputError",
     "SourceError",
     "__version__",
+    "dequantize_embedding",
 ]
 
 

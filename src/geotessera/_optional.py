@@ -14,6 +14,5 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(
-            f"this feature needs the optional package {module!r}: "
-            f"pip install 'geotessera[{extra}]'"
+            f"this feature needs the optional package {module!r}: pip install 'geotessera[{extra}]'"
         ) from exc

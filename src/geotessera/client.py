@@ -29,8 +29,8 @@ from .grid import Cell, PixelGrid, points_to_keys
 from .layouts import S3_LAYOUT
 from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
 from .progress import ProgressSink
-from .registry import Registry, load_manifest
 from .regions import Region
+from .registry import Registry, load_manifest
 from .tiles import TileArrays, dequantize_embedding, load_tile_arrays, read_landmask_grid
 from .transfer import LocalSource, Source, source_from_url
 
@@ -58,7 +58,9 @@ def _as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef
     return out
 
 
-def _pixels_at(arrays: TileArrays, grid: PixelGrid, lonlat: npt.NDArray[np.float64], t: TileRef) -> npt.NDArray[np.float32]:
+def _pixels_at(
+    arrays: TileArrays, grid: PixelGrid, lonlat: npt.NDArray[np.float64], t: TileRef
+) -> npt.NDArray[np.float32]:
     """Dequantised pixels (N, 128) at lon/lat points (N, 2) of one tile; NaN outside its grid."""
     from pyproj import Transformer
 
@@ -109,12 +111,17 @@ class GeoTessera:
         progress: ProgressSink | None = None,
     ) -> None:
         self.dataset = DatasetId.parse(dataset_version, dataset_variant)
-        self.settings = Settings.resolve(base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers)
+        self.settings = Settings.resolve(
+            base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers
+        )
         self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
         self.progress = progress
         self.layout = S3_LAYOUT
-        self._registry_args = {"registry_path": registry_path, "registry_dir": registry_dir,
-                               "registry_url": registry_url}
+        self._registry_args = {
+            "registry_path": registry_path,
+            "registry_dir": registry_dir,
+            "registry_url": registry_url,
+        }
         self._registry: Registry | None = None
         self._source: Source | None = None
 
@@ -156,7 +163,8 @@ class GeoTessera:
     # --- planning and downloading ----------------------------------------------
     def tiles_for_region(self, region: Region, years: Sequence[int]) -> tuple[list[TileRef], list[TileRef]]:
         """(covered, not covered) tiles of ``region`` for each year."""
-        covered, missing = [], []
+        covered: list[TileRef] = []
+        missing: list[TileRef] = []
         for year in years:
             for c in region.cells:
                 (covered if self.registry.has_tile(year, c.lon, c.lat) else missing).append(TileRef(year, c))
@@ -173,8 +181,17 @@ class GeoTessera:
     ) -> DownloadPlan:
         """Everything a download of ``tiles`` (``(year, lon, lat)`` or TileRef) would do, without doing it."""
         check_output_dataset(output_dir, self.dataset)
-        return plan_tiles(self.registry, self.source, self.dataset, _as_tile_refs(tiles), output_dir,
-                          fmt=fmt, bands=bands, compress=compress, layout=self.layout)
+        return plan_tiles(
+            self.registry,
+            self.source,
+            self.dataset,
+            _as_tile_refs(tiles),
+            output_dir,
+            fmt=fmt,
+            bands=bands,
+            compress=compress,
+            layout=self.layout,
+        )
 
     def download(self, plan: DownloadPlan, *, progress: ProgressSink | None = None) -> DownloadResult:
         """Execute a plan: verified concurrent downloads, exports, then the output sidecar."""
@@ -182,9 +199,15 @@ class GeoTessera:
         result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
         years = sorted({j.tile.year for j in plan.jobs}) or sorted({t.year for t in plan.not_covered})
         if plan.jobs:
-            write_sidecar(plan.out_dir, self.dataset, fmt=plan.fmt, years=years, tile_count=len(plan.jobs),
-                          source_url=self.settings.base_url,
-                          extra={"bands": plan.bands, "compress": plan.compress if plan.fmt == "tiff" else None})
+            write_sidecar(
+                plan.out_dir,
+                self.dataset,
+                fmt=plan.fmt,
+                years=years,
+                tile_count=len(plan.jobs),
+                source_url=self.settings.base_url,
+                extra={"bands": plan.bands, "compress": plan.compress if plan.fmt == "tiff" else None},
+            )
         return result
 
     def export_embedding_geotiffs(
@@ -212,7 +235,9 @@ class GeoTessera:
             names = [f"{t.name} ({m})" for t, m in result.failed[:10]] + [
                 f"{t.name} (not covered)" for t in result.not_covered[:10]
             ]
-            msg = f"{len(result.failed) + len(result.not_covered)} tiles were not exported: " + "; ".join(names)
+            msg = f"{len(result.failed) + len(result.not_covered)} tiles were not exported: " + "; ".join(
+                names
+            )
             log.warning(msg)
             warnings.warn(msg, CoverageWarning, stacklevel=3)
 
@@ -221,11 +246,21 @@ class GeoTessera:
         """Local (embedding, scales, landmask) paths of a tile, fetching what is missing."""
         c = tile.cell
         self.registry.require_tile(tile.year, c.lon, c.lat)
-        plan = plan_tiles(self.registry, self.source, self.dataset, [tile], self.embeddings_dir, fmt="npy",
-                          layout=self.layout)
+        plan = plan_tiles(
+            self.registry,
+            self.source,
+            self.dataset,
+            [tile],
+            self.embeddings_dir,
+            fmt="npy",
+            layout=self.layout,
+        )
         if isinstance(self.source, LocalSource):
-            keys = (self.layout.embedding_key(self.dataset, tile.year, c),
-                    self.layout.scales_key(self.dataset, tile.year, c), self.layout.landmask_key(self.dataset, c))
+            keys = (
+                self.layout.embedding_key(self.dataset, tile.year, c),
+                self.layout.scales_key(self.dataset, tile.year, c),
+                self.layout.landmask_key(self.dataset, c),
+            )
             paths = tuple(self.source.local_path(k) for k in keys)
             if all(p.exists() for p in paths):
                 return paths  # type: ignore[return-value]
@@ -237,7 +272,12 @@ class GeoTessera:
         return j.embedding, j.scales, j.landmask
 
     def fetch_embedding(
-        self, lon: float, lat: float, year: int, *, bands: Sequence[int] | None = None,
+        self,
+        lon: float,
+        lat: float,
+        year: int,
+        *,
+        bands: Sequence[int] | None = None,
         progress: ProgressSink | None = None,
     ) -> tuple[npt.NDArray[np.float32], Any, Affine]:
         """Dequantised embedding of the tile containing (lon, lat) for ``year``.
@@ -260,7 +300,11 @@ class GeoTessera:
         return out, CRS.from_epsg(grid.epsg), grid.transform
 
     def fetch_embeddings(
-        self, tiles: Iterable[Any], *, bands: Sequence[int] | None = None, progress: ProgressSink | None = None,
+        self,
+        tiles: Iterable[Any],
+        *,
+        bands: Sequence[int] | None = None,
+        progress: ProgressSink | None = None,
     ) -> Iterator[tuple[int, float, float, npt.NDArray[np.float32], Any, Affine]]:
         """Yield ``(year, tile_lon, tile_lat, embedding (H, W, B) float32, crs, transform)`` per tile.
 
@@ -270,9 +314,18 @@ class GeoTessera:
         """
         refs = _as_tile_refs(tiles)
         if not isinstance(self.source, LocalSource):
-            plan = plan_tiles(self.registry, self.source, self.dataset, refs, self.embeddings_dir, fmt="npy",
-                              layout=self.layout)
-            result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
+            plan = plan_tiles(
+                self.registry,
+                self.source,
+                self.dataset,
+                refs,
+                self.embeddings_dir,
+                fmt="npy",
+                layout=self.layout,
+            )
+            result = execute(
+                plan, self.source, workers=self.settings.workers, progress=progress or self.progress
+            )
             self._warn_failures(result)
             bad = {t for t, _ in result.failed} | set(result.not_covered)
             refs = [t for t in refs if t not in bad]
@@ -308,8 +361,15 @@ class GeoTessera:
         tiles = [TileRef(int(year), Cell.from_key(a, b)) for a, b in pairs]
         covered = [t for t in tiles if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
         if covered and not isinstance(self.source, LocalSource):
-            plan = plan_tiles(self.registry, self.source, self.dataset, covered, self.embeddings_dir, fmt="npy",
-                              layout=self.layout)
+            plan = plan_tiles(
+                self.registry,
+                self.source,
+                self.dataset,
+                covered,
+                self.embeddings_dir,
+                fmt="npy",
+                layout=self.layout,
+            )
             execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
         for t in covered:
             idx = np.nonzero((kx == t.cell.lon_i) & (ky == t.cell.lat_i))[0]

@@ -62,7 +62,7 @@ class Settings:
         )
         w: int | str | None = workers if workers is not None else env.get("GEOTESSERA_WORKERS")
         try:
-            n = DEFAULT_WORKERS if w in (None, "") else int(w)  # type: ignore[arg-type]
+            n = DEFAULT_WORKERS if w in (None, "") else int(w)
         except ValueError as exc:
             raise InvalidInputError(f"GEOTESSERA_WORKERS={w!r} is not a whole number") from exc
         if not 1 <= n <= 64:

@@ -24,13 +24,44 @@ from .errors import InvalidInputError, MissingExtraError
 COUNTRIES_FILE = "countries-10m.json"
 
 ALIASES = {
-    "uk": "GB", "great britain": "GB", "britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
-    "northern ireland": "GB", "usa": "US", "us": "US", "united states": "US", "america": "US",
-    "united states of america": "US", "russia": "RU", "south korea": "KR", "north korea": "KP",
-    "czechia": "CZ", "czech republic": "CZ", "ivory coast": "CI", "vietnam": "VN", "laos": "LA",
-    "syria": "SY", "iran": "IR", "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ", "moldova": "MD",
-    "drc": "CD", "dr congo": "CD", "congo": "CG", "holland": "NL", "the netherlands": "NL", "uae": "AE",
-    "turkey": "TR", "türkiye": "TR", "eswatini": "SZ", "swaziland": "SZ", "burma": "MM", "macedonia": "MK",
+    "uk": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "usa": "US",
+    "us": "US",
+    "united states": "US",
+    "america": "US",
+    "united states of america": "US",
+    "russia": "RU",
+    "south korea": "KR",
+    "north korea": "KP",
+    "czechia": "CZ",
+    "czech republic": "CZ",
+    "ivory coast": "CI",
+    "vietnam": "VN",
+    "laos": "LA",
+    "syria": "SY",
+    "iran": "IR",
+    "bolivia": "BO",
+    "venezuela": "VE",
+    "tanzania": "TZ",
+    "moldova": "MD",
+    "drc": "CD",
+    "dr congo": "CD",
+    "congo": "CG",
+    "holland": "NL",
+    "the netherlands": "NL",
+    "uae": "AE",
+    "turkey": "TR",
+    "türkiye": "TR",
+    "eswatini": "SZ",
+    "swaziland": "SZ",
+    "burma": "MM",
+    "macedonia": "MK",
 }
 
 
@@ -115,7 +146,9 @@ def _unwrap(ring: np.ndarray) -> np.ndarray:
     """Make longitudes continuous along a ring that crosses the antimeridian (jumps of > 180 degrees)."""
     lon = ring[:, 0]
     jumps = np.diff(lon)
-    offset = np.concatenate([[0.0], np.cumsum(np.where(jumps > 180, -360.0, np.where(jumps < -180, 360.0, 0.0)))])
+    offset = np.concatenate(
+        [[0.0], np.cumsum(np.where(jumps > 180, -360.0, np.where(jumps < -180, 360.0, 0.0)))]
+    )
     if not offset.any():
         return ring
     out = ring.copy()

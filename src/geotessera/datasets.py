@@ -17,8 +17,12 @@ KNOWN_YEARS = tuple(range(2017, 2026))
 #: version string -> path component in the bucket
 _VERSION_PATHS = {"1.0": "v1", "1.1": "v1.1"}
 _VERSION_ALIASES = {
-    "1": "1.0", "v1": "1.0", "1.0": "1.0", "v1.0": "1.0",
-    "1.1": "1.1", "v1.1": "1.1",
+    "1": "1.0",
+    "v1": "1.0",
+    "1.0": "1.0",
+    "v1.0": "1.0",
+    "1.1": "1.1",
+    "v1.1": "1.1",
 }
 KNOWN_VARIANTS = ("vultr", "cambridge")
 

@@ -20,7 +20,8 @@ SOURCE_COOP_BASE_URL = "https://data.source.coop/tessera/tessera"
 class Layout(Protocol):
     """Where each object of a dataset lives, relative to the base."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def manifest_key(self, ds: DatasetId) -> str: ...
     def landmasks_manifest_key(self, ds: DatasetId) -> str: ...

@@ -157,6 +157,7 @@ def plan_tiles(
     """Decide what to fetch and write for ``tiles`` into ``out_dir``, without transferring anything."""
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown format {fmt!r}; choose tiff or npy")
+    out_fmt: Format = "tiff" if fmt == "tiff" else "npy"
     band_list = normalize_bands(bands)
     comp = normalize_compress(compress)
     out = Path(out_dir)
@@ -173,9 +174,16 @@ def plan_tiles(
     bytes_total = 0
     for t in covered:
         c = t.cell
-        keys = (layout.embedding_key(dataset, t.year, c), layout.scales_key(dataset, t.year, c),
-                layout.landmask_key(dataset, c))
-        local = (out / local_embedding_path(t.year, c), out / local_scales_path(t.year, c), out / local_landmask_path(c))
+        keys = (
+            layout.embedding_key(dataset, t.year, c),
+            layout.scales_key(dataset, t.year, c),
+            layout.landmask_key(dataset, c),
+        )
+        local = (
+            out / local_embedding_path(t.year, c),
+            out / local_scales_path(t.year, c),
+            out / local_landmask_path(c),
+        )
         grid_size, scales_size = sizes.get(t, (None, None))
         lm_size = registry.landmask_size(c.lon, c.lat)
         expected = (grid_size, scales_size, lm_size)
@@ -200,8 +208,16 @@ def plan_tiles(
             temporary = (local[0], local[1])
         jobs.append(TileJob(t, paths[0], paths[1], paths[2], outputs=outputs, temporary=temporary))
     return DownloadPlan(
-        dataset=dataset, fmt=fmt, out_dir=out, jobs=jobs, transfers=list(transfers.values()),  # type: ignore[arg-type]
-        complete=complete, not_covered=not_covered, bands=band_list, compress=comp, bytes_total=bytes_total,
+        dataset=dataset,
+        fmt=out_fmt,
+        out_dir=out,
+        jobs=jobs,
+        transfers=list(transfers.values()),
+        complete=complete,
+        not_covered=not_covered,
+        bands=band_list,
+        compress=comp,
+        bytes_total=bytes_total,
     )
 
 
@@ -301,7 +317,7 @@ def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
     grid = read_landmask_grid(job.landmask)
     c = job.tile.cell
     ds = plan.dataset
-    from . import __version__
+    from ._version import __version__
 
     tags = {
         "TESSERA_DATASET_VERSION": ds.version,
@@ -313,8 +329,9 @@ def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
         "TESSERA_DESCRIPTION": f"Tessera embeddings {ds.vpath}/{ds.variant} {job.tile.year} tile {c.name}",
         "GEOTESSERA_VERSION": __version__,
     }
-    write_embedding_geotiff(tiff, arrays.quantized, arrays.scales, grid, bands=plan.bands,
-                            compress=plan.compress, tags=tags)
+    write_embedding_geotiff(
+        tiff, arrays.quantized, arrays.scales, grid, bands=plan.bands, compress=plan.compress, tags=tags
+    )
     del arrays
     record = _export_record(tiff)
     record.write_text(json.dumps(_export_options(ds, plan.bands, plan.compress)))

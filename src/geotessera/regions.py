@@ -45,8 +45,12 @@ class Region:
         if not self.cells:
             raise InvalidInputError(f"region {self.description} is empty")
         b = [c.bounds for c in self.cells]
-        return BBox(min(x.min_lon for x in b), min(x.min_lat for x in b),
-                    max(x.max_lon for x in b), max(x.max_lat for x in b))
+        return BBox(
+            min(x.min_lon for x in b),
+            min(x.min_lat for x in b),
+            max(x.max_lon for x in b),
+            max(x.max_lat for x in b),
+        )
 
     @classmethod
     def from_cells(cls, cells: Iterable[Cell], description: str) -> Region:
@@ -55,7 +59,10 @@ class Region:
 
     @classmethod
     def from_bbox(cls, bbox: object) -> Region:
-        """Cells overlapping a (min_lon, min_lat, max_lon, max_lat) box with positive area; 2 numbers = a point."""
+        """Cells overlapping a (min_lon, min_lat, max_lon, max_lat) box with positive area.
+
+        Two numbers mean a point: the one cell containing it.
+        """
         b = as_bbox(bbox)
         return cls.from_cells(cells_in_bbox(b), f"bbox {tuple(b)}")
 
@@ -65,7 +72,9 @@ class Region:
         return cls((Cell.from_point(lon, lat),), f"tile at ({lon}, {lat})")
 
     @classmethod
-    def from_geometry(cls, geometry: shapely.Geometry, crs: Any = WGS84, description: str = "geometry") -> Region:
+    def from_geometry(
+        cls, geometry: shapely.Geometry, crs: Any = WGS84, description: str = "geometry"
+    ) -> Region:
         """Cells a geometry (in ``crs``, any pyproj-understood CRS) intersects with positive area."""
         geom = to_wgs84(geometry, crs)
         return cls.from_cells(cells_intersecting(geom), description)
@@ -98,8 +107,13 @@ def to_wgs84(geometry: shapely.Geometry, crs: Any) -> shapely.Geometry:
     if geom.is_empty:
         raise InvalidInputError("the region geometry is empty")
     minx, miny, maxx, maxy = geom.bounds
-    if not (np.isfinite([minx, miny, maxx, maxy]).all() and -180 <= minx and maxx <= 180
-            and -90 <= miny and maxy <= 90):
+    if not (
+        np.isfinite([minx, miny, maxx, maxy]).all()
+        and minx >= -180
+        and maxx <= 180
+        and miny >= -90
+        and maxy <= 90
+    ):
         raise InvalidInputError(
             f"region bounds {geom.bounds} are not valid lon/lat; is the file's CRS declared correctly?"
         )
@@ -109,7 +123,7 @@ def to_wgs84(geometry: shapely.Geometry, crs: Any) -> shapely.Geometry:
 
 
 def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
-    """Cells whose area overlaps ``geom`` (lon/lat) with positive area; lines and points select the cells they touch.
+    """Cells overlapping ``geom`` (lon/lat) with positive area; lines and points select the cells they touch.
 
     Candidates come from rasterising the geometry on the 0.1-degree grid with
     ``all_touched`` (a superset, cheap even for a continent); each candidate is

@@ -412,7 +412,7 @@ def moto_bucket() -> Iterator[tuple[str, Any]]:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        bucket = "tessera-embeddings"
+        bucket = "transfer-test"  # moto's state is per process: never the sample store's bucket
         client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         policy = {
             "Version": "2012-10-17",
@@ -427,6 +427,9 @@ def moto_bucket() -> Iterator[tuple[str, Any]]:
         }
         client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         yield f"{endpoint}/{bucket}", client
+        for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+        client.delete_bucket(Bucket=bucket)
     finally:
         server.stop()
 
@@ -435,7 +438,7 @@ def test_fetch_from_moto_anonymously(moto_bucket: tuple[str, Any], tmp_path: Pat
     base_url, client = moto_bucket
     key = "v1/global_0.1_degree_representation/2024/grid_0.15_52.05/grid_0.15_52.05.npy"
     data = _blob(7, 1_500_000)
-    put = client.put_object(Bucket="tessera-embeddings", Key=key, Body=data, ChecksumAlgorithm="CRC64NVME")
+    put = client.put_object(Bucket="transfer-test", Key=key, Body=data, ChecksumAlgorithm="CRC64NVME")
     assert put["ChecksumCRC64NVME"] == crc64nvme_header(data)
     with HttpSource(base_url, retry=FAST, chunk_size=256 * 1024) as src:
         result = src.get(key, dest_path=tmp_path / "t.npy", expected_size=len(data))

@@ -40,7 +40,10 @@ def test_polygon_selection_matches_exact_area_test(cx: float, cy: float, r: floa
     expected = set()
     for ix in range(int(np.floor(minx * 10)) - 1, int(np.floor(maxx * 10)) + 2):
         for iy in range(int(np.floor(miny * 10)) - 1, int(np.floor(maxy * 10)) + 2):
-            if shapely.intersection(shapely.box(ix / 10, iy / 10, (ix + 1) / 10, (iy + 1) / 10), poly).area > 1e-12:
+            if (
+                shapely.intersection(shapely.box(ix / 10, iy / 10, (ix + 1) / 10, (iy + 1) / 10), poly).area
+                > 1e-12
+            ):
                 expected.add((ix, iy))
     assert got == expected
 
@@ -51,8 +54,13 @@ def test_projected_region_file(tmp_path: Path) -> None:
     fc = {
         "type": "FeatureCollection",
         "crs": {"type": "name", "properties": {"name": "EPSG:27700"}},
-        "features": [{"type": "Feature", "properties": {},
-                      "geometry": {"type": "Polygon", "coordinates": [[*zip(xs, ys, strict=True), (xs[0], ys[0])]]}}],
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [[*zip(xs, ys, strict=True), (xs[0], ys[0])]]},
+            }
+        ],
     }
     p = tmp_path / "cam.geojson"
     p.write_text(json.dumps(fc))
@@ -70,8 +78,11 @@ def test_geopackage_region_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "match"),
-    [("{not json", "cannot read"), (json.dumps({"type": "FeatureCollection", "features": []}), "no geometries"),
-     (json.dumps({"type": "Point", "coordinates": [500000, 5700000]}), "not valid lon/lat")],
+    [
+        ("{not json", "cannot read"),
+        (json.dumps({"type": "FeatureCollection", "features": []}), "no geometries"),
+        (json.dumps({"type": "Point", "coordinates": [500000, 5700000]}), "not valid lon/lat"),
+    ],
 )
 def test_bad_region_files(tmp_path: Path, content: str, match: str) -> None:
     p = tmp_path / "bad.geojson"
@@ -117,10 +128,15 @@ def test_topojson_decoder_quantised_and_reversed_arcs() -> None:
         "type": "Topology",
         "transform": {"scale": [0.5, 0.5], "translate": [10, 20]},
         "arcs": [[[0, 0], [2, 0], [0, 2]], [[2, 2], [-2, 0], [0, -2]]],
-        "objects": {"o": {"type": "GeometryCollection", "geometries": [
-            {"type": "Polygon", "arcs": [[0, 1]], "id": "1", "properties": {"name": "sq"}},
-            {"type": "Polygon", "arcs": [[~1, ~0]], "id": "2"},
-        ]}},
+        "objects": {
+            "o": {
+                "type": "GeometryCollection",
+                "geometries": [
+                    {"type": "Polygon", "arcs": [[0, 1]], "id": "1", "properties": {"name": "sq"}},
+                    {"type": "Polygon", "arcs": [[~1, ~0]], "id": "2"},
+                ],
+            }
+        },
     }
     (p1, g1), (p2, g2) = decode_topojson(topo, "o")
     assert p1 == {"name": "sq", "id": "1"} and p2 == {"id": "2"}

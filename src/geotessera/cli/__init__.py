@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import GeoTesseraError, InvalidInputError, NotCoveredError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -53,7 +53,8 @@ class _Group(click.Group):
             if debug:
                 raise
             click.echo(
-                f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for a traceback)",
+                f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                "(rerun with --debug for a traceback)",
                 err=True,
             )
             ctx.exit(EXIT_FAILED)

@@ -21,8 +21,16 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
     """The one region the user named (exactly one of the four options)."""
     from ..regions import Region
 
-    given = [n for n, v in (("--bbox", bbox), ("--tile", tile), ("--region-file", region_file),
-                            ("--country", country)) if v is not None]
+    given = [
+        n
+        for n, v in (
+            ("--bbox", bbox),
+            ("--tile", tile),
+            ("--region-file", region_file),
+            ("--country", country),
+        )
+        if v is not None
+    ]
     if len(given) != 1:
         raise click.UsageError(
             "give exactly one of --bbox, --tile, --region-file, --country"
@@ -38,24 +46,57 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
 
 
 @click.command("download")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output directory.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output directory.",
+)
 @region_options
-@click.option("-f", "--format", "fmt", type=click.Choice(["tiff", "npy"]), default="tiff", show_default=True,
-              help="Output format.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["tiff", "npy"]),
+    default="tiff",
+    show_default=True,
+    help="Output format.",
+)
 @year_option
 @dataset_options
 @bands_option
-@click.option("--compress", type=click.Choice(["lzw", "deflate", "zstd", "none"]), default="lzw",
-              show_default=True, help="Compression for TIFF format.")
+@click.option(
+    "--compress",
+    type=click.Choice(["lzw", "deflate", "zstd", "none"]),
+    default="lzw",
+    show_default=True,
+    help="Compression for TIFF format.",
+)
 @click.option("--dry-run", is_flag=True, help="Show tiles, files and bytes without downloading.")
 @click.option("--list-files", is_flag=True, help="List all created files with details.")
 @source_options
 @verbose_option
-def command(output: Path, bbox: Any, tile: Any, region_file: Path | None, country: str | None, fmt: str,
-            years: list[int], dataset_version: str | None, dataset_variant: str | None, bands: list[int] | None,
-            compress: str, dry_run: bool, list_files: bool, base_url: str | None, cache_dir: Path | None,
-            registry_dir: Path | None, offline: bool | None, workers: int | None) -> None:
+def command(
+    output: Path,
+    bbox: Any,
+    tile: Any,
+    region_file: Path | None,
+    country: str | None,
+    fmt: str,
+    years: list[int],
+    dataset_version: str | None,
+    dataset_variant: str | None,
+    bands: list[int] | None,
+    compress: str,
+    dry_run: bool,
+    list_files: bool,
+    base_url: str | None,
+    cache_dir: Path | None,
+    registry_dir: Path | None,
+    offline: bool | None,
+    workers: int | None,
+) -> None:
     """Download embeddings for a region in your preferred format.
 
     Verified (CRC64NVMe), concurrent and resumable: rerun the same command to
@@ -66,11 +107,21 @@ def command(output: Path, bbox: Any, tile: Any, region_file: Path | None, countr
     from .render import ProgressBars, stderr
 
     region = resolve_region(bbox, tile, region_file, country)
-    gt = GeoTessera(dataset_version, dataset_variant, cache_dir=cache_dir, registry_dir=registry_dir,
-                    base_url=base_url, offline=offline, workers=workers)
+    gt = GeoTessera(
+        dataset_version,
+        dataset_variant,
+        cache_dir=cache_dir,
+        registry_dir=registry_dir,
+        base_url=base_url,
+        offline=offline,
+        workers=workers,
+    )
     covered, missing = gt.tiles_for_region(region, years)
-    stderr.print(f"{region.description}: {len(region)} tiles x {len(years)} year(s); dataset {gt.dataset}; "
-                 f"source {gt.settings.base_url}", highlight=False)
+    stderr.print(
+        f"{region.description}: {len(region)} tiles x {len(years)} year(s); dataset {gt.dataset}; "
+        f"source {gt.settings.base_url}",
+        highlight=False,
+    )
     if missing:
         _report_missing(gt, missing)
     if not covered:
@@ -101,7 +152,9 @@ def _report_missing(gt: Any, missing: list[Any]) -> None:
     shown = missing[:10]
     for t in shown:
         years = gt.registry.years_for_tile(t.cell.lon, t.cell.lat)
-        have = f"available years for this tile: {', '.join(map(str, years))}" if years else "not in the dataset"
+        have = (
+            f"available years for this tile: {', '.join(map(str, years))}" if years else "not in the dataset"
+        )
         stderr.print(f"[yellow]not covered[/yellow] {t.cell.name} for {t.year} ({have})", highlight=False)
     if len(missing) > len(shown):
         stderr.print(f"... and {len(missing) - len(shown)} more tiles not covered", highlight=False)
@@ -113,7 +166,8 @@ def _no_coverage(gt: Any, years: list[int]) -> int:
     avail = gt.registry.available_years()
     stderr.print(
         f"error: no tiles of this region are covered for {', '.join(map(str, years))} "
-        f"(dataset {gt.dataset} has years {', '.join(map(str, avail))})", highlight=False,
+        f"(dataset {gt.dataset} has years {', '.join(map(str, avail))})",
+        highlight=False,
     )
     return 2
 

@@ -35,8 +35,15 @@ def verbose_option(f: F) -> F:
         _configure_logging(value)
         return value
 
-    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_cb, is_eager=True,
-                        help="Verbose output (-vv for debug).")(f)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_cb,
+        is_eager=True,
+        help="Verbose output (-vv for debug).",
+    )(f)
 
 
 def parse_floats(text: str, option: str) -> list[float]:
@@ -44,7 +51,9 @@ def parse_floats(text: str, option: str) -> list[float]:
     try:
         return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
+        raise click.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=option
+        ) from None
 
 
 def _bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
@@ -91,7 +100,9 @@ def parse_int_list(text: str, option: str) -> list[int]:
             else:
                 out.append(int(part))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated whole numbers, got {text!r}", param_hint=option) from None
+        raise click.BadParameter(
+            f"expected comma-separated whole numbers, got {text!r}", param_hint=option
+        ) from None
     if not out:
         raise click.BadParameter("the list is empty", param_hint=option)
     return out
@@ -121,28 +132,54 @@ def _years(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 
 def region_options(f: F) -> F:
     """--bbox, --tile, --region-file, --country (exactly one is required by the command)."""
-    for opt in reversed([
-        click.option("--bbox", callback=_bbox, default=None,
-                     help="Bounding box: 'lon,lat' (single tile) or 'min_lon,min_lat,max_lon,max_lat'."),
-        click.option("--tile", callback=_point, default=None, help="Single tile by any point within it: 'lon,lat'."),
-        click.option("--region-file", type=click.Path(path_type=Path), default=None,
-                     help="GeoJSON/Shapefile/GeoPackage (any CRS): tiles intersecting its geometry."),
-        click.option("--country", default=None, help="Country name or ISO code (e.g. 'United Kingdom', 'UK', 'GB')."),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--bbox",
+                callback=_bbox,
+                default=None,
+                help="Bounding box: 'lon,lat' (single tile) or 'min_lon,min_lat,max_lon,max_lat'.",
+            ),
+            click.option(
+                "--tile", callback=_point, default=None, help="Single tile by any point within it: 'lon,lat'."
+            ),
+            click.option(
+                "--region-file",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="GeoJSON/Shapefile/GeoPackage (any CRS): tiles intersecting its geometry.",
+            ),
+            click.option(
+                "--country",
+                default=None,
+                help="Country name or ISO code (e.g. 'United Kingdom', 'UK', 'GB').",
+            ),
+        ]
+    ):
         f = opt(f)
     return f
 
 
 def year_option(f: F) -> F:
     """--year: one year, a list or a range (``2024``, ``2023,2024``, ``2017-2025``)."""
-    return click.option("--year", "years", callback=_years, default="2024", show_default=True,
-                        help="Year(s) of embeddings: 2024, 2023,2024 or 2017-2025.")(f)
+    return click.option(
+        "--year",
+        "years",
+        callback=_years,
+        default="2024",
+        show_default=True,
+        help="Year(s) of embeddings: 2024, 2023,2024 or 2017-2025.",
+    )(f)
 
 
 def bands_option(f: F) -> F:
     """--bands: comma-separated 0-based band indices (ranges allowed)."""
-    return click.option("--bands", callback=_bands, default=None,
-                        help="Comma-separated band indices, e.g. '0,1,2' or '0-15' (default: all 128).")(f)
+    return click.option(
+        "--bands",
+        callback=_bands,
+        default=None,
+        help="Comma-separated band indices, e.g. '0,1,2' or '0-15' (default: all 128).",
+    )(f)
 
 
 def dataset_options(f: F) -> F:
@@ -153,16 +190,36 @@ def dataset_options(f: F) -> F:
 
 def source_options(f: F) -> F:
     """--base-url, --cache-dir, --registry-dir, --offline, --workers."""
-    for opt in reversed([
-        click.option("--base-url", default=None, metavar="URL|DIR",
-                     help="Bucket URL or local mirror directory (env GEOTESSERA_BASE_URL; default: public S3)."),
-        click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-                     help="Where manifests are cached (default: $XDG_CACHE_HOME/geotessera)."),
-        click.option("--registry-dir", type=click.Path(path_type=Path), default=None,
-                     help="Directory holding manifest.parquet to use instead of the remote one."),
-        click.option("--offline", is_flag=True, default=None, help="Use cached manifests only; no network check."),
-        click.option("--workers", type=click.IntRange(1, 64), default=None,
-                     help="Concurrent downloads (env GEOTESSERA_WORKERS; default 8)."),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--base-url",
+                default=None,
+                metavar="URL|DIR",
+                help="Bucket URL or local mirror directory (env GEOTESSERA_BASE_URL; default: public S3).",
+            ),
+            click.option(
+                "--cache-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Where manifests are cached (default: $XDG_CACHE_HOME/geotessera).",
+            ),
+            click.option(
+                "--registry-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Directory holding manifest.parquet to use instead of the remote one.",
+            ),
+            click.option(
+                "--offline", is_flag=True, default=None, help="Use cached manifests only; no network check."
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(1, 64),
+                default=None,
+                help="Concurrent downloads (env GEOTESSERA_WORKERS; default 8).",
+            ),
+        ]
+    ):
         f = opt(f)
     return f

@@ -52,7 +52,9 @@ class ProgressBars:
         self._progress.start()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.stop()
 
     def __call__(self, event: Event) -> None:
@@ -76,5 +78,6 @@ class ProgressBars:
             elif isinstance(event, Retrying):
                 self.retries += 1
                 self._progress.console.print(
-                    f"[yellow]retry[/yellow] {event.key} in {event.delay_s:.1f} s ({event.reason})", highlight=False
+                    f"[yellow]retry[/yellow] {event.key} in {event.delay_s:.1f} s ({event.reason})",
+                    highlight=False,
                 )

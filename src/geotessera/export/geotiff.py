@@ -52,7 +52,9 @@ def normalize_bands(bands: Sequence[int] | None, n_bands: int = 128) -> list[int
     return out
 
 
-def creation_options(compress: str, *, predictor: int | None = None, threads: int | str = "ALL_CPUS") -> dict[str, object]:
+def creation_options(
+    compress: str, *, predictor: int | None = None, threads: int | str = "ALL_CPUS"
+) -> dict[str, object]:
     """GTiff creation options for a float32 embedding export."""
     c = normalize_compress(compress)
     opts: dict[str, object] = {
@@ -128,8 +130,9 @@ def write_embedding_geotiff(
                 for r0 in range(0, h, strip):
                     r1 = min(r0 + strip, h)
                     part = buf[:, : r1 - r0]
-                    dequantize_band_major(quantized[r0:r1], scales[r0:r1], part, bands=band_list,
-                                          name=final.name)
+                    dequantize_band_major(
+                        quantized[r0:r1], scales[r0:r1], part, bands=band_list, name=final.name
+                    )
                     dst.write(part, window=rasterio.windows.Window(0, r0, w, r1 - r0))
         except rasterio.errors.RasterioIOError as exc:
             raise OutputError(f"cannot write {final}: {exc}") from exc

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..datasets import DatasetId, version_path
 from ..errors import CorruptDataError, OutputError
 from ..layouts import METADATA_FILE

@@ -1,6 +1,15 @@
 """Grid maths: 0.1-degree cells and their 10 m UTM pixel grids. No I/O."""
 
-from .cells import BBox, Cell, as_bbox, cell_index_ranges, cells_in_bbox, point_to_centre, points_to_keys, tile_name
+from .cells import (
+    BBox,
+    Cell,
+    as_bbox,
+    cell_index_ranges,
+    cells_in_bbox,
+    point_to_centre,
+    points_to_keys,
+    tile_name,
+)
 from .utm import PIXEL_SIZE_M, PixelGrid, crs_from_epsg, utm_epsg, utm_zone
 
 __all__ = [

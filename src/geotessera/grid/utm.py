@@ -97,8 +97,9 @@ class PixelGrid:
         b = cell.bounds
         tr = _to_crs(epsg)
         # corners: (west, south), (west, north), (east, south), (east, north)
-        xs, ys = tr.transform([b.min_lon, b.min_lon, b.max_lon, b.max_lon],
-                              [b.min_lat, b.max_lat, b.min_lat, b.max_lat])
+        xs, ys = tr.transform(
+            [b.min_lon, b.min_lon, b.max_lon, b.max_lon], [b.min_lat, b.max_lat, b.min_lat, b.max_lat]
+        )
         p = float(pixel_size_m)
         x0 = math.floor(min(xs[0], xs[1]) / p) * p
         y0 = math.ceil(max(ys[1], ys[3]) / p) * p

@@ -49,7 +49,7 @@ import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
-from .. import __version__
+from .._version import __version__
 from ..datasets import DatasetId, normalize_version
 from ..errors import InvalidInputError, OutputError
 from ..grid import Cell, PixelGrid, cell_index_ranges, cells_in_bbox

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from .. import __version__
 from .._optional import require
+from .._version import __version__
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, OutputError
 from ..progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit

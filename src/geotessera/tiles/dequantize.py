@@ -67,10 +67,10 @@ def _rows(
     with np.errstate(over="ignore", invalid="ignore"):  # corrupt scales: voided below
         np.multiply(q, s if per_band else s[:, :, None], out=out, dtype=np.float32)
     bad = invalid_scale_mask(s)
-    nodata = bad | ~np.isfinite(s)
+    nodata = np.logical_or(bad, ~np.isfinite(s))
     if per_band:
-        bad = bad.any(axis=2)
-        nodata = nodata.any(axis=2)
+        bad = np.any(bad, axis=2)
+        nodata = np.any(nodata, axis=2)
     if nodata.any():
         out[nodata] = np.nan
     return int(bad.sum())

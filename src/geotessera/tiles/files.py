@@ -69,7 +69,9 @@ class TileArrays:
         return int(h), int(w)
 
 
-def load_tile_arrays(embedding_path: str | os.PathLike[str], scales_path: str | os.PathLike[str]) -> TileArrays:
+def load_tile_arrays(
+    embedding_path: str | os.PathLike[str], scales_path: str | os.PathLike[str]
+) -> TileArrays:
     """Memory-map a tile's two ``.npy`` files and validate their headers and shapes."""
     q = load_npy(embedding_path, dtype="int8", ndim=(3,))
     s = load_npy(scales_path, dtype="float32", ndim=(2, 3))
@@ -97,5 +99,3 @@ def read_landmask(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.uint8], 
             return ds.read(1), PixelGrid.from_raster(ds)
     except (rasterio.errors.RasterioIOError, ValueError) as exc:
         raise CorruptDataError(f"{path}: cannot read landmask GeoTIFF ({exc})") from exc
-
-

@@ -65,8 +65,17 @@ def describe_file(path: Path) -> TileFile:
             year = tags.get("TESSERA_YEAR") or (years[-1] if years else None)
             kind = "geotiff" if ds.dtypes[0] == "float32" else "landmask" if ds.count == 1 else "unknown"
             crs = ds.crs.to_string() if ds.crs else None
-            return TileFile(path, kind, ds.count, (ds.height, ds.width), ds.dtypes[0], size,
-                            int(year) if year else None, tile, crs)
+            return TileFile(
+                path,
+                kind,
+                ds.count,
+                (ds.height, ds.width),
+                ds.dtypes[0],
+                size,
+                int(year) if year else None,
+                tile,
+                crs,
+            )
     except rasterio.errors.RasterioIOError as exc:
         raise CorruptDataError(f"{path}: not a readable GeoTIFF ({exc})") from exc
 

@@ -10,7 +10,15 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from geotessera.errors import InvalidInputError
-from geotessera.grid import BBox, Cell, as_bbox, cell_index_ranges, cells_in_bbox, point_to_centre, points_to_keys
+from geotessera.grid import (
+    BBox,
+    Cell,
+    as_bbox,
+    cell_index_ranges,
+    cells_in_bbox,
+    point_to_centre,
+    points_to_keys,
+)
 
 lons = st.floats(min_value=-180, max_value=180, allow_nan=False)
 lats = st.floats(min_value=-90, max_value=90, allow_nan=False)
@@ -70,8 +78,18 @@ def test_known_names(lon: float, lat: float, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["grid_0.15", "grid_0.1_52.05", "grid_0.10_52.05", "grid_+0.15_52.05", "grid_0.15_52.05.npy",
-            "grid_180.05_0.05", "grid_0.15_90.05", "grid_-0.150_52.05", "tile_0.15_52.05"]
+    "bad",
+    [
+        "grid_0.15",
+        "grid_0.1_52.05",
+        "grid_0.10_52.05",
+        "grid_+0.15_52.05",
+        "grid_0.15_52.05.npy",
+        "grid_180.05_0.05",
+        "grid_0.15_90.05",
+        "grid_-0.150_52.05",
+        "tile_0.15_52.05",
+    ],
 )
 def test_bad_names_rejected(bad: str) -> None:
     with pytest.raises(InvalidInputError):
@@ -102,8 +120,12 @@ def _brute_force(b: BBox) -> set[tuple[int, int]]:
 small = st.floats(min_value=0, max_value=0.35, allow_nan=False)
 
 
-@given(st.one_of(lons, edge_lons), st.one_of(lats, edge_lats), st.one_of(small, st.sampled_from([0.0, 0.1, 0.2, 1e-9])),
-       st.one_of(small, st.sampled_from([0.0, 0.1, 0.3, 1e-9])))
+@given(
+    st.one_of(lons, edge_lons),
+    st.one_of(lats, edge_lats),
+    st.one_of(small, st.sampled_from([0.0, 0.1, 0.2, 1e-9])),
+    st.one_of(small, st.sampled_from([0.0, 0.1, 0.3, 1e-9])),
+)
 @example(0.0, 52.0, 0.1, 0.1)
 @example(179.9, 89.9, 0.1, 0.1)
 @example(-180.0, -90.0, 0.0, 0.0)
@@ -129,8 +151,16 @@ def test_point_bbox_selects_its_cell() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [(1, 2, 3), (0, 0, "x", 1), (0, 52.3, 0.4, 52.0), (0, 91, 1, 92), (float("nan"), 0, 1, 1),
-     (-181, 0, 0, 1), "0,52", None],
+    [
+        (1, 2, 3),
+        (0, 0, "x", 1),
+        (0, 52.3, 0.4, 52.0),
+        (0, 91, 1, 92),
+        (float("nan"), 0, 1, 1),
+        (-181, 0, 0, 1),
+        "0,52",
+        None,
+    ],
 )
 def test_bad_bboxes(bad: object) -> None:
     with pytest.raises(InvalidInputError):

@@ -51,7 +51,9 @@ def test_pixel_grid_covers_the_cell(ix: int, iy: int, p: float) -> None:
     g = PixelGrid.from_cell(cell, p)
     tr = Transformer.from_crs(4326, g.epsg, always_xy=True)
     b = cell.bounds
-    xs, ys = tr.transform([b.min_lon, b.min_lon, b.max_lon, b.max_lon], [b.min_lat, b.max_lat, b.min_lat, b.max_lat])
+    xs, ys = tr.transform(
+        [b.min_lon, b.min_lon, b.max_lon, b.max_lon], [b.min_lat, b.max_lat, b.min_lat, b.max_lat]
+    )
     left, bottom, right, top = g.bounds
     assert left <= min(xs[:2]) and top >= max(ys[1], ys[3])
     assert right >= max(xs[2:]) and bottom <= min(ys[0], ys[2])

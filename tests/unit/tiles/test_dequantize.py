@@ -77,8 +77,9 @@ def test_per_band_scales_and_band_selection() -> None:
     np.testing.assert_array_equal(out, (q.astype(np.float32) * s)[:, :, [0, 5, 127]])
 
 
-@pytest.mark.parametrize(("qs", "ss"), [((4, 5, 128), (4, 6)), ((4, 5, 128), (5, 4)), ((4, 5), (4, 5)),
-                                         ((4, 5, 128), (4, 5, 3))])
+@pytest.mark.parametrize(
+    ("qs", "ss"), [((4, 5, 128), (4, 6)), ((4, 5, 128), (5, 4)), ((4, 5), (4, 5)), ((4, 5, 128), (4, 5, 3))]
+)
 def test_shape_mismatch_is_an_error(qs: tuple[int, ...], ss: tuple[int, ...]) -> None:
     with pytest.raises(CorruptDataError):
         dequantize_embedding(np.zeros(qs, np.int8), np.ones(ss, np.float32) * 0.1)
