@@ -126,7 +126,9 @@ def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
     """Cells overlapping ``geom`` (lon/lat) with positive area; lines and points select the cells they touch.
 
     Candidates come from rasterising the geometry on the 0.1-degree grid with
-    ``all_touched`` (a superset, cheap even for a continent); each candidate is
+    ``all_touched``, grown by one cell because GDAL can miss a cell that a
+    sub-pixel polygon only enters at a corner (a superset, cheap even for a
+    continent); each candidate is
     then tested exactly against the prepared geometry. For polygons the cell is
     shrunk by 1e-9 degrees first, so a polygon that merely shares a cell's edge
     does not select it.
@@ -141,7 +143,7 @@ def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
     y0, y1 = max(ys.start - 1, -900), min(ys.stop + 1, 900)
     shape = (y1 - y0, x1 - x0)
     transform = from_origin(x0 / 10, y1 / 10, 0.1, 0.1)
-    touched = rasterize([geom], out_shape=shape, transform=transform, all_touched=True, dtype="uint8")
+    touched = _dilate(rasterize([geom], out_shape=shape, transform=transform, all_touched=True, dtype="uint8"))
     polygonal = shapely.get_dimensions(geom) == 2
     if polygonal:
         # cells whose centre lies inside overlap with positive area: only the rim needs the exact test
@@ -159,6 +161,18 @@ def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
     all_ix = np.concatenate([ix[hit], x0 + in_cols])
     all_iy = np.concatenate([iy[hit], y1 - 1 - in_rows])
     return [Cell(int(a), int(b)) for a, b in zip(all_ix, all_iy, strict=True)]
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """Boolean mask grown by one cell in the 8 directions."""
+    m = mask.astype(bool)
+    out = m.copy()
+    out[1:, :] |= m[:-1, :]
+    out[:-1, :] |= m[1:, :]
+    grown = out.copy()
+    grown[:, 1:] |= out[:, :-1]
+    grown[:, :-1] |= out[:, 1:]
+    return grown
 
 
 def read_region_file(path: str | os.PathLike[str]) -> tuple[shapely.Geometry, Any]:
