@@ -325,9 +325,11 @@ class GeoTesseraZarr:
         from .region import region_grid
 
         crs, transform, (h, w), _ = region_grid(bbox, self.info.gsd, target_crs, resolution)
+        from .region import iter_strips
+
         out = np.empty((h, w, 128), dtype=np.float32)
-        for strip in self.iter_region(bbox, year, target_crs=target_crs, resolution=resolution):
-            out[strip.row : strip.row + strip.data.shape[0]] = strip.data
+        for _ in iter_strips(self, bbox, year, target_crs=target_crs, resolution=resolution, into=out):
+            pass
         return out, transform, crs
 
     # --- xarray -------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def iter_strips(
     target_crs: Any = None,
     resolution: float | None = None,
     strip_rows: int = 256,
+    into: np.ndarray | None = None,
 ) -> Iterator[Strip]:
     """Row strips (h <= strip_rows, W, 128) float32 of the region; see :meth:`GeoTesseraZarr.iter_region`."""
     from .reader import Strip
@@ -116,7 +117,11 @@ def iter_strips(
     n_bad = 0
     for r0 in range(0, h, strip_rows):
         r1 = min(r0 + strip_rows, h)
-        out = np.full((r1 - r0, w, 128), np.nan, dtype=np.float32)
+        if into is not None:  # read_region: fill the caller's array in place, no copy
+            out = into[r0:r1]
+            out.fill(np.nan)
+        else:
+            out = np.full((r1 - r0, w, 128), np.nan, dtype=np.float32)
         have = np.zeros((r1 - r0, w), dtype=bool)
         owner = _owners(crs, transform, r0, r1, w) if len(zones) > 1 else None
         passes = [(z, owner == z if owner is not None else None) for z in zones]

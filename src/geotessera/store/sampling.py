@@ -130,9 +130,10 @@ def read_window(
 ) -> int:
     """Copy zone window rows [r0, r1) x cols [c0, c1) into ``out`` (h, w, B) where ``have`` is False.
 
-    The window may extend beyond the grid (those pixels are left alone). ``have`` (h, w)
-    is set where the zone has data (valid or water); ``allow`` (h, w), when given, limits
-    the pixels this zone may fill. Returns the implausible-scale count.
+    ``out`` must be NaN where ``have`` is False. The window may extend beyond the grid
+    (those pixels are left alone). ``have`` (h, w) is set where the zone has data (valid
+    or water); ``allow`` (h, w), when given, limits the pixels this zone may fill.
+    Returns the implausible-scale count.
     """
     h, w = r1 - r0, c1 - c0
     H, W = zone.info.shape
@@ -169,9 +170,7 @@ def read_window(
     status, n_bad = classify(s, zone.scale_nodata)
     blocked = have if allow is None else (have | ~allow)
     status[blocked] = NODATA  # already filled, or left to the owning zone
-    take = status != NODATA
-    out[take] = np.nan
-    have |= take
+    have |= status != NODATA  # pixels taken stay NaN (out starts NaN) unless valid below
     usable = status == VALID
     _, _, eh, ew = zone.embeddings.inner_shape
     need = []
@@ -186,14 +185,16 @@ def read_window(
         a0, a1, o0, o1 = span(c[2], eh, rr0, rr1, r0)
         b0, b1, p0, p1 = span(c[3], ew, cc0, cc1, c0)
         u = usable[o0:o1, p0:p1]
-        sc = s[o0:o1, p0:p1]
-        if arr is None:
-            vals = np.zeros((a1 - a0, b1 - b0, out.shape[2]), dtype=np.float32)
-        else:
-            vals = arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0).astype(np.float32)
-            with np.errstate(invalid="ignore"):
-                vals *= sc[..., None]
         dst = out[o0:o1, p0:p1]
+        if arr is None:
+            dst[u] = 0.0
+            return
+        sc = s[o0:o1, p0:p1]
+        if u.all():  # the common case: dequantise straight into the output
+            np.multiply(arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0), sc[..., None], out=dst, dtype=np.float32)
+            return
+        with np.errstate(invalid="ignore"):
+            vals = arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0) * sc[..., None]
         dst[u] = vals[u]
 
     reader.read_chunks(zone.embeddings, np.array(need, dtype=np.int64).reshape(-1, 4), on_emb)
