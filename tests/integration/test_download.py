@@ -1,0 +1,402 @@
+"""End to end: the seed API and `geotessera download` through the real HTTP/S3 path on loopback."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from geotessera import GeoTessera
+from geotessera.cli import cli
+from geotessera.datasets import DatasetId
+from geotessera.errors import CoverageWarning, NotCoveredError, OutputError
+from geotessera.grid import Cell
+from geotessera.layouts import S3_LAYOUT
+from geotessera.sample.serve import SampleServer
+from geotessera.tiles import read_landmask_grid
+from support.fault_server import Fault, FaultServer
+
+DATASETS = [("v1", "vultr"), ("v1.1", "cambridge")]
+
+
+def _store_arrays(store: Path, ds: DatasetId, year: int, cell: Cell) -> tuple[np.ndarray, np.ndarray, Path]:
+    q = np.load(store / S3_LAYOUT.embedding_key(ds, year, cell))
+    s = np.load(store / S3_LAYOUT.scales_key(ds, year, cell))
+    return q, s, store / S3_LAYOUT.landmask_key(ds, cell)
+
+
+def _expected(q: np.ndarray, s: np.ndarray) -> np.ndarray:
+    out = q.astype(np.float32) * s[:, :, None]
+    out[~np.isfinite(s)] = np.nan
+    return out
+
+
+@pytest.fixture
+def client(s3_endpoint: SampleServer, tmp_path: Path) -> GeoTessera:
+    return GeoTessera(
+        base_url=s3_endpoint.base_url, cache_dir=tmp_path / "cache", embeddings_dir=tmp_path / "emb"
+    )
+
+
+@pytest.mark.parametrize(("version", "variant"), DATASETS)
+def test_fetch_embedding_equals_q_times_s(
+    s3_endpoint: SampleServer, tiny_store: Path, tmp_path: Path, version: str, variant: str
+) -> None:
+    gt = GeoTessera(
+        version,
+        variant,
+        cache_dir=tmp_path / "c",
+        embeddings_dir=tmp_path / "e",
+        base_url=s3_endpoint.base_url,
+    )
+    emb, crs, transform = gt.fetch_embedding(lon=0.15, lat=52.05, year=2024)
+    q, s, lm = _store_arrays(tiny_store, gt.dataset, 2024, Cell.from_name("grid_0.15_52.05"))
+    np.testing.assert_array_equal(emb, _expected(q, s))
+    grid = read_landmask_grid(lm)
+    assert crs.to_epsg() == grid.epsg == 32631
+    assert transform == grid.transform
+    # downloaded files persist in the local layout and are verified by receipts
+    tile_dir = tmp_path / "e" / "global_0.1_degree_representation" / "2024" / "grid_0.15_52.05"
+    assert (tile_dir / "grid_0.15_52.05.npy").read_bytes() == (
+        tiny_store / S3_LAYOUT.embedding_key(gt.dataset, 2024, Cell.from_name("grid_0.15_52.05"))
+    ).read_bytes()
+
+
+def test_versions_differ(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    a = GeoTessera(
+        "v1", cache_dir=tmp_path / "c", embeddings_dir=tmp_path / "a", base_url=s3_endpoint.base_url
+    )
+    b = GeoTessera(
+        "v1.1",
+        "cambridge",
+        cache_dir=tmp_path / "c",
+        embeddings_dir=tmp_path / "b",
+        base_url=s3_endpoint.base_url,
+    )
+    ea, _, _ = a.fetch_embedding(0.15, 52.05, 2024)
+    eb, _, _ = b.fetch_embedding(0.15, 52.05, 2024)
+    assert not np.allclose(np.nan_to_num(ea), np.nan_to_num(eb))
+
+
+def test_seed_region_workflow_and_geotiff_georeferencing(
+    client: GeoTessera, tiny_store: Path, tmp_path: Path
+) -> None:
+    tiles = client.registry.load_blocks_for_region(bounds=(0.1, 52.0, 0.3, 52.1), year=2024)
+    assert sorted(tiles) == [(2024, 0.15, 52.05), (2024, 0.25, 52.05)]
+    seen = {(lon, lat) for _, lon, lat, arr, _, _ in client.fetch_embeddings(tiles)}
+    assert seen == {(0.15, 52.05), (0.25, 52.05)}
+    files = client.export_embedding_geotiffs(tiles_to_fetch=tiles, output_dir=tmp_path / "out")
+    assert len(files) == 2
+    for f in files:
+        cell = Cell.from_name(Path(f).parent.name)
+        q, s, lm = _store_arrays(tiny_store, client.dataset, 2024, cell)
+        with rasterio.open(f) as ds, rasterio.open(lm) as mask:
+            assert ds.crs == mask.crs and ds.transform == mask.transform
+            assert (ds.height, ds.width) == (mask.height, mask.width)
+            assert ds.count == 128 and ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+            assert ds.descriptions[5] == "Tessera_Band_5"
+            tags = ds.tags()
+            assert tags["TESSERA_DATASET_VERSION"] == "1.0" and tags["TESSERA_DATASET_VARIANT"] == "vultr"
+            assert tags["TESSERA_YEAR"] == "2024" and tags["TESSERA_TILE_LON"] == f"{cell.lon:.2f}"
+            assert tags["TESSERA_DATASET_VERSION_PATH"] == "v1" and "GEOTESSERA_VERSION" in tags
+            np.testing.assert_array_equal(ds.read().transpose(1, 2, 0), _expected(q, s))
+        # the quantised temporaries are gone, the landmask stays
+        assert not (Path(f).parent / f"{cell.name}.npy").exists()
+    meta = json.loads((tmp_path / "out" / "tessera_metadata.json").read_text())
+    assert (
+        meta["dataset_version"] == "1.0" and meta["dataset_variant"] == "vultr" and meta["format"] == "tiff"
+    )
+    assert meta["dataset_version_path"] == "v1" and meta["years"] == [2024] and meta["tile_count"] == 2
+    assert meta["source_url"] == client.settings.base_url and meta["generated_at"].endswith("Z")
+
+
+def test_band_selection(client: GeoTessera, tiny_store: Path, tmp_path: Path) -> None:
+    files = client.export_embedding_geotiffs(
+        [(2024, 0.15, 52.05)], tmp_path / "rgb", bands=[0, 1, 2], compress="zstd"
+    )
+    q, s, _ = _store_arrays(tiny_store, client.dataset, 2024, Cell.from_name("grid_0.15_52.05"))
+    with rasterio.open(files[0]) as ds:
+        assert ds.count == 3 and ds.descriptions == ("Tessera_Band_0", "Tessera_Band_1", "Tessera_Band_2")
+        assert ds.compression is not None and ds.compression.name.lower() == "zstd"
+        np.testing.assert_array_equal(ds.read().transpose(1, 2, 0), _expected(q, s)[:, :, :3])
+
+
+def test_points_nan_where_not_covered(client: GeoTessera, tiny_store: Path) -> None:
+    pts = [(0.151, 52.051), (50.0, 10.0), (0.351, 52.251)]  # covered; nowhere; absent in 2023
+    x = client.sample_embeddings_at_points(pts, year=2023)
+    assert x.shape == (3, 128) and x.dtype == np.float32
+    assert np.isfinite(x[0]).all() and np.isnan(x[1]).all() and np.isnan(x[2]).all()
+    e, _, transform = client.fetch_embedding(0.151, 52.051, 2023)
+    from pyproj import Transformer
+
+    xx, yy = Transformer.from_crs(4326, 32631, always_xy=True).transform(0.151, 52.051)
+    col, row = ~transform * (xx, yy)
+    np.testing.assert_array_equal(x[0], e[int(row), int(col)])
+
+
+def test_not_covered_names_tile_and_years(client: GeoTessera) -> None:
+    with pytest.raises(NotCoveredError, match=r"grid_0\.35_52\.25.*2024"):
+        client.fetch_embedding(0.35, 52.25, 2023)
+
+
+def test_refuses_mixing_datasets(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    out = tmp_path / "mixed"
+    a = GeoTessera("v1", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
+    a.download(a.plan([(2024, 0.15, 52.05)], out, fmt="npy"))
+    b = GeoTessera("v1.1", "cambridge", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
+    with pytest.raises(OutputError, match="refusing to mix"):
+        b.plan([(2024, 0.15, 52.05)], out, fmt="npy")
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def _run(args: list[str]) -> tuple[int, str, str]:
+    r = CliRunner().invoke(cli, args)
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(("version", "variant"), DATASETS)
+@pytest.mark.parametrize("fmt", ["tiff", "npy"])
+def test_cli_download_both_versions_and_formats(
+    s3_endpoint: SampleServer, tiny_store: Path, tmp_path: Path, version: str, variant: str, fmt: str
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(
+        [
+            "download",
+            "--bbox",
+            "0.0,52.0,0.2,52.1",
+            "--year",
+            "2024",
+            "-f",
+            fmt,
+            "--dataset-version",
+            version,
+            "--dataset-variant",
+            variant,
+            "-o",
+            str(out),
+            "--base-url",
+            s3_endpoint.base_url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--list-files",
+        ]
+    )
+    assert code == 0, stderr
+    ds = DatasetId.parse(version, variant)
+    for name in ("grid_0.05_52.05", "grid_0.15_52.05"):
+        cell = Cell.from_name(name)
+        tdir = out / "global_0.1_degree_representation" / "2024" / name
+        if fmt == "tiff":
+            assert (tdir / f"{name}_2024.tiff").exists()
+        else:
+            for key, local in (
+                (S3_LAYOUT.embedding_key(ds, 2024, cell), tdir / f"{name}.npy"),
+                (S3_LAYOUT.scales_key(ds, 2024, cell), tdir / f"{name}_scales.npy"),
+            ):
+                assert local.read_bytes() == (tiny_store / key).read_bytes()
+        assert (out / "global_0.1_degree_tiff_all" / f"{name}.tiff").exists()
+    assert len([ln for ln in stdout.splitlines() if ln.strip()]) >= 2  # --list-files
+    meta = json.loads((out / "tessera_metadata.json").read_text())
+    assert (meta["dataset_version"], meta["dataset_variant"], meta["format"]) == (ds.version, ds.variant, fmt)
+
+
+def test_cli_dry_run_transfers_nothing(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    code, stdout, _ = _run(
+        [
+            "download",
+            "--bbox",
+            "0.1,52.0,0.2,52.1",
+            "-o",
+            str(tmp_path / "o"),
+            "--dry-run",
+            "--base-url",
+            s3_endpoint.base_url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 0
+    assert "tiles: 1" in stdout and "grid_0.15_52.05" in stdout and "bytes to fetch:" in stdout
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--bbox", "0,52,1"], "--bbox"),
+        (["--bbox", "0.4,52,0.0,52.3"], "min_lon > max_lon"),
+        (["--bbox", "0,95,1,96"], "latitude"),
+        (["--country", "Narnia"], "unknown country"),
+        (["--tile", "0.15"], "--tile"),
+        (["--bbox", "0,52,1,53", "--tile", "0.1,52"], "exactly one"),
+        ([], "exactly one"),
+        (["--bbox", "0,52,0.1,52.1", "--bands", "0,200"], "--bands"),
+        (["--bbox", "0,52,0.1,52.1", "--year", "2019"], "not covered"),
+        (["--bbox", "10,10,10.1,10.1"], "not covered"),
+        (["--region-file", "/nonexistent.geojson"], "does not exist"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(
+    s3_endpoint: SampleServer, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    code, _, stderr = _run(
+        [
+            "download",
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            s3_endpoint.base_url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+            *args,
+        ]
+    )
+    assert code == 2, stderr
+    assert needle in stderr
+    assert "Traceback" not in stderr
+
+
+def test_cli_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    code, _, stderr = _run(
+        [
+            "download",
+            "--bbox",
+            "0.1,52.0,0.2,52.1",
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            f"http://127.0.0.1:{port}/tessera-embeddings",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 1
+    assert "error:" in stderr and "Traceback" not in stderr
+
+
+# --- faults: one failed tile never sinks the batch; a rerun finishes the job ----------------
+
+
+@pytest.fixture
+def faulty(tiny_store: Path) -> FaultServer:
+    server = FaultServer()
+    for p in tiny_store.rglob("*"):
+        if p.is_file() and not p.relative_to(tiny_store).parts[0].startswith(
+            ("ground_truth", "sample_store")
+        ):
+            server.put(p.relative_to(tiny_store).as_posix(), p.read_bytes())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault.corrupt(times=None), "mismatch"),
+        (Fault.no_checksum(times=None), "checksum"),
+        (Fault.http_status(404, times=None), "404"),
+    ],
+)
+def test_failed_tile_reported_then_rerun_completes(
+    faulty: FaultServer, tmp_path: Path, fault: Fault, message: str
+) -> None:
+    ds = DatasetId()
+    bad = Cell.from_name("grid_0.15_52.05")
+    faulty.script(S3_LAYOUT.embedding_key(ds, 2024, bad), fault)
+    args = [
+        "download",
+        "--bbox",
+        "0.0,52.0,0.3,52.1",
+        "-o",
+        str(tmp_path / "o"),
+        "--base-url",
+        faulty.url,
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--workers",
+        "3",
+    ]
+    code, _, stderr = _run(args)
+    assert code == 1
+    assert "grid_0.15_52.05" in stderr and message in stderr.lower()
+    tdir = tmp_path / "o" / "global_0.1_degree_representation" / "2024"
+    assert not (tdir / "grid_0.15_52.05" / "grid_0.15_52.05_2024.tiff").exists()
+    assert not (tdir / "grid_0.15_52.05" / "grid_0.15_52.05.npy").exists()  # rejected bytes never land
+    for good in ("grid_0.05_52.05", "grid_0.25_52.05"):
+        assert (tdir / good / f"{good}_2024.tiff").exists()
+    faulty.clear_faults()
+    n_before = len(faulty.requests)
+    code, _, stderr = _run(args)
+    assert code == 0, stderr
+    assert (tdir / "grid_0.15_52.05" / "grid_0.15_52.05_2024.tiff").exists()
+    fetched = {r.key for r in faulty.requests[n_before:] if r.method == "GET"}
+    assert all("grid_0.15_52.05" in k or k.endswith(".parquet") for k in fetched), fetched
+
+
+def test_503_then_success(faulty: FaultServer, tmp_path: Path) -> None:
+    ds = DatasetId()
+    key = S3_LAYOUT.scales_key(ds, 2024, Cell.from_name("grid_0.15_52.05"))
+    faulty.script(key, Fault.http_status(503, times=2))
+    gt = GeoTessera(base_url=faulty.url, cache_dir=tmp_path / "c", embeddings_dir=tmp_path / "e")
+    from geotessera.transfer import RetryPolicy, source_from_url
+
+    gt._source = source_from_url(faulty.url, retry=RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05))
+    emb, _, _ = gt.fetch_embedding(0.15, 52.05, 2024)
+    assert emb.shape[2] == 128
+    assert len(faulty.requests_for(key)) == 3
+
+
+def test_interrupted_download_resumes(faulty: FaultServer, tmp_path: Path) -> None:
+    ds = DatasetId()
+    key = S3_LAYOUT.embedding_key(ds, 2024, Cell.from_name("grid_0.15_52.05"))
+    faulty.script(key, Fault.reset(fraction=0.5, times=1))
+    code, _, stderr = _run(
+        [
+            "download",
+            "--tile",
+            "0.15,52.05",
+            "-f",
+            "npy",
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            faulty.url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 0, stderr
+    local = (
+        tmp_path
+        / "o"
+        / "global_0.1_degree_representation"
+        / "2024"
+        / "grid_0.15_52.05"
+        / "grid_0.15_52.05.npy"
+    )
+    assert local.read_bytes() == faulty.objects[key]
+
+
+def test_export_warns_for_uncovered(client: GeoTessera, tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = client.export_embedding_geotiffs([(2024, 0.15, 52.05), (2024, 10.05, 10.05)], tmp_path / "x")
+    assert len(files) == 1
+    assert any(
+        issubclass(w.category, CoverageWarning) and "grid_10.05_10.05" in str(w.message) for w in caught
+    )
