@@ -191,7 +191,8 @@ def read_window(
             return
         sc = s[o0:o1, p0:p1]
         if u.all():  # the common case: dequantise straight into the output
-            np.multiply(arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0), sc[..., None], out=dst, dtype=np.float32)
+            q = np.ascontiguousarray(arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0))  # int8 transpose in cache
+            np.multiply(q, sc[..., None], out=dst, dtype=np.float32)
             return
         with np.errstate(invalid="ignore"):
             vals = arr[0, :, a0:a1, b0:b1].transpose(1, 2, 0) * sc[..., None]
