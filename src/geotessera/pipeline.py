@@ -33,7 +33,7 @@ from .layouts import (
     local_landmask_path,
     local_scales_path,
 )
-from .progress import Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
+from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
 from .tiles import load_tile_arrays, read_landmask_grid
 from .transfer import LocalSource, Source, TransferItem, is_complete, run
@@ -197,6 +197,10 @@ def plan_tiles(
                 continue
         else:
             outputs = local
+            if all(is_complete(p, size) for p, size in zip(local, expected, strict=True)):
+                complete.append(t)
+                jobs.append(TileJob(t, *local, outputs=outputs))
+                continue
         paths = list(local)
         temporary: tuple[Path, ...] = ()
         for k, (key, dest, size) in enumerate(zip(keys, local, expected, strict=True)):
@@ -280,6 +284,8 @@ def execute(
                     ready = remaining[job.tile] == 0 and job.tile not in failed_files
                 if ready:
                     finish(job)
+            if isinstance(event, ItemSkipped):  # already on disk: counts towards the byte total
+                emit(progress, BytesReceived(event.key, event.bytes))
             return  # per-file outcomes are folded into per-tile events below
         emit(progress, event)
 

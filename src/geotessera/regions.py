@@ -143,7 +143,9 @@ def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
     y0, y1 = max(ys.start - 1, -900), min(ys.stop + 1, 900)
     shape = (y1 - y0, x1 - x0)
     transform = from_origin(x0 / 10, y1 / 10, 0.1, 0.1)
-    touched = _dilate(rasterize([geom], out_shape=shape, transform=transform, all_touched=True, dtype="uint8"))
+    touched = _dilate(
+        rasterize([geom], out_shape=shape, transform=transform, all_touched=True, dtype="uint8")
+    )
     polygonal = shapely.get_dimensions(geom) == 2
     if polygonal:
         # cells whose centre lies inside overlap with positive area: only the rim needs the exact test

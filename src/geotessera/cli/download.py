@@ -130,6 +130,8 @@ def command(
     if dry_run:
         _print_plan(plan)
         return
+    if len(plan.complete) == len(plan.jobs):
+        stderr.print(f"all {len(plan.jobs)} tiles are already complete in {output}", highlight=False)
     with ProgressBars("tiles") as bars:
         result = gt.download(plan, progress=bars)
     if list_files:

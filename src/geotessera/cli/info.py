@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,11 +17,13 @@ from .options import dataset_options, source_options, verbose_option
     default=None,
     help="Analyse tile files: a directory or a single GeoTIFF / .npy file.",
 )
+@click.option("--list-files", is_flag=True, help="With --tiles: list every file (tab-separated).")
 @dataset_options
 @source_options
 @verbose_option
 def command(
     tiles: Path | None,
+    list_files: bool,
     dataset_version: str | None,
     dataset_variant: str | None,
     base_url: str | None,
@@ -38,20 +41,28 @@ def command(
         from ..tiles.inventory import scan_tiles
 
         inv = scan_tiles(tiles)
-        table = Table("file", "kind", "year", "tile", "bands", "shape", "dtype", "crs", "MB")
+        groups: dict[tuple[str, int | None], list[Any]] = {}
         for f in inv:
+            groups.setdefault((f.kind, f.year), []).append(f)
+        table = Table("kind", "year", "files", "bands", "shapes (H x W)", "dtype", "CRS", "MB")
+        for (kind, year), fs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+            hs, ws = [f.shape[0] for f in fs], [f.shape[1] for f in fs]
             table.add_row(
-                str(f.path.relative_to(tiles) if tiles.is_dir() else f.path.name),
-                f.kind,
-                str(f.year or ""),
-                f.tile or "",
-                str(f.bands),
-                f"{f.shape[0]}x{f.shape[1]}",
-                f.dtype,
-                f.crs or "",
-                f"{f.size / 1e6:.1f}",
+                kind,
+                str(year or ""),
+                str(len(fs)),
+                ", ".join(sorted({str(f.bands) for f in fs})),
+                f"{_span(hs)} x {_span(ws)}",
+                ", ".join(sorted({f.dtype for f in fs})),
+                ", ".join(sorted({f.crs or "-" for f in fs})),
+                f"{sum(f.size for f in fs) / 1e6:.1f}",
             )
         stderr.print(table)
+        if list_files:
+            for f in inv:
+                click.echo(
+                    f"{f.path}\t{f.kind}\t{f.year or ''}\t{f.bands}\t{f.shape[0]}x{f.shape[1]}\t{f.size}"
+                )
         click.echo(
             f"{len(inv)} files, {sum(1 for f in inv if f.kind == 'geotiff')} GeoTIFF, "
             f"{sum(1 for f in inv if f.kind == 'embedding')} embedding .npy; "
@@ -83,3 +94,8 @@ def command(
         table.add_row(str(year), str(n))
     stderr.print(table)
     click.echo(f"years: {', '.join(map(str, sorted(counts)))}; total tiles: {sum(counts.values())}")
+
+
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}-{hi}"

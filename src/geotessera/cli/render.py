@@ -11,16 +11,32 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from ..progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, Retrying
 
 stderr = Console(stderr=True)
+
+
+class _Amount(ProgressColumn):
+    """Bytes (with rate) for the download bar, a count for item bars."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes, self._speed, self._count = DownloadColumn(), TransferSpeedColumn(), MofNCompleteColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("unit") == "bytes":
+            return Text.assemble(self._bytes.render(task), " ", self._speed.render(task))
+        return Text.assemble(self._count.render(task), " ", task.fields.get("unit", ""))
 
 
 class ProgressBars:
@@ -35,9 +51,7 @@ class ProgressBars:
         self._progress = Progress(
             TextColumn("{task.description:<10}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            _Amount(),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             console=self.console,
@@ -62,9 +76,9 @@ class ProgressBars:
             if isinstance(event, PlanReady):
                 if event.label == "transfer":
                     if self._bytes is None and event.bytes:
-                        self._bytes = self._progress.add_task("download", total=event.bytes)
-                elif self._items is None:
-                    self._items = self._progress.add_task(self.label, total=event.items)
+                        self._bytes = self._progress.add_task("download", total=event.bytes, unit="bytes")
+                elif self._items is None and event.items:
+                    self._items = self._progress.add_task(self.label, total=event.items, unit=self.label)
             elif isinstance(event, BytesReceived):
                 if self._bytes is not None:
                     self._progress.advance(self._bytes, event.n)
