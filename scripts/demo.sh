@@ -25,6 +25,9 @@ else
   geotessera sample build "$STORE" --pixel-size "$PIX"
 fi
 
+step "building a geoemb Zarr store (v1) from its tiles, served beside them (resumable: a rerun skips it)"
+geotessera zarr build "$STORE" "$STORE/zarr/v1.zarr"
+
 step "serving it on 127.0.0.1 (moto, CRC64NVMe checksums, anonymous public read)"
 READY="$OUT/endpoint-url"
 rm -f "$READY"
@@ -53,6 +56,21 @@ geotessera download --bbox "0.0,52.0,0.4,52.3" --year 2024 --format npy --datase
 
 step "rerun: everything is already complete, nothing is fetched again"
 geotessera download --bbox "0.0,52.0,0.4,52.3" --year 2024 -o "$OUT/cambridge_tiffs" --cache-dir "$CACHE"
+
+step "cloud-native: embeddings at points straight from the served Zarr store (no tile download)"
+python - "$URL" <<'PY'
+import sys
+
+import numpy as np
+
+from geotessera.store import GeoTesseraZarr
+
+points = [(0.151, 52.051), (0.25, 52.12), (5.96, 45.05), (6.04, 45.05), (-58.45, -34.55), (1.79, 52.45)]
+with GeoTesseraZarr(f"{sys.argv[1]}/zarr/v1.zarr") as store:
+    values, status = store.sample_points(points, year=2024, return_status=True)
+    for (lon, lat), row, st in zip(points, values, status):
+        print(f"  ({lon:7.3f}, {lat:7.3f}) {st:8s} first bands {np.round(row[:3], 3)}")
+PY
 
 step "what was written"
 geotessera info --tiles "$OUT/cambridge_tiffs" | tail -1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import verbose_option
+from .options import dataset_options, verbose_option
 
 
 @click.group("zarr")
@@ -28,8 +28,7 @@ def command() -> None:
     show_default=True,
     help="Shards written in parallel (about 40 MiB of memory each).",
 )
-@click.option("--dataset-version", default=None, help="Dataset version (v1, 1.1, ...); default v1.")
-@click.option("--dataset-variant", default=None, help="Dataset variant (vultr, cambridge); default vultr.")
+@dataset_options
 @verbose_option
 def build(
     source: str,
@@ -46,28 +45,19 @@ def build(
     adding a year or a tile rewrites only the shards it touches.
     """
     from ..datasets import DatasetId
-    from ..progress import Event, ItemDone, ItemSkipped, PlanReady
     from ..store import build_zarr
+    from .render import ProgressBars
 
-    state = {"total": 0, "done": 0}
-
-    def sink(event: Event) -> None:
-        if isinstance(event, PlanReady):
-            state["total"] = event.items
-        elif isinstance(event, ItemDone | ItemSkipped):
-            state["done"] += 1
-            click.echo(f"\r{state['done']}/{state['total']} shards", nl=False, err=True)
-
-    report = build_zarr(
-        source,
-        store,
-        dataset=DatasetId.parse(dataset_version, dataset_variant),
-        years=years or None,
-        zones=zones or None,
-        workers=workers,
-        progress=sink,
-    )
-    click.echo("", err=True)
+    with ProgressBars("shards") as bars:
+        report = build_zarr(
+            source,
+            store,
+            dataset=DatasetId.parse(dataset_version, dataset_variant),
+            years=years or None,
+            zones=zones or None,
+            workers=workers,
+            progress=bars,
+        )
     click.echo(
         f"{store}: {report.shards_written} shards written, {report.shards_skipped} already complete, "
         f"{report.bytes_written / 1e6:.1f} MB, zones {report.zones}, years {report.years}, "
