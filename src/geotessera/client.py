@@ -26,7 +26,7 @@ from .datasets import DatasetId
 from .errors import CoverageWarning, InvalidInputError, NotCoveredError
 from .export import check_output_dataset, write_sidecar
 from .grid import Cell, PixelGrid, points_to_keys
-from .layouts import S3_LAYOUT
+from .layouts import S3_LAYOUT, SOURCE_COOP_BASE_URL, SOURCE_COOP_LAYOUT, Layout
 from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
 from .progress import ProgressSink
 from .regions import Region
@@ -78,6 +78,15 @@ def _pixels_at(
     return out
 
 
+def _layout_for(base_url: str, name: str | None) -> Layout:
+    if name is None:
+        return SOURCE_COOP_LAYOUT if base_url.startswith(SOURCE_COOP_BASE_URL) else S3_LAYOUT
+    layouts: dict[str, Layout] = {"s3": S3_LAYOUT, "source-coop": SOURCE_COOP_LAYOUT}
+    if name not in layouts:
+        raise InvalidInputError(f"unknown layout {name!r}; choose s3 or source-coop")
+    return layouts[name]
+
+
 class GeoTessera:
     """Client for Tessera embeddings of one dataset (version + variant).
 
@@ -93,6 +102,8 @@ class GeoTessera:
         offline: never touch the network for manifests.
         workers: concurrent downloads (default 8).
         progress: a sink receiving progress events of long operations.
+        layout: "s3" (the seed's bucket layout) or "source-coop" (Source Cooperative); by
+            default "source-coop" for its gateway URL, else "s3".
     """
 
     def __init__(
@@ -109,6 +120,7 @@ class GeoTessera:
         offline: bool | None = None,
         workers: int | None = None,
         progress: ProgressSink | None = None,
+        layout: str | None = None,
     ) -> None:
         self.dataset = DatasetId.parse(dataset_version, dataset_variant)
         self.settings = Settings.resolve(
@@ -116,7 +128,7 @@ class GeoTessera:
         )
         self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
         self.progress = progress
-        self.layout = S3_LAYOUT
+        self.layout: Layout = _layout_for(self.settings.base_url, layout)
         self._registry_args = {
             "registry_path": registry_path,
             "registry_dir": registry_dir,
@@ -130,7 +142,12 @@ class GeoTessera:
     def source(self) -> Source:
         """Where tile bytes come from (created on first use)."""
         if self._source is None:
-            self._source = source_from_url(self.settings.base_url, pool_size=self.settings.workers)
+            # Source Cooperative serves no CRC64NVMe header: its objects are checked by size only.
+            self._source = source_from_url(
+                self.settings.base_url,
+                pool_size=self.settings.workers,
+                require_checksum=self.layout.name != SOURCE_COOP_LAYOUT.name,
+            )
         return self._source
 
     @property
@@ -143,6 +160,7 @@ class GeoTessera:
                 cache_dir=self.settings.cache_dir,
                 offline=self.settings.offline,
                 freshness_timeout_s=self.settings.freshness_timeout_s,
+                layout=self.layout,
                 **self._registry_args,  # type: ignore[arg-type]
             )
             self._registry = Registry(manifest)
@@ -298,6 +316,35 @@ class GeoTessera:
 
         out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=tile.cell.name)
         return out, CRS.from_epsg(grid.epsg), grid.transform
+
+    def iter_embedding_strips(
+        self,
+        lon: float,
+        lat: float,
+        year: int,
+        *,
+        rows: int = 256,
+        bands: Sequence[int] | None = None,
+    ) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """Stream a tile as row strips: yields ``(first_row, strip (rows, W, B) float32)``.
+
+        The tile is memory-mapped, so memory stays near one strip (rows x W x B x 4 bytes)
+        however large the tile. The CRS and transform are those of :meth:`fetch_embedding`.
+        """
+        if rows < 1:
+            raise InvalidInputError(f"rows must be >= 1, got {rows}")
+        tile = TileRef(int(year), Cell.from_point(lon, lat))
+        emb, scales, _ = self._tile_files(tile)
+        arrays = load_tile_arrays(emb, scales)
+        h = arrays.shape[0]
+        for r0 in range(0, h, rows):
+            r1 = min(r0 + rows, h)
+            yield (
+                r0,
+                dequantize_embedding(
+                    arrays.quantized[r0:r1], arrays.scales[r0:r1], bands=bands, name=tile.cell.name
+                ),
+            )
 
     def fetch_embeddings(
         self,

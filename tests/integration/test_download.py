@@ -400,3 +400,57 @@ def test_export_warns_for_uncovered(client: GeoTessera, tmp_path: Path) -> None:
     assert any(
         issubclass(w.category, CoverageWarning) and "grid_10.05_10.05" in str(w.message) for w in caught
     )
+
+
+def test_row_strips_equal_the_whole_tile(client: GeoTessera) -> None:
+    whole, _, _ = client.fetch_embedding(0.15, 52.05, 2024)
+    strips = list(client.iter_embedding_strips(0.15, 52.05, 2024, rows=16, bands=[3, 7]))
+    assert [r0 for r0, _ in strips] == list(range(0, whole.shape[0], 16))
+    np.testing.assert_array_equal(np.concatenate([s for _, s in strips]), whole[:, :, [3, 7]])
+
+
+def _source_coop_tree(store: Path, root: Path) -> None:
+    """Re-lay the sample store's v1.1/cambridge tiles in the Source Cooperative layout."""
+    import shutil
+
+    from geotessera.layouts import SOURCE_COOP_LAYOUT
+
+    ds = DatasetId.parse("v1.1", "cambridge")
+    for year in (2023, 2024):
+        for p in (store / "v1.1" / ds.emb_dir / str(year)).glob("grid_*"):
+            cell = Cell.from_name(p.name)
+            for src, key in (
+                (p / f"{p.name}.npy", SOURCE_COOP_LAYOUT.embedding_key(ds, year, cell)),
+                (p / f"{p.name}_scales.npy", SOURCE_COOP_LAYOUT.scales_key(ds, year, cell)),
+            ):
+                (root / key).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, root / key)
+    for p in (store / "v1.1" / "global_0.1_degree_tiff_all").glob("*.tiff"):
+        key = SOURCE_COOP_LAYOUT.landmask_key(ds, Cell.from_name(p.stem))
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, root / key)
+    shutil.copy(store / "v1.1" / "manifest.parquet", root / SOURCE_COOP_LAYOUT.manifest_key(ds))
+    shutil.copy(store / "v1.1" / "landmasks.parquet", root / SOURCE_COOP_LAYOUT.landmasks_manifest_key(ds))
+
+
+def test_source_cooperative_layout_over_http_without_crc(tiny_store: Path, tmp_path: Path) -> None:
+    root = tmp_path / "sc"
+    _source_coop_tree(tiny_store, root)
+    with FaultServer() as server:
+        for p in root.rglob("*"):
+            if p.is_file():
+                key = p.relative_to(root).as_posix()
+                server.put(key, p.read_bytes())
+                server.script(key, Fault.no_checksum(times=None))  # Source Cooperative sends no CRC64NVMe
+        gt = GeoTessera(
+            "v1.1",
+            "cambridge",
+            base_url=server.url,
+            cache_dir=tmp_path / "c",
+            embeddings_dir=tmp_path / "e",
+            layout="source-coop",
+        )
+        emb, _, _ = gt.fetch_embedding(0.15, 52.05, 2024)
+        assert all(r.key.startswith(("npy/v1.1-cam/", "landmasks/v1.1/")) for r in server.requests)
+    q, s, _ = _store_arrays(tiny_store, gt.dataset, 2024, Cell.from_name("grid_0.15_52.05"))
+    np.testing.assert_array_equal(emb, _expected(q, s))
