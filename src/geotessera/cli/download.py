@@ -10,6 +10,7 @@ import click
 from .options import (
     bands_option,
     dataset_options,
+    make_client,
     region_options,
     source_options,
     verbose_option,
@@ -103,16 +104,15 @@ def command(
     finish an interrupted or partly failed download. Exit codes: 0 done, 1 some
     tiles failed (listed; a rerun resumes), 2 bad usage or nothing covered.
     """
-    from ..client import GeoTessera
     from .render import ProgressBars, stderr
 
     region = resolve_region(bbox, tile, region_file, country)
-    gt = GeoTessera(
+    gt = make_client(
         dataset_version,
         dataset_variant,
+        base_url=base_url,
         cache_dir=cache_dir,
         registry_dir=registry_dir,
-        base_url=base_url,
         offline=offline,
         workers=workers,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .options import dataset_options, source_options, verbose_option
+from .options import dataset_options, make_client, source_options, verbose_option
 
 
 @click.command("info")
@@ -72,14 +72,13 @@ def command(
         return
 
     from .._version import __version__
-    from ..client import GeoTessera
 
-    gt = GeoTessera(
+    gt = make_client(
         dataset_version,
         dataset_variant,
+        base_url=base_url,
         cache_dir=cache_dir,
         registry_dir=registry_dir,
-        base_url=base_url,
         offline=offline,
         workers=workers,
     )

@@ -223,3 +223,42 @@ def source_options(f: F) -> F:
     ):
         f = opt(f)
     return f
+
+
+def make_client(
+    dataset_version: str | None,
+    dataset_variant: str | None,
+    *,
+    base_url: str | None,
+    cache_dir: Path | None,
+    registry_dir: Path | None,
+    offline: bool | None,
+    workers: int | None,
+) -> Any:
+    """A :class:`~geotessera.client.GeoTessera` built from ``dataset_options`` and ``source_options``."""
+    from ..client import GeoTessera
+
+    return GeoTessera(
+        dataset_version,
+        dataset_variant,
+        cache_dir=cache_dir,
+        registry_dir=registry_dir,
+        base_url=base_url,
+        offline=offline,
+        workers=workers,
+    )
+
+
+def bbox4(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    """Callback for a 4-number ``min_lon,min_lat,max_lon,max_lat`` option (validated)."""
+    if value is None:
+        return None
+    nums = parse_floats(value, f"--{param.name}")
+    if len(nums) != 4:
+        raise click.BadParameter(f"{value!r} is not 'minlon,minlat,maxlon,maxlat' (four numbers)")
+    return _bbox(ctx, param, value)
+
+
+def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """Callback for a comma-separated list of whole numbers (ranges a-b allowed)."""
+    return None if value is None else parse_int_list(value, f"--{param.name}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import verbose_option
+from .options import bbox4, int_list, verbose_option
 
 
 @click.group("sample")
@@ -75,25 +75,6 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
 
 
 # --- build ------------------------------------------------------------------------------
-def _parse_bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        nums = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        nums = ()
-    if len(nums) != 4:
-        raise click.BadParameter(f"{value!r} is not 'minlon,minlat,maxlon,maxlat' (four numbers)")
-    return nums
-
-
-def _parse_years(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    try:
-        return [int(v) for v in value.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of years like 2023,2024") from None
-
-
 def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     out = [v.strip() for v in value.split(",")]
     if not all(out):
@@ -105,13 +86,13 @@ def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> l
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--bbox",
-    callback=_parse_bbox,
+    callback=bbox4,
     metavar="MINLON,MINLAT,MAXLON,MAXLAT",
     help="Region of tiles in degrees  [default: 0.0,52.0,0.4,52.3 (Cambridge, UK)]",
 )
 @click.option(
     "--years",
-    callback=_parse_years,
+    callback=int_list,
     default="2023,2024",
     show_default=True,
     metavar="YEAR,...",
