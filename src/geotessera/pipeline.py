@@ -169,7 +169,8 @@ def plan_tiles(
     options = _export_options(dataset, band_list, comp)
     planned = sorted(set(tiles))
     covered = [t for t in planned if registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
-    not_covered = [t for t in planned if t not in set(covered)]
+    covered_set = set(covered)
+    not_covered = [t for t in planned if t not in covered_set]
     sizes = _sizes(registry, covered)
     bytes_total = 0
     for t in covered:
@@ -247,15 +248,17 @@ def execute(
     """Fetch and export everything of ``plan``; never raises for a single tile's failure."""
     started = time.monotonic()
     result = DownloadResult(not_covered=list(plan.not_covered))
-    todo = [j for j in plan.jobs if j.tile not in set(plan.complete)]
+    complete = set(plan.complete)
+    todo = [j for j in plan.jobs if j.tile not in complete]
     result.skipped = list(plan.complete)
     for j in plan.jobs:
-        if j.tile in set(plan.complete):
+        if j.tile in complete:
             result.files.extend(j.outputs)
+    by_dest = {t.dest for t in plan.transfers}
     needs: dict[Path, list[TileJob]] = {}
     remaining: dict[TileRef, int] = {}
     for j in todo:
-        files = [p for p in (j.embedding, j.scales, j.landmask) if any(t.dest == p for t in plan.transfers)]
+        files = [p for p in (j.embedding, j.scales, j.landmask) if p in by_dest]
         remaining[j.tile] = len(files)
         for p in files:
             needs.setdefault(p, []).append(j)
