@@ -23,15 +23,16 @@ from affine import Affine
 
 from .config import Settings
 from .datasets import DatasetId
-from .errors import CoverageWarning, InvalidInputError, NotCoveredError
+from .errors import CorruptDataError, CoverageWarning, GeoTesseraError, InvalidInputError, SourceError
 from .export import check_output_dataset, write_sidecar
-from .grid import Cell, PixelGrid, points_to_keys
+from .grid import Cell, points_to_keys
 from .layouts import S3_LAYOUT, SOURCE_COOP_BASE_URL, SOURCE_COOP_LAYOUT, Layout
 from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
 from .progress import ProgressSink
 from .regions import Region
 from .registry import Registry, load_manifest
-from .tiles import TileArrays, dequantize_embedding, load_tile_arrays, read_landmask_grid
+from .tiles import dequantize_embedding, load_tile_arrays, read_landmask_grid
+from .tiles.sampling import pixels_at
 from .transfer import LocalSource, Source, source_from_url
 
 log = logging.getLogger(__name__)
@@ -55,26 +56,6 @@ def _as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(f"expected (year, lon, lat) tiles, got {t!r}") from exc
             out.append(TileRef(int(y), Cell.from_centre(float(lon), float(lat))))
-    return out
-
-
-def _pixels_at(
-    arrays: TileArrays, grid: PixelGrid, lonlat: npt.NDArray[np.float64], t: TileRef
-) -> npt.NDArray[np.float32]:
-    """Dequantised pixels (N, 128) at lon/lat points (N, 2) of one tile; NaN outside its grid."""
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs(4326, grid.epsg, always_xy=True)
-    x, y = tr.transform(lonlat[:, 0], lonlat[:, 1])
-    col, row = ~grid.transform * (np.asarray(x), np.asarray(y))
-    col = np.floor(col).astype(np.int64)
-    row = np.floor(row).astype(np.int64)
-    inside = (row >= 0) & (row < grid.height) & (col >= 0) & (col < grid.width)
-    out = np.full((len(lonlat), arrays.quantized.shape[2]), np.nan, dtype=np.float32)
-    r, c = row[inside], col[inside]
-    q = np.asarray(arrays.quantized[r, c, :])[:, None, :]
-    s = np.asarray(arrays.scales[r, c])[:, None]
-    out[inside] = dequantize_embedding(q, s, name=t.cell.name)[:, 0, :]
     return out
 
 
@@ -260,34 +241,65 @@ class GeoTessera:
             warnings.warn(msg, CoverageWarning, stacklevel=3)
 
     # --- arrays ------------------------------------------------------------------
-    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> tuple[Path, Path, Path]:
-        """Local (embedding, scales, landmask) paths of a tile, fetching what is missing."""
-        c = tile.cell
-        self.registry.require_tile(tile.year, c.lon, c.lat)
+    def _mirror_paths(self, tile: TileRef) -> tuple[Path, Path, Path] | None:
+        """(embedding, scales, landmask) read in place from a local mirror, or None."""
+        if not isinstance(self.source, LocalSource):
+            return None
+        c, ds = tile.cell, self.dataset
+        keys = (
+            self.layout.embedding_key(ds, tile.year, c),
+            self.layout.scales_key(ds, tile.year, c),
+            self.layout.landmask_key(ds, c),
+        )
+        paths = tuple(self.source.local_path(k) for k in keys)
+        return paths if all(p.exists() for p in paths) else None  # type: ignore[return-value]
+
+    def _ensure_local(
+        self, tiles: Sequence[TileRef], *, progress: ProgressSink | None = None
+    ) -> tuple[dict[TileRef, tuple[Path, Path, Path]], DownloadResult | None]:
+        """Local (embedding, scales, landmask) paths of the covered ``tiles``, fetching what is missing.
+
+        A local mirror is read in place; otherwise the files are fetched (verified,
+        concurrently) into ``embeddings_dir``. Returns the paths of the tiles that are
+        available and the download result (None when nothing had to be fetched).
+        """
+        paths: dict[TileRef, tuple[Path, Path, Path]] = {}
+        fetch: list[TileRef] = []
+        for t in tiles:
+            mirror = self._mirror_paths(t)
+            if mirror is not None:
+                paths[t] = mirror
+            else:
+                fetch.append(t)
+        if not fetch:
+            return paths, None
         plan = plan_tiles(
             self.registry,
             self.source,
             self.dataset,
-            [tile],
+            fetch,
             self.embeddings_dir,
             fmt="npy",
             layout=self.layout,
         )
-        if isinstance(self.source, LocalSource):
-            keys = (
-                self.layout.embedding_key(self.dataset, tile.year, c),
-                self.layout.scales_key(self.dataset, tile.year, c),
-                self.layout.landmask_key(self.dataset, c),
-            )
-            paths = tuple(self.source.local_path(k) for k in keys)
-            if all(p.exists() for p in paths):
-                return paths  # type: ignore[return-value]
-        result = execute(plan, self.source, workers=3, progress=progress or self.progress)
-        if result.failed:
-            _, message = result.failed[0]
-            raise NotCoveredError(f"tile {c.name} for {tile.year} could not be fetched: {message}")
-        j = plan.jobs[0]
-        return j.embedding, j.scales, j.landmask
+        result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
+        bad = {t for t, _ in result.failed}
+        for j in plan.jobs:
+            if j.tile not in bad:
+                paths[j.tile] = (j.embedding, j.scales, j.landmask)
+        return paths, result
+
+    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> tuple[Path, Path, Path]:
+        """Local paths of one tile; raises :class:`NotCoveredError` or the fetch's own error."""
+        self.registry.require_tile(tile.year, tile.cell.lon, tile.cell.lat)
+        paths, result = self._ensure_local([tile], progress=progress)
+        if tile in paths:
+            return paths[tile]
+        exc = result.errors.get(tile) if result is not None else None
+        if isinstance(exc, GeoTesseraError):
+            raise exc
+        message = result.failed[0][1] if result is not None and result.failed else "unknown error"
+        raise SourceError(f"tile {tile.cell.name} for {tile.year} could not be fetched: {message}")
 
     def fetch_embedding(
         self,
@@ -309,7 +321,7 @@ class GeoTessera:
         arrays = load_tile_arrays(emb, scales)
         grid = read_landmask_grid(landmask)
         if grid.shape != arrays.shape:
-            raise NotCoveredError(
+            raise CorruptDataError(
                 f"tile {tile.cell.name}: landmask grid {grid.shape} does not match embedding {arrays.shape}"
             )
         from rasterio.crs import CRS
@@ -359,31 +371,16 @@ class GeoTessera:
         then each is dequantised as it is yielded, so memory holds one tile at a time.
         Tiles that cannot be fetched are skipped with a :class:`CoverageWarning`.
         """
-        refs = _as_tile_refs(tiles)
-        if not isinstance(self.source, LocalSource):
-            plan = plan_tiles(
-                self.registry,
-                self.source,
-                self.dataset,
-                refs,
-                self.embeddings_dir,
-                fmt="npy",
-                layout=self.layout,
-            )
-            result = execute(
-                plan, self.source, workers=self.settings.workers, progress=progress or self.progress
-            )
-            self._warn_failures(result)
-            bad = {t for t, _ in result.failed} | set(result.not_covered)
-            refs = [t for t in refs if t not in bad]
         from rasterio.crs import CRS
 
+        refs = _as_tile_refs(tiles)
+        paths, result = self._ensure_local(refs, progress=progress)
+        if result is not None:
+            self._warn_failures(result)
         for t in refs:
-            try:
-                emb, scales, landmask = self._tile_files(t)
-            except NotCoveredError as exc:
-                warnings.warn(str(exc), CoverageWarning, stacklevel=2)
+            if t not in paths:
                 continue
+            emb, scales, landmask = paths[t]
             arrays = load_tile_arrays(emb, scales)
             grid = read_landmask_grid(landmask)
             out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=t.cell.name)
@@ -407,25 +404,14 @@ class GeoTessera:
         pairs = sorted({(int(a), int(b)) for a, b in zip(kx, ky, strict=True)})
         tiles = [TileRef(int(year), Cell.from_key(a, b)) for a, b in pairs]
         covered = [t for t in tiles if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
-        if covered and not isinstance(self.source, LocalSource):
-            plan = plan_tiles(
-                self.registry,
-                self.source,
-                self.dataset,
-                covered,
-                self.embeddings_dir,
-                fmt="npy",
-                layout=self.layout,
-            )
-            execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
-        for t in covered:
+        paths, result = self._ensure_local(covered, progress=progress)
+        if result is not None and result.failed:
+            log.warning("points in %d tiles stay NaN: %s", len(result.failed), result.summary())
+        for t, (emb, scales, landmask) in paths.items():
             idx = np.nonzero((kx == t.cell.lon_i) & (ky == t.cell.lat_i))[0]
-            try:
-                emb, scales, landmask = self._tile_files(t)
-            except NotCoveredError as exc:
-                log.warning("%s", exc)
-                continue
-            out[idx] = _pixels_at(load_tile_arrays(emb, scales), read_landmask_grid(landmask), pts[idx], t)
+            out[idx] = pixels_at(
+                load_tile_arrays(emb, scales), read_landmask_grid(landmask), pts[idx], name=t.cell.name
+            )
         return out
 
     # --- information -----------------------------------------------------------

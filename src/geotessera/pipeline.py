@@ -108,6 +108,8 @@ class DownloadResult:
     skipped: list[TileRef] = field(default_factory=list)
     failed: list[tuple[TileRef, str]] = field(default_factory=list)
     not_covered: list[TileRef] = field(default_factory=list)
+    errors: dict[TileRef, BaseException] = field(default_factory=dict)
+    """The exception behind each failed tile (first one wins)."""
     bytes_transferred: int = 0
     seconds: float = 0.0
 
@@ -298,6 +300,9 @@ def execute(
             finish(j)
     try:
         report = run(source, plan.transfers, workers=workers, progress=sink) if plan.transfers else None
+        for f in report.failed if report is not None else []:
+            for job in needs.get(f.item.dest, []):
+                result.errors.setdefault(job.tile, f.exception)
         for tile in sorted(futures):
             try:
                 result.files.extend(futures[tile].result())
@@ -305,7 +310,9 @@ def execute(
                 emit(progress, ItemDone(key=tile.name))
             except GeoTesseraError as exc:
                 failed_files.setdefault(tile, str(exc))
+                result.errors.setdefault(tile, exc)
             except Exception as exc:  # a bug: keep the batch going
+                result.errors.setdefault(tile, exc)
                 log.exception("unexpected error exporting %s", tile.name)
                 failed_files.setdefault(tile, f"unexpected {type(exc).__name__}: {exc}")
     finally:

@@ -454,3 +454,15 @@ def test_source_cooperative_layout_over_http_without_crc(tiny_store: Path, tmp_p
         assert all(r.key.startswith(("npy/v1.1-cam/", "landmasks/v1.1/")) for r in server.requests)
     q, s, _ = _store_arrays(tiny_store, gt.dataset, 2024, Cell.from_name("grid_0.15_52.05"))
     np.testing.assert_array_equal(emb, _expected(q, s))
+
+
+def test_fetch_embedding_raises_the_integrity_error(faulty: FaultServer, tmp_path: Path) -> None:
+    from geotessera.errors import IntegrityError
+
+    key = S3_LAYOUT.embedding_key(DatasetId(), 2024, Cell.from_name("grid_0.15_52.05"))
+    faulty.script(key, Fault.corrupt(times=None))
+    gt = GeoTessera(base_url=faulty.url, cache_dir=tmp_path / "c", embeddings_dir=tmp_path / "e")
+    with pytest.raises(IntegrityError, match="grid_0.15_52.05"):
+        gt.fetch_embedding(0.15, 52.05, 2024)
+    # the rejected bytes never reached their final path
+    assert not list((tmp_path / "e").rglob("grid_0.15_52.05.npy"))
