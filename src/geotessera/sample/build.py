@@ -32,14 +32,10 @@ strips, each file atomically (a temporary file in the same directory, then
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,15 +43,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
-import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
 from .._version import __version__
-from ..datasets import DatasetId, normalize_version
-from ..errors import InvalidInputError, OutputError
-from ..grid import Cell, PixelGrid, cell_index_ranges, cells_in_bbox
+from ..datasets import DatasetId
+from ..errors import OutputError
+from ..grid import Cell, PixelGrid
 from ..layouts import S3_LAYOUT
 from ..progress import ItemDone, PlanReady, ProgressSink, emit
 from . import content
+from ._plan import DEFAULT_BBOX as DEFAULT_BBOX
+from ._plan import DEFAULT_VERSIONS as DEFAULT_VERSIONS
+from ._plan import DEFAULT_YEARS as DEFAULT_YEARS
+from ._plan import EDGE_TILES as EDGE_TILES
+from ._plan import MAX_TILES as MAX_TILES
+from ._plan import VERSION_VARIANTS as VERSION_VARIANTS
+from ._plan import StorePlan as StorePlan
+from ._plan import _as_pixel_size as _as_pixel_size
+from ._plan import plan_store as plan_store
+from ._writers import _atomic as _atomic
+from ._writers import _Writer as _Writer
 
 logger = logging.getLogger(__name__)
 
@@ -64,22 +70,8 @@ NON_STORE_ENTRIES = ("ground_truth", "sample_store.json")
 MARKER_FILE = "sample_store.json"
 GROUND_TRUTH_DIR = "ground_truth"
 BUCKET = "tessera-embeddings"
-DEFAULT_BBOX = (0.0, 52.0, 0.4, 52.3)
-DEFAULT_YEARS = (2023, 2024)
-DEFAULT_VERSIONS = ("v1", "v1.1")
-#: The variant built for each supported version.
-VERSION_VARIANTS = {"1.0": "vultr", "1.1": "cambridge"}
 #: Fixed modification time recorded in the manifests (determinism).
 FIXED_MTIME = datetime(2025, 1, 1, tzinfo=UTC)
-MAX_TILES = 2000
-
-#: Extra tiles added with ``edge_tiles=True``, by role (tile centres, degrees).
-EDGE_TILES: dict[str, tuple[tuple[float, float], ...]] = {
-    "seam": ((5.95, 45.05), (6.05, 45.05)),
-    "southern": ((-58.45, -34.55),),
-    "coastal": ((1.75, 52.45),),
-    "partial_year": ((0.35, 52.25),),
-}
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -128,204 +120,6 @@ class BuildSummary:
     years: tuple[int, ...] = ()
     pixel_size_m: float = 10.0
     files: int = 0
-
-
-@dataclass(frozen=True)
-class StorePlan:
-    """Which datasets, years and tiles a build writes.
-
-    ``absent`` maps a cell to the years it is missing from; ``roles`` maps an
-    edge-tile role ("seam", "southern", "coastal", "partial_year") to its cells.
-    """
-
-    datasets: tuple[DatasetId, ...]
-    years: tuple[int, ...]
-    cells: tuple[Cell, ...]
-    absent: dict[Cell, tuple[int, ...]] = field(default_factory=dict)
-    roles: dict[str, tuple[Cell, ...]] = field(default_factory=dict)
-
-    def present(self, cell: Cell, year: int) -> bool:
-        """Whether ``cell`` has embeddings in ``year``."""
-        return year not in self.absent.get(cell, ())
-
-    def cells_in_year(self, year: int) -> list[Cell]:
-        """The cells with embeddings in ``year``."""
-        return [c for c in self.cells if self.present(c, year)]
-
-
-# --- input validation --------------------------------------------------------------------
-def _as_years(years: Sequence[int]) -> tuple[int, ...]:
-    if isinstance(years, str | bytes) or not isinstance(years, Sequence):
-        raise InvalidInputError(f"years must be a sequence of integers, got {years!r}")
-    out = set()
-    for y in years:
-        if isinstance(y, bool) or not isinstance(y, int | np.integer) or not 2000 <= int(y) <= 2100:
-            raise InvalidInputError(f"year {y!r} is not an integer year between 2000 and 2100")
-        out.add(int(y))
-    if not out:
-        raise InvalidInputError("at least one year is needed")
-    return tuple(sorted(out))
-
-
-def _as_datasets(versions: Sequence[str]) -> tuple[DatasetId, ...]:
-    if isinstance(versions, str | bytes) or not isinstance(versions, Sequence):
-        raise InvalidInputError(f"versions must be a sequence of version strings, got {versions!r}")
-    out: list[DatasetId] = []
-    for v in versions:
-        canonical = normalize_version(v)
-        if canonical not in VERSION_VARIANTS:
-            known = ", ".join(DatasetId(k).vpath for k in VERSION_VARIANTS)
-            raise InvalidInputError(f"the sample store has no version {v!r} (known: {known})")
-        ds = DatasetId(canonical, VERSION_VARIANTS[canonical])
-        if ds not in out:
-            out.append(ds)
-    if not out:
-        raise InvalidInputError("at least one dataset version is needed")
-    return tuple(out)
-
-
-def _as_pixel_size(pixel_size_m: float) -> float:
-    try:
-        p = float(pixel_size_m)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"pixel size {pixel_size_m!r} is not a number") from exc
-    if not (math.isfinite(p) and 1.0 <= p <= 1000.0):
-        raise InvalidInputError(f"pixel size {pixel_size_m!r} m is outside [1, 1000]")
-    return p
-
-
-def plan_store(
-    *,
-    bbox: tuple[float, float, float, float] | None = None,
-    years: Sequence[int] = DEFAULT_YEARS,
-    versions: Sequence[str] = DEFAULT_VERSIONS,
-    edge_tiles: bool = True,
-) -> StorePlan:
-    """Validate the options of :func:`build_store` and list what it would write (no I/O)."""
-    datasets = _as_datasets(versions)
-    yrs = _as_years(years)
-    region = DEFAULT_BBOX if bbox is None else bbox
-    xs, ys = cell_index_ranges(region)
-    if len(xs) * len(ys) > MAX_TILES:
-        raise InvalidInputError(
-            f"bbox {bbox!r} selects {len(xs) * len(ys)} tiles; the sample store allows {MAX_TILES}"
-        )
-    cells = set(cells_in_bbox(region))
-    roles: dict[str, tuple[Cell, ...]] = {}
-    absent: dict[Cell, tuple[int, ...]] = {}
-    if edge_tiles:
-        for role, centres in EDGE_TILES.items():
-            roles[role] = tuple(Cell.from_centre(lon, lat) for lon, lat in centres)
-            cells.update(roles[role])
-        if len(yrs) >= 2:
-            for cell in roles["partial_year"]:
-                absent[cell] = (yrs[0],)
-    if len(cells) > MAX_TILES:
-        raise InvalidInputError(
-            f"bbox {bbox!r} selects {len(cells)} tiles; the sample store allows {MAX_TILES}"
-        )
-    ordered = tuple(sorted(cells, key=lambda c: (c.iy, c.ix)))
-    return StorePlan(datasets, yrs, ordered, absent, roles)
-
-
-# --- atomic writers ----------------------------------------------------------------------
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; ``os.replace`` it onto ``path`` on success."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        os.replace(tmp, path)
-    except OutputError:
-        raise
-    except OSError as exc:
-        what = "disk full" if exc.errno == errno.ENOSPC else str(exc)
-        raise OutputError(f"cannot write {path}: {what}") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-class _Writer:
-    """Writes files under ``root`` atomically and records their paths and sizes."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.sizes: dict[Path, int] = {}
-
-    def _done(self, path: Path) -> int:
-        size = path.stat().st_size
-        self.sizes[path] = size
-        return size
-
-    def bytes(self, rel: str, data: bytes) -> int:
-        path = self.root / rel
-        with _atomic(path) as tmp:
-            tmp.write_bytes(data)
-        return self._done(path)
-
-    def json(self, rel: str, obj: Any) -> int:
-        return self.bytes(rel, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
-    def npy(self, rel: str, array: npt.NDArray[Any]) -> int:
-        path = self.root / rel
-        with _atomic(path) as tmp, tmp.open("wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        return self._done(path)
-
-    def npy_strips(
-        self, rel: str, shape: tuple[int, ...], dtype: np.dtype[Any], strips: Iterator[npt.NDArray[Any]]
-    ) -> int:
-        """Write an .npy (v1 header, C order) of ``shape`` from row strips, never holding it whole."""
-        path = self.root / rel
-        rows = 0
-        with _atomic(path) as tmp, tmp.open("wb") as fh:
-            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_1_0(fh, header)
-            for strip in strips:
-                if strip.dtype != dtype or strip.shape[1:] != shape[1:]:
-                    raise OutputError(f"strip of {strip.dtype} {strip.shape} does not fit {dtype} {shape}")
-                fh.write(np.ascontiguousarray(strip).data)
-                rows += strip.shape[0]
-            if rows != shape[0]:
-                raise OutputError(f"{rel}: wrote {rows} rows, expected {shape[0]}")
-        return self._done(path)
-
-    def geotiff(
-        self, rel: str, array: npt.NDArray[np.uint8], grid: PixelGrid, tags: dict[str, str] | None = None
-    ) -> int:
-        """A 1-band uint8 GeoTIFF on ``grid``: tiled 256 x 256, deflate."""
-        import rasterio
-        from rasterio.crs import CRS
-
-        if array.shape != grid.shape:
-            raise OutputError(f"{rel}: array shape {array.shape} differs from grid {grid.shape}")
-        path = self.root / rel
-        profile = {
-            "driver": "GTiff",
-            "width": grid.width,
-            "height": grid.height,
-            "count": 1,
-            "dtype": "uint8",
-            "crs": CRS.from_epsg(grid.epsg),
-            "transform": grid.transform,
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-        }
-        with _atomic(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(array, 1)
-            if tags:
-                dst.update_tags(**tags)
-        return self._done(path)
-
-    def parquet(self, rel: str, table: pa.Table) -> int:
-        path = self.root / rel
-        with _atomic(path) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
-        return self._done(path)
 
 
 def _uri(key: str) -> str:
