@@ -26,7 +26,6 @@ import json
 import logging
 import mimetypes
 import os
-import socket
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from .._optional import require
 from ..errors import GeoTesseraError, InvalidInputError, SourceError
 from ..progress import ItemDone, PlanReady, ProgressSink, emit
 from ..transfer.checksum import crc64nvme_file
+from ._moto import _QuietMotoServer
 
 __all__ = ["DEFAULT_BUCKET", "DEFAULT_REGION", "SampleServer", "UploadSummary"]
 
@@ -51,7 +51,6 @@ _UPLOAD_WORKERS = 4
 # Dummy credentials for the signed uploader only; given to the boto3 client, never put in os.environ.
 _DUMMY_KEY_ID = "geotessera-sample"
 _DUMMY_SECRET = "geotessera-sample-secret"
-_ANONYMOUS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Buckets served by a running SampleServer in this process (moto's backends are process-wide).
 _active_buckets: set[str] = set()
@@ -102,29 +101,6 @@ def _public_read_policy(bucket: str) -> str:
             ],
         }
     )
-
-
-_ACCESS_DENIED_XML = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-    b"<Message>Anonymous requests may only read this bucket</Message></Error>"
-)
-
-
-def _deny_anonymous_writes(app: Callable[..., Any]) -> Callable[..., Any]:
-    """WSGI wrapper: an unsigned request other than GET/HEAD/OPTIONS gets 403, as on public-read S3."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        signed = "HTTP_AUTHORIZATION" in environ or "X-Amz-Signature=" in str(environ.get("QUERY_STRING", ""))
-        if method not in _ANONYMOUS_METHODS and not signed:
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "application/xml"), ("Content-Length", str(len(_ACCESS_DENIED_XML)))],
-            )
-            return [_ACCESS_DENIED_XML]
-        return app(environ, start_response)
-
-    return wrapped
 
 
 def _iter_files(directory: Path, exclude: Collection[str]) -> Iterator[Path]:
@@ -410,76 +386,3 @@ class SampleServer:
     def _delete_bucket(self) -> None:
         self._empty_bucket()
         self._client.delete_bucket(Bucket=self._bucket)
-
-
-def _moto_server_class() -> type[Any]:
-    server_class: type[Any] = require("moto.server", "sample").ThreadedMotoServer
-    return server_class
-
-
-class _QuietMotoServer:
-    """moto's ``ThreadedMotoServer`` with logging routed to our logger, bind errors raised
-    (instead of a hang) and anonymous writes refused."""
-
-    def __init__(self, host: str, port: int) -> None:
-        base = _moto_server_class()
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        class _Handler(MotoRequestHandler):
-            def log(self, type: str, message: str, *args: Any) -> None:
-                level = logging.WARNING if type == "error" else logging.DEBUG
-                _log.log(level, "%s " + message, self.address_string(), *args)
-
-        self._host, self._port = host, port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            listener = socket.create_server((host, port), family=family)
-        except OSError as exc:
-            raise SourceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        self._listener = listener
-        startup_error: list[BaseException] = []
-
-        class _Server(base):  # type: ignore[misc, valid-type]
-            def _server_entry(self) -> None:
-                # As moto's, but on our pre-bound socket (werkzeug would print and sys.exit on a
-                # bind error, and moto's start() would then wait forever), with our handler and app.
-                try:
-                    app = _deny_anonymous_writes(DomainDispatcherApplication(create_backend_app))
-                    self._server = make_server(
-                        self._ip_address,
-                        self._port,
-                        app,
-                        True,
-                        request_handler=_Handler,
-                        fd=listener.fileno(),
-                    )
-                except BaseException as exc:
-                    startup_error.append(exc)
-                    self._server_ready_event.set()
-                    return
-                self._server_ready_event.set()
-                self._server.serve_forever()
-
-        self._startup_error = startup_error
-        self._moto = _Server(ip_address=host, port=port, verbose=False)
-
-    def start(self) -> None:
-        try:
-            self._moto.start()
-        finally:
-            self._listener.close()  # werkzeug serves on a duplicate of it
-        if self._startup_error:
-            exc = self._startup_error[0]
-            raise SourceError(f"cannot start the sample server on {self._host}:{self._port}: {exc}") from exc
-
-    def get_host_and_port(self) -> tuple[str, int]:
-        host, port = self._moto.get_host_and_port()
-        return str(host), int(port)
-
-    def stop(self) -> None:
-        self._moto.stop()
