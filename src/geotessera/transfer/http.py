@@ -15,27 +15,27 @@ Failure handling (:class:`RetryPolicy`):
 - not retried: 403, 404 and other 4xx (:class:`SourceError` with ``status``), a
   checksum mismatch or a missing checksum header (:class:`IntegrityError`), a size
   that contradicts the caller's expected size (:class:`IntegrityError`).
+
+Sinks, results and resume state live in ``_download.py``, the classification of failures
+in ``_failures.py``; the public names are importable from here.
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Final, Protocol
-from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from ..errors import IntegrityError, InvalidInputError, SourceError
+from ..errors import IntegrityError, InvalidInputError
 from ..progress import BytesReceived, ProgressSink, Retrying, emit
-from ._errors import TransferCancelledError, UnreachableError
-from .checksum import Crc64Nvme
+from ._download import DownloadInfo, HeadInfo, MemorySink, ObjectState, Sink
+from ._errors import TransferCancelledError
+from ._failures import NETWORK_ERRORS, Transient, describe_network_error, give_up, status_error
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -59,125 +59,6 @@ loopback, 1 MiB reads sustain about 600-700 MB/s per stream through write + CRC,
 reads were often 2-3x slower (a fresh multi-MiB allocation per read)."""
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-class Sink(Protocol):
-    """Where downloaded bytes go: an :class:`~.atomic.AtomicFile` or a :class:`MemorySink`."""
-
-    @property
-    def size(self) -> int: ...
-    @property
-    def crc(self) -> Crc64Nvme | None: ...
-    def write(self, data: bytes | bytearray | memoryview) -> int: ...
-    def restart(self) -> None: ...
-
-
-class MemorySink:
-    """A :class:`Sink` collecting bytes in memory (for small objects such as manifests)."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._crc = Crc64Nvme()
-
-    @property
-    def size(self) -> int:
-        """Bytes collected so far."""
-        return len(self._buf)
-
-    @property
-    def crc(self) -> Crc64Nvme:
-        """Running CRC64NVMe of the bytes collected."""
-        return self._crc
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Append ``data``."""
-        self._buf += data
-        self._crc.update(data)
-        return len(data)
-
-    def restart(self) -> None:
-        """Discard everything collected so far."""
-        self._buf.clear()
-        self._crc = Crc64Nvme()
-
-    def getvalue(self) -> bytes:
-        """The bytes collected."""
-        return bytes(self._buf)
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadInfo:
-    """Outcome of one verified download."""
-
-    size: int
-    """Bytes of the object."""
-    crc64nvme: str
-    """CRC64NVMe of the bytes received (S3 header form)."""
-    verified: bool
-    """True when the server sent a checksum and it matched."""
-    attempts: int
-    """Requests made (1 when nothing was retried)."""
-    resumed: bool
-    """True when at least one retry continued with a Range request."""
-
-
-@dataclass(frozen=True, slots=True)
-class HeadInfo:
-    """Metadata of an object from a HEAD request."""
-
-    size: int | None
-    crc64nvme: str | None
-    etag: str | None
-
-
-class _Transient(Exception):
-    """A failure worth retrying."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        status: int | None = None,
-        retry_after_s: float | None = None,
-        network: bool = False,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.retry_after_s = retry_after_s
-        self.network = network
-
-
-@dataclass
-class _ObjectState:
-    """What the first full response told us about the object (for resuming)."""
-
-    expected_crc: str | None = None
-    etag: str | None = None
-    total: int | None = None
-    resumed: bool = False
-    known: bool = field(default=False)
-
-    def forget(self) -> None:
-        self.expected_crc = None
-        self.etag = None
-        self.total = None
-        self.known = False
-
-
-_NETWORK_ERRORS = (Urllib3HTTPError, OSError, http.client.HTTPException)
-
-
-def _describe_network_error(exc: BaseException) -> str:
-    if isinstance(exc, MaxRetryError) and exc.reason is not None:
-        exc = exc.reason
-    if isinstance(exc, NewConnectionError):
-        # "...: Failed to establish a new connection: [Errno 111] Connection refused"
-        text = str(exc)
-        return text.split(": ", 1)[1] if ": " in text else text
-    name = type(exc).__name__
-    text = str(exc)
-    return f"{name}: {text}" if text else name
 
 
 class HttpClient:
@@ -253,12 +134,12 @@ class HttpClient:
             try:
                 attempt_fn()
                 return attempt
-            except _Transient as exc:
+            except Transient as exc:
                 retry = attempt  # this would be retry number `attempt`
                 delay = policy.backoff_s(retry, exc.retry_after_s)
                 elapsed = time.monotonic() - started
                 if retry > policy.max_retries or elapsed + delay > policy.total_timeout_s:
-                    raise self._give_up(url, key, exc, attempt, elapsed) from exc
+                    raise give_up(url, key, exc, attempt, elapsed) from exc
                 log.info("retrying %s in %.2f s (retry %d): %s", key, delay, retry, exc.reason)
                 emit(progress, Retrying(key=key, attempt=retry, delay_s=delay, reason=exc.reason))
                 if cancel is not None:
@@ -266,22 +147,6 @@ class HttpClient:
                         raise TransferCancelledError(f"transfer of {key} cancelled") from exc
                 elif delay > 0:
                     time.sleep(delay)
-
-    @staticmethod
-    def _give_up(url: str, key: str, exc: _Transient, attempts: int, elapsed: float) -> SourceError:
-        host = urlsplit(url).netloc
-        tries = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
-        if exc.network and exc.status is None and exc.reason.startswith("cannot connect"):
-            return UnreachableError(
-                f"cannot reach {host}: {exc.reason.removeprefix('cannot connect: ')} ({tries})", url=url
-            )
-        if exc.status is not None:
-            return SourceError(
-                f"{key}: server {host} answered HTTP {exc.status} ({tries}); try again later",
-                status=exc.status,
-                url=url,
-            )
-        return SourceError(f"download of {key} from {host} failed: {exc.reason} ({tries})", url=url)
 
     def _request(self, method: str, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
         try:
@@ -297,29 +162,10 @@ class HttpClient:
         except MaxRetryError as exc:
             reason = exc.reason
             if isinstance(reason, NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
-                raise _Transient(f"cannot connect: {_describe_network_error(exc)}", network=True) from exc
-            raise _Transient(_describe_network_error(exc), network=True) from exc
-        except _NETWORK_ERRORS as exc:
-            raise _Transient(_describe_network_error(exc), network=True) from exc
-
-    @staticmethod
-    def _status_error(status: int, url: str, key: str, resp: urllib3.BaseHTTPResponse) -> Exception:
-        if status in RETRY_STATUSES:
-            return _Transient(
-                f"HTTP {status}",
-                status=status,
-                retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
-            )
-        if status == 404:
-            return SourceError(f"{key} not found at {url} (HTTP 404)", status=404, url=url)
-        if status == 403:
-            return SourceError(
-                f"access denied to {url} (HTTP 403): the object may not exist "
-                "(S3 answers 403 for missing keys when listing is not public) or the bucket is not public",
-                status=403,
-                url=url,
-            )
-        return SourceError(f"unexpected HTTP {status} for {url}", status=status, url=url)
+                raise Transient(f"cannot connect: {describe_network_error(exc)}", network=True) from exc
+            raise Transient(describe_network_error(exc), network=True) from exc
+        except NETWORK_ERRORS as exc:
+            raise Transient(describe_network_error(exc), network=True) from exc
 
     # -- HEAD -----------------------------------------------------------------------------
 
@@ -331,7 +177,7 @@ class HttpClient:
             resp = self._request("HEAD", url, {CHECKSUM_MODE_HEADER: "ENABLED"})
             try:
                 if resp.status != 200:
-                    raise self._status_error(resp.status, url, key, resp)
+                    raise status_error(resp.status, url, key, resp)
                 length = resp.headers.get("Content-Length")
                 result.append(
                     HeadInfo(
@@ -369,7 +215,7 @@ class HttpClient:
         """
         if sink.crc is None:
             raise InvalidInputError("download() needs a sink that computes CRC64NVMe (checksum=True)")
-        state = _ObjectState()
+        state = ObjectState()
         attempts = self._retrying(
             url,
             key,
@@ -398,7 +244,7 @@ class HttpClient:
         url: str,
         key: str,
         sink: Sink,
-        state: _ObjectState,
+        state: ObjectState,
         expected_size: int | None,
         require_checksum: bool,
         progress: ProgressSink | None,
@@ -433,20 +279,20 @@ class HttpClient:
                 ):
                     sink.restart()
                     state.forget()
-                    raise _Transient(f"unexpected Content-Range {resp.headers.get('Content-Range')!r}")
+                    raise Transient(f"unexpected Content-Range {resp.headers.get('Content-Range')!r}")
                 state.resumed = True
                 log.info("resuming %s at byte %d", key, offset)
             elif status in (412, 416) and offset:
                 # The object changed (If-Match failed) or the range is invalid: start again.
                 sink.restart()
                 state.forget()
-                raise _Transient(f"HTTP {status} on resume; restarting from byte 0", retry_after_s=0.0)
+                raise Transient(f"HTTP {status} on resume; restarting from byte 0", retry_after_s=0.0)
             else:
-                raise self._status_error(status, url, key, resp)
+                raise status_error(status, url, key, resp)
 
             self._stream_body(key, resp, sink, progress, cancel)
             if state.total is not None and sink.size != state.total:
-                raise _Transient(f"truncated body: received {sink.size} of {state.total} bytes", network=True)
+                raise Transient(f"truncated body: received {sink.size} of {state.total} bytes", network=True)
             complete = True
         finally:
             if complete:
@@ -459,7 +305,7 @@ class HttpClient:
         self,
         key: str,
         resp: urllib3.BaseHTTPResponse,
-        state: _ObjectState,
+        state: ObjectState,
         expected_size: int | None,
         require_checksum: bool,
     ) -> None:
@@ -496,9 +342,9 @@ class HttpClient:
                 raise TransferCancelledError(f"transfer of {key} cancelled")
             try:
                 data = resp.read(chunk_size, decode_content=False)
-            except _NETWORK_ERRORS as exc:
-                raise _Transient(
-                    f"connection lost after {sink.size} bytes ({_describe_network_error(exc)})", network=True
+            except NETWORK_ERRORS as exc:
+                raise Transient(
+                    f"connection lost after {sink.size} bytes ({describe_network_error(exc)})", network=True
                 ) from exc
             if not data:
                 return

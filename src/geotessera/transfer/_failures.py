@@ -1,0 +1,90 @@
+"""How a failed HTTP attempt is classified: worth retrying (:class:`Transient`) or final.
+
+:class:`~.http.HttpClient` raises :class:`Transient` for network errors and retryable
+statuses, which makes its retry loop try again; :func:`give_up` turns the last one into
+the error its caller sees.
+"""
+
+from __future__ import annotations
+
+import http.client
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from ..errors import SourceError
+from ._errors import UnreachableError
+from .retry import RETRY_STATUSES, parse_retry_after
+
+
+class Transient(Exception):
+    """A failure worth retrying."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        network: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.network = network
+
+
+NETWORK_ERRORS = (Urllib3HTTPError, OSError, http.client.HTTPException)
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """A short description of a urllib3 / socket error, for messages."""
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, NewConnectionError):
+        # "...: Failed to establish a new connection: [Errno 111] Connection refused"
+        text = str(exc)
+        return text.split(": ", 1)[1] if ": " in text else text
+    name = type(exc).__name__
+    text = str(exc)
+    return f"{name}: {text}" if text else name
+
+
+def status_error(status: int, url: str, key: str, resp: urllib3.BaseHTTPResponse) -> Exception:
+    """What HTTP ``status`` means: :class:`Transient` when worth retrying, else :class:`SourceError`."""
+    if status in RETRY_STATUSES:
+        return Transient(
+            f"HTTP {status}",
+            status=status,
+            retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
+        )
+    if status == 404:
+        return SourceError(f"{key} not found at {url} (HTTP 404)", status=404, url=url)
+    if status == 403:
+        return SourceError(
+            f"access denied to {url} (HTTP 403): the object may not exist "
+            "(S3 answers 403 for missing keys when listing is not public) or the bucket is not public",
+            status=403,
+            url=url,
+        )
+    return SourceError(f"unexpected HTTP {status} for {url}", status=status, url=url)
+
+
+def give_up(url: str, key: str, exc: Transient, attempts: int, elapsed: float) -> SourceError:
+    """The error raised when retrying ``key`` stops, after ``attempts`` attempts in ``elapsed`` s."""
+    host = urlsplit(url).netloc
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
+    if exc.network and exc.status is None and exc.reason.startswith("cannot connect"):
+        return UnreachableError(
+            f"cannot reach {host}: {exc.reason.removeprefix('cannot connect: ')} ({tries})", url=url
+        )
+    if exc.status is not None:
+        return SourceError(
+            f"{key}: server {host} answered HTTP {exc.status} ({tries}); try again later",
+            status=exc.status,
+            url=url,
+        )
+    return SourceError(f"download of {key} from {host} failed: {exc.reason} ({tries})", url=url)
