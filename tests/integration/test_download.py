@@ -462,7 +462,7 @@ def test_fetch_embedding_raises_the_integrity_error(faulty: FaultServer, tmp_pat
     key = S3_LAYOUT.embedding_key(DatasetId(), 2024, Cell.from_name("grid_0.15_52.05"))
     faulty.script(key, Fault.corrupt(times=None))
     gt = GeoTessera(base_url=faulty.url, cache_dir=tmp_path / "c", embeddings_dir=tmp_path / "e")
-    with pytest.raises(IntegrityError, match="grid_0.15_52.05"):
+    with pytest.raises(IntegrityError, match=r"grid_0\.15_52\.05"):
         gt.fetch_embedding(0.15, 52.05, 2024)
     # the rejected bytes never reached their final path
     assert not list((tmp_path / "e").rglob("grid_0.15_52.05.npy"))
