@@ -136,6 +136,7 @@ def dequantize_band_major(
     out: npt.NDArray[np.float32],
     *,
     bands: npt.ArrayLike | None = None,
+    threads: int | None = None,
     name: str = "tile",
 ) -> npt.NDArray[np.float32]:
     """Dequantise (H, W, 128) int8 into a band-major float32 ``out`` of shape (B, H, W).
@@ -152,12 +153,23 @@ def dequantize_band_major(
     if out.shape != (nout, h, w) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 {(nout, h, w)}, got {out.dtype} {out.shape}")
     rows = 2
-    tmp = np.empty((rows, w, nout), dtype=np.float32)
-    n_bad = 0
-    for r0 in range(0, h, rows):
-        r1 = min(r0 + rows, h)
-        t = tmp[: r1 - r0]
-        n_bad += _rows(quantized[r0:r1], scales[r0:r1], t, band_idx)
-        out[:, r0:r1, :] = t.transpose(2, 0, 1)
+
+    def part(lo: int, hi: int) -> int:
+        tmp = np.empty((rows, w, nout), dtype=np.float32)
+        bad = 0
+        for r0 in range(lo, hi, rows):
+            r1 = min(r0 + rows, hi)
+            t = tmp[: r1 - r0]
+            bad += _rows(quantized[r0:r1], scales[r0:r1], t, band_idx)
+            out[:, r0:r1, :] = t.transpose(2, 0, 1)
+        return bad
+
+    n_threads = min(threads if threads is not None else 2, max(1, h // 64))
+    if n_threads > 1:
+        cuts = [round(h * k / n_threads / rows) * rows for k in range(n_threads)] + [h]
+        with ThreadPoolExecutor(n_threads) as pool:
+            n_bad = sum(pool.map(part, cuts[:-1], cuts[1:]))
+    else:
+        n_bad = part(0, h)
     _report(n_bad, name)
     return out
