@@ -14,6 +14,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from affine import Affine
 from .config import Settings
 from .datasets import DatasetId
 from .errors import CorruptDataError, CoverageWarning, GeoTesseraError, InvalidInputError, SourceError
-from .export import check_output_dataset, write_sidecar
+from .export import check_output_dataset, check_output_dir, make_output_dir, write_sidecar
 from .grid import Cell, points_to_keys
 from .layouts import S3_LAYOUT, SOURCE_COOP_BASE_URL, SOURCE_COOP_LAYOUT, Layout
 from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
@@ -66,6 +67,18 @@ def _layout_for(base_url: str, name: str | None) -> Layout:
     if name not in layouts:
         raise InvalidInputError(f"unknown layout {name!r}; choose s3 or source-coop")
     return layouts[name]
+
+
+@dataclass
+class Coverage:
+    """Result of :meth:`GeoTessera.region_coverage`."""
+
+    covered: list[TileRef] = field(default_factory=list)
+    """Tiles (year, cell) that exist."""
+    missing: dict[int, int] = field(default_factory=dict)
+    """Per year, how many of the region's tiles do not exist."""
+    missing_examples: list[TileRef] = field(default_factory=list)
+    """A few of the missing tiles, for messages."""
 
 
 class GeoTessera:
@@ -160,14 +173,24 @@ class GeoTessera:
         self.close()
 
     # --- planning and downloading ----------------------------------------------
-    def tiles_for_region(self, region: Region, years: Sequence[int]) -> tuple[list[TileRef], list[TileRef]]:
-        """(covered, not covered) tiles of ``region`` for each year."""
-        covered: list[TileRef] = []
-        missing: list[TileRef] = []
+    def region_coverage(self, region: Region, years: Sequence[int], *, examples: int = 10) -> Coverage:
+        """Which tiles of ``region`` exist for each year (vectorised over the region's cells)."""
+        lon, lat = region.centres
+        cov = Coverage()
         for year in years:
-            for c in region.cells:
-                (covered if self.registry.has_tile(year, c.lon, c.lat) else missing).append(TileRef(year, c))
-        return covered, missing
+            found = self.registry.tiles_for_points(lon, lat, int(year)).covered
+            cov.covered.extend(
+                TileRef(int(year), Cell(int(a), int(b)))
+                for a, b in zip(region.ix[found], region.iy[found], strict=True)
+            )
+            missing = np.flatnonzero(~found)
+            cov.missing[int(year)] = len(missing)
+            room = examples - len(cov.missing_examples)
+            cov.missing_examples.extend(
+                TileRef(int(year), Cell(int(region.ix[k]), int(region.iy[k])))
+                for k in missing[: max(room, 0)]
+            )
+        return cov
 
     def plan(
         self,
@@ -179,7 +202,8 @@ class GeoTessera:
         compress: str = "lzw",
     ) -> DownloadPlan:
         """Everything a download of ``tiles`` (``(year, lon, lat)`` or TileRef) would do, without doing it."""
-        check_output_dataset(output_dir, self.dataset)
+        check_output_dir(output_dir)
+        check_output_dataset(output_dir, self.dataset, fmt=fmt, bands=bands)
         return plan_tiles(
             self.registry,
             self.source,
@@ -194,18 +218,19 @@ class GeoTessera:
 
     def download(self, plan: DownloadPlan, *, progress: ProgressSink | None = None) -> DownloadResult:
         """Execute a plan: verified concurrent downloads, exports, then the output sidecar."""
-        check_output_dataset(plan.out_dir, self.dataset)
+        check_output_dataset(plan.out_dir, self.dataset, fmt=plan.fmt, bands=plan.bands)
+        make_output_dir(plan.out_dir)
         result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
-        years = sorted({j.tile.year for j in plan.jobs}) or sorted({t.year for t in plan.not_covered})
-        if plan.jobs:
+        complete = [t.name for t in [*result.done, *result.skipped]]
+        if complete:
             write_sidecar(
                 plan.out_dir,
                 self.dataset,
                 fmt=plan.fmt,
-                years=years,
-                tile_count=len(plan.jobs),
+                tiles=complete,
                 source_url=self.settings.base_url,
-                extra={"bands": plan.bands, "compress": plan.compress if plan.fmt == "tiff" else None},
+                bands=plan.bands,
+                compress=plan.compress,
             )
         return result
 

@@ -45,6 +45,10 @@ class OutputError(GeoTesseraError, OSError):
     """An output cannot be written: disk full, permissions, a directory of another dataset."""
 
 
+class MixedDatasetError(OutputError):
+    """An output directory already holds another dataset (version, variant), format or band set."""
+
+
 class MissingExtraError(GeoTesseraError, ImportError):
     """An optional dependency is missing; the message names the pip extra to install."""
 

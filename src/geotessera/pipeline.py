@@ -24,6 +24,7 @@ from typing import Literal
 from .datasets import DatasetId
 from .errors import GeoTesseraError, InvalidInputError
 from .export import normalize_bands, normalize_compress, write_embedding_geotiff
+from .export._atomic import output_error
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -95,8 +96,8 @@ class DownloadPlan:
 
     @property
     def output_files(self) -> list[Path]:
-        """Files the download creates (or keeps), in tile order."""
-        return [p for j in self.jobs for p in j.outputs]
+        """Files the download creates (or keeps), in tile order, each once."""
+        return list(dict.fromkeys(p for j in self.jobs for p in j.outputs))
 
 
 @dataclass
@@ -212,7 +213,10 @@ def plan_tiles(
                 continue
             transfers.setdefault(dest, TransferItem(key, dest, expected_size=size, label=t.name))
         if fmt == "tiff" and in_place is None:
-            temporary = (local[0], local[1])
+            # fetched only to make the GeoTIFF: removed afterwards, unless an npy download kept them
+            temporary = tuple(
+                p for p, size in zip(local[:2], expected[:2], strict=True) if not is_complete(p, size)
+            )
         jobs.append(TileJob(t, paths[0], paths[1], paths[2], outputs=outputs, temporary=temporary))
     return DownloadPlan(
         dataset=dataset,
@@ -311,6 +315,10 @@ def execute(
             except GeoTesseraError as exc:
                 failed_files.setdefault(tile, str(exc))
                 result.errors.setdefault(tile, exc)
+            except OSError as exc:  # e.g. a disk that filled up while GDAL wrote
+                err = output_error(exc, f"exporting {tile.name}")
+                failed_files.setdefault(tile, str(err))
+                result.errors.setdefault(tile, err)
             except Exception as exc:  # a bug: keep the batch going
                 result.errors.setdefault(tile, exc)
                 log.exception("unexpected error exporting %s", tile.name)

@@ -17,45 +17,68 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from pyproj import CRS, Transformer
 
 from ._optional import require
 from .errors import InvalidInputError
-from .grid import BBox, Cell, as_bbox, cell_index_ranges, cells_in_bbox
+from .grid import BBox, Cell, as_bbox, cell_index_ranges
 
 log = logging.getLogger(__name__)
 
 WGS84 = CRS.from_epsg(4326)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Region:
-    """An ordered, duplicate-free tuple of cells plus a human description."""
+    """A set of cells, held as sorted integer index arrays, plus a human description.
 
-    cells: tuple[Cell, ...]
+    ``ix``/``iy`` are int32 arrays of shape (N,), ordered by (iy, ix) and free of
+    duplicates, so a region as large as the globe (6.5 million cells) stays cheap;
+    :attr:`cells` builds the :class:`Cell` objects on demand.
+    """
+
+    ix: npt.NDArray[np.int32]
+    iy: npt.NDArray[np.int32]
     description: str
 
     def __len__(self) -> int:
-        return len(self.cells)
+        return len(self.ix)
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """The cells as :class:`Cell` objects, ordered by (lat, lon)."""
+        return tuple(Cell(int(a), int(b)) for a, b in zip(self.ix, self.iy, strict=True))
+
+    @property
+    def centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Cell centres (lon, lat) in degrees, arrays of shape (N,)."""
+        return (self.ix + 0.5) / 10, (self.iy + 0.5) / 10
 
     @property
     def bbox(self) -> BBox:
         """Bounds (min_lon, min_lat, max_lon, max_lat) of the selected cells in degrees."""
-        if not self.cells:
+        if not len(self):
             raise InvalidInputError(f"region {self.description} is empty")
-        b = [c.bounds for c in self.cells]
         return BBox(
-            min(x.min_lon for x in b),
-            min(x.min_lat for x in b),
-            max(x.max_lon for x in b),
-            max(x.max_lat for x in b),
+            int(self.ix.min()) / 10,
+            int(self.iy.min()) / 10,
+            (int(self.ix.max()) + 1) / 10,
+            (int(self.iy.max()) + 1) / 10,
         )
+
+    @classmethod
+    def from_indices(cls, ix: npt.ArrayLike, iy: npt.ArrayLike, description: str) -> Region:
+        """Deduplicate and order cell indices by (iy, ix)."""
+        packed = np.unique(np.asarray(iy, np.int64) * 4096 + (np.asarray(ix, np.int64) + 2048))
+        return cls((packed % 4096 - 2048).astype(np.int32), (packed // 4096).astype(np.int32), description)
 
     @classmethod
     def from_cells(cls, cells: Iterable[Cell], description: str) -> Region:
         """Deduplicate and order cells by (lat, lon)."""
-        return cls(tuple(sorted(set(cells), key=lambda c: (c.iy, c.ix))), description)
+        cs = list(cells)
+        return cls.from_indices([c.ix for c in cs], [c.iy for c in cs], description)
 
     @classmethod
     def from_bbox(cls, bbox: object) -> Region:
@@ -64,12 +87,15 @@ class Region:
         Two numbers mean a point: the one cell containing it.
         """
         b = as_bbox(bbox)
-        return cls.from_cells(cells_in_bbox(b), f"bbox {tuple(b)}")
+        xs, ys = cell_index_ranges(b)
+        ix, iy = np.meshgrid(np.arange(xs.start, xs.stop), np.arange(ys.start, ys.stop))
+        return cls.from_indices(ix.ravel(), iy.ravel(), f"bbox {tuple(b)}")
 
     @classmethod
     def from_point(cls, lon: float, lat: float) -> Region:
         """The one cell containing (lon, lat)."""
-        return cls((Cell.from_point(lon, lat),), f"tile at ({lon}, {lat})")
+        c = Cell.from_point(lon, lat)
+        return cls.from_indices([c.ix], [c.iy], f"tile {c.name} (containing {lon}, {lat})")
 
     @classmethod
     def from_geometry(
@@ -77,7 +103,7 @@ class Region:
     ) -> Region:
         """Cells a geometry (in ``crs``, any pyproj-understood CRS) intersects with positive area."""
         geom = to_wgs84(geometry, crs)
-        return cls.from_cells(cells_intersecting(geom), description)
+        return cls.from_indices(*cell_indices_intersecting(geom), description)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Region:
@@ -91,7 +117,7 @@ class Region:
         from .countries import country_geometry
 
         geom, canonical = country_geometry(name)
-        return cls.from_cells(cells_intersecting(geom), f"country {canonical}")
+        return cls.from_indices(*cell_indices_intersecting(geom), f"country {canonical}")
 
 
 def to_wgs84(geometry: shapely.Geometry, crs: Any) -> shapely.Geometry:
@@ -123,6 +149,12 @@ def to_wgs84(geometry: shapely.Geometry, crs: Any) -> shapely.Geometry:
 
 
 def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
+    """:func:`cell_indices_intersecting` as :class:`Cell` objects."""
+    ix, iy = cell_indices_intersecting(geom)
+    return [Cell(int(a), int(b)) for a, b in zip(ix, iy, strict=True)]
+
+
+def cell_indices_intersecting(geom: shapely.Geometry) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Cells overlapping ``geom`` (lon/lat) with positive area; lines and points select the cells they touch.
 
     Candidates come from rasterising the geometry on the 0.1-degree grid with
@@ -162,7 +194,7 @@ def cells_intersecting(geom: shapely.Geometry) -> list[Cell]:
     in_rows, in_cols = np.nonzero(inside)
     all_ix = np.concatenate([ix[hit], x0 + in_cols])
     all_iy = np.concatenate([iy[hit], y1 - 1 - in_rows])
-    return [Cell(int(a), int(b)) for a, b in zip(all_ix, all_iy, strict=True)]
+    return all_ix, all_iy
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:

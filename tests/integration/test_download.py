@@ -239,8 +239,8 @@ def test_cli_dry_run_transfers_nothing(s3_endpoint: SampleServer, tmp_path: Path
         (["--bbox", "0,52,1,53", "--tile", "0.1,52"], "exactly one"),
         ([], "exactly one"),
         (["--bbox", "0,52,0.1,52.1", "--bands", "0,200"], "--bands"),
-        (["--bbox", "0,52,0.1,52.1", "--year", "2019"], "not covered"),
-        (["--bbox", "10,10,10.1,10.1"], "not covered"),
+        (["--bbox", "0,52,0.1,52.1", "--year", "2019"], "is covered for 2019 (dataset v1/vultr has data for 2023, 2024"),
+        (["--bbox", "10,10,10.1,10.1"], "none of the 1 tile of bbox"),
         (["--region-file", "/nonexistent.geojson"], "does not exist"),
     ],
 )

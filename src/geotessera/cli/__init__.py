@@ -10,25 +10,37 @@ exception is a bug: one line plus a hint to rerun with ``--debug``.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import click
 
 from .._version import __version__
-from ..errors import GeoTesseraError, InvalidInputError, NotCoveredError
+from ..errors import GeoTesseraError, InvalidInputError, MixedDatasetError, NotCoveredError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _configure_logging(verbosity: int) -> None:
+    """Log geotessera's messages to stderr (WARNING, -v INFO, -vv DEBUG); silence other libraries.
+
+    GDAL/libtiff (through rasterio), urllib3 and moto log too; without a root handler
+    Python's last-resort handler would print their warnings, so the root gets a null handler
+    and only ``-vv`` lets them through.
+    """
     level = logging.WARNING - 10 * verbosity
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("geotessera")
-    root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)]
-    root.addHandler(handler)
-    root.setLevel(max(level, logging.DEBUG))
+    ours = logging.getLogger("geotessera")
+    ours.handlers = [h for h in ours.handlers if isinstance(h, logging.NullHandler)]
+    ours.addHandler(handler)
+    ours.setLevel(max(level, logging.DEBUG))
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not getattr(h, "_geotessera", False)]
+    other: logging.Handler = handler if verbosity >= 2 else logging.NullHandler()
+    other._geotessera = True  # type: ignore[attr-defined]
+    root.addHandler(other)
 
 
 class _Group(click.Group):
@@ -38,7 +50,16 @@ class _Group(click.Group):
         debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"error: {_one_line_text(exc.format_message())}{hint}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except click.ClickException as exc:
+            click.echo(f"error: {_one_line_text(exc.format_message())}", err=True)
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:
             raise
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
@@ -47,7 +68,8 @@ class _Group(click.Group):
             if debug:
                 raise
             click.echo(f"error: {_one_line(exc)}", err=True)
-            code = EXIT_USAGE if isinstance(exc, InvalidInputError | NotCoveredError) else EXIT_FAILED
+            usage = InvalidInputError | NotCoveredError | MixedDatasetError
+            code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILED
             ctx.exit(code)
         except Exception as exc:
             if debug:
@@ -60,8 +82,12 @@ class _Group(click.Group):
             ctx.exit(EXIT_FAILED)
 
 
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return _one_line_text(str(exc)) or type(exc).__name__
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,4 +111,10 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="geotessera")
+    try:
+        cli(prog_name="geotessera")
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_OK)

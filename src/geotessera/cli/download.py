@@ -18,6 +18,12 @@ from .options import (
 )
 
 
+def _output_dir(value: str) -> Path:
+    if not value.strip():
+        raise click.BadParameter("the output directory is empty", param_hint="--output")
+    return Path(value)
+
+
 def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> Any:
     """The one region the user named (exactly one of the four options)."""
     from ..regions import Region
@@ -50,8 +56,9 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
 @click.option(
     "-o",
     "--output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     required=True,
+    callback=lambda ctx, param, value: _output_dir(value),
     help="Output directory.",
 )
 @region_options
@@ -104,6 +111,7 @@ def command(
     finish an interrupted or partly failed download. Exit codes: 0 done, 1 some
     tiles failed (listed; a rerun resumes), 2 bad usage or nothing covered.
     """
+    from ..errors import NotCoveredError
     from .render import ProgressBars, stderr
 
     region = resolve_region(bbox, tile, region_file, country)
@@ -116,16 +124,24 @@ def command(
         offline=offline,
         workers=workers,
     )
-    covered, missing = gt.tiles_for_region(region, years)
+    cov = gt.region_coverage(region, years)
     stderr.print(
-        f"{region.description}: {len(region)} tiles x {len(years)} year(s); dataset {gt.dataset}; "
+        f"{region.description}: {_plural(len(region), 'tile')}; dataset {gt.dataset}; "
         f"source {gt.settings.base_url}",
         highlight=False,
+        soft_wrap=True,
     )
-    if missing:
-        _report_missing(gt, missing)
-    if not covered:
-        raise click.exceptions.Exit(_no_coverage(gt, years))
+    for year, n_missing in cov.missing.items():
+        stderr.print(f"  {year}: {len(region) - n_missing} of {len(region)} covered", highlight=False)
+    if not cov.covered:
+        avail = ", ".join(map(str, gt.registry.available_years()))
+        raise NotCoveredError(
+            f"none of the {_plural(len(region), 'tile')} of {region.description} is covered for "
+            f"{', '.join(map(str, years))} (dataset {gt.dataset} has data for {avail}, elsewhere)"
+        )
+    if cov.missing_examples:
+        _report_missing(gt, cov)
+    covered = cov.covered
     plan = gt.plan(covered, output, fmt=fmt, bands=bands, compress=compress)
     if dry_run:
         _print_plan(plan)
@@ -141,37 +157,21 @@ def command(
     stderr.print(result.summary(), highlight=False)
     stderr.print(f"output: {output.resolve()}", highlight=False)
     if result.failed:
-        stderr.print(f"[red]{len(result.failed)} tiles failed:[/red]")
-        for t, message in result.failed:
-            stderr.print(f"  {t.name}: {message}", highlight=False)
-        stderr.print("rerun the same command to fetch only what is missing")
+        _report_failures(result.failed)
+        stderr.print("rerun the same command to fetch only what is missing", highlight=False)
         raise click.exceptions.Exit(1)
 
 
-def _report_missing(gt: Any, missing: list[Any]) -> None:
+def _report_missing(gt: Any, cov: Any) -> None:
     from .render import stderr
 
-    shown = missing[:10]
-    for t in shown:
+    for t in cov.missing_examples[:5]:
         years = gt.registry.years_for_tile(t.cell.lon, t.cell.lat)
-        have = (
-            f"available years for this tile: {', '.join(map(str, years))}" if years else "not in the dataset"
-        )
-        stderr.print(f"[yellow]not covered[/yellow] {t.cell.name} for {t.year} ({have})", highlight=False)
-    if len(missing) > len(shown):
-        stderr.print(f"... and {len(missing) - len(shown)} more tiles not covered", highlight=False)
-
-
-def _no_coverage(gt: Any, years: list[int]) -> int:
-    from .render import stderr
-
-    avail = gt.registry.available_years()
-    stderr.print(
-        f"error: no tiles of this region are covered for {', '.join(map(str, years))} "
-        f"(dataset {gt.dataset} has years {', '.join(map(str, avail))})",
-        highlight=False,
-    )
-    return 2
+        have = f"it exists for {', '.join(map(str, years))}" if years else "not in the dataset"
+        stderr.print(f"  [yellow]not covered[/yellow] {t.cell.name} for {t.year} ({have})", highlight=False)
+    more = sum(cov.missing.values()) - min(5, len(cov.missing_examples))
+    if more > 0:
+        stderr.print(f"  ... and {more} more tile-years not covered", highlight=False)
 
 
 def _print_plan(plan: Any) -> None:
@@ -182,3 +182,23 @@ def _print_plan(plan: Any) -> None:
     click.echo(f"output files: {len(plan.output_files)}")
     for j in plan.jobs:
         click.echo(f"  {j.tile.cell.name} {j.tile.year}")
+
+
+def _report_failures(failed: list[Any]) -> None:
+    """List failed tiles; a cause shared by many tiles (an endpoint down, a full disk) is said once."""
+    from .render import stderr
+
+    by_cause: dict[str, list[str]] = {}
+    for tile, message in failed:
+        by_cause.setdefault(message.replace(tile.name, "<tile>"), []).append(tile.name)
+    stderr.print(f"[red]{_plural(len(failed), 'tile')} failed:[/red]")
+    for cause, names in by_cause.items():
+        if len(names) == 1:
+            stderr.print(f"  {names[0]}: {cause.replace('<tile>', names[0])}", highlight=False)
+        else:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            stderr.print(f"  {_plural(len(names), 'tile')} ({shown}): {cause}", highlight=False)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

@@ -87,22 +87,24 @@ def _point(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 def parse_int_list(text: str, option: str) -> list[int]:
     """Comma-separated whole numbers, with ranges ``a-b`` allowed (e.g. ``0,1,2`` or ``0-15``)."""
     out: list[int] = []
-    try:
-        for part in text.replace(" ", "").split(","):
-            if not part:
-                continue
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
             if "-" in part[1:]:
-                a, b = part.split("-", 1)
+                a, b = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
                 lo, hi = int(a), int(b)
                 if hi < lo:
-                    raise ValueError
+                    raise click.BadParameter(
+                        f"the range {part!r} is reversed (write {hi}-{lo})", param_hint=option
+                    )
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated whole numbers, got {text!r}", param_hint=option
-        ) from None
+        except ValueError:
+            raise click.BadParameter(
+                f"expected comma-separated whole numbers or ranges like 0-15, got {text!r}", param_hint=option
+            ) from None
     if not out:
         raise click.BadParameter("the list is empty", param_hint=option)
     return out
@@ -114,7 +116,8 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
     bands = parse_int_list(value, "--bands")
     bad = [b for b in bands if not 0 <= b < 128]
     if bad:
-        raise click.BadParameter(f"band indices {bad} are outside 0..127", param_hint="--bands")
+        shown = ", ".join(map(str, bad[:5])) + (f" ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise click.BadParameter(f"band indices {shown} are outside 0..127", param_hint="--bands")
     if len(set(bands)) != len(bands):
         raise click.BadParameter(f"duplicate band indices in {value!r}", param_hint="--bands")
     return bands
@@ -126,7 +129,7 @@ def _years(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
     years = parse_int_list(value, "--year")
     bad = [y for y in years if not 1900 <= y <= 2100]
     if bad:
-        raise click.BadParameter(f"{bad} are not plausible years", param_hint="--year")
+        raise click.BadParameter(f"{bad[0]} is not a plausible year", param_hint="--year")
     return sorted(set(years))
 
 

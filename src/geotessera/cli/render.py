@@ -61,6 +61,8 @@ class ProgressBars:
         self._bytes: TaskID | None = None
         self._items: TaskID | None = None
         self.retries = 0
+        self.failures = 0
+        self.show_failures = 3
 
     def __enter__(self) -> ProgressBars:
         self._progress.start()
@@ -88,7 +90,13 @@ class ProgressBars:
                 if self._items is not None:
                     self._progress.advance(self._items, 1)
                 if isinstance(event, ItemFailed):
-                    self._progress.console.print(f"[red]failed[/red] {event.key}: {event.error}")
+                    self.failures += 1
+                    if self.failures <= self.show_failures:
+                        self._progress.console.print(
+                            f"[red]failed[/red] {event.key}: {event.error}", highlight=False
+                        )
+                    elif self.failures == self.show_failures + 1:
+                        self._progress.console.print("[red]more failures[/red]: listed at the end")
             elif isinstance(event, Retrying):
                 self.retries += 1
                 self._progress.console.print(

@@ -1,11 +1,14 @@
 """Writers for exported tiles: GeoTIFF and the local NPY layout's sidecar."""
 
+from ._atomic import check_output_dir, make_output_dir
 from .geotiff import COMPRESSIONS, normalize_bands, normalize_compress, write_embedding_geotiff
 from .metadata import check_output_dataset, read_sidecar, write_sidecar
 
 __all__ = [
     "COMPRESSIONS",
     "check_output_dataset",
+    "check_output_dir",
+    "make_output_dir",
     "normalize_bands",
     "normalize_compress",
     "read_sidecar",

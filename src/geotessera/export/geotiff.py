@@ -21,7 +21,7 @@ import numpy.typing as npt
 from ..errors import InvalidInputError, OutputError
 from ..grid import PixelGrid
 from ..tiles.dequantize import check_shapes, dequantize_band_major
-from ._atomic import atomic_path
+from ._atomic import atomic_path, output_error
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def write_embedding_geotiff(
                         quantized[r0:r1], scales[r0:r1], part, bands=band_list, name=final.name
                     )
                     dst.write(part, window=rasterio.windows.Window(0, r0, w, r1 - r0))
-        except rasterio.errors.RasterioIOError as exc:
-            raise OutputError(f"cannot write {final}: {exc}") from exc
+        except (rasterio.errors.RasterioError, OSError) as exc:
+            raise output_error(exc, f"writing {final}") from exc
     log.debug("wrote %s (%d bands, %s)", final, len(out_bands), compress)
     return final

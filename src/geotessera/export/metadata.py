@@ -1,21 +1,23 @@
 """The output directory's sidecar ``tessera_metadata.json`` (``formats.md`` section 5).
 
-It records which dataset (version, variant) the directory holds; a directory
-whose sidecar names another dataset is refused, so embeddings of different
-model runs are never mixed.
+It records which dataset (version, variant) the directory holds, the formats
+written, the GeoTIFF band selection and the tiles present. A directory whose
+sidecar names another dataset, or GeoTIFFs of another band selection, is refused
+(:class:`MixedDatasetError`), so embeddings of different model runs are never mixed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..datasets import DatasetId, version_path
-from ..errors import CorruptDataError, OutputError
+from ..errors import CorruptDataError, MixedDatasetError
 from ..layouts import METADATA_FILE
 from ._atomic import atomic_path
 
@@ -34,17 +36,39 @@ def read_sidecar(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data
 
 
-def check_output_dataset(out_dir: str | os.PathLike[str], dataset: DatasetId) -> None:
-    """Refuse ``out_dir`` if its sidecar names a dataset other than ``dataset``."""
+def check_output_dataset(
+    out_dir: str | os.PathLike[str],
+    dataset: DatasetId,
+    *,
+    fmt: str | None = None,
+    bands: Sequence[int] | None = None,
+) -> None:
+    """Refuse ``out_dir`` if its sidecar names another dataset, or (tiff) another band selection."""
     data = read_sidecar(out_dir)
     if data is None:
         return
     have = (str(data.get("dataset_version")), str(data.get("dataset_variant")))
     if have != (dataset.version, dataset.variant):
-        raise OutputError(
+        raise MixedDatasetError(
             f"{out_dir} already holds dataset version {have[0]} variant {have[1]}; refusing to mix it "
             f"with version {dataset.version} variant {dataset.variant} (choose another output directory)"
         )
+    if fmt == "tiff" and "tiff" in _formats(data):
+        old = data.get("tiff_bands", data.get("bands"))
+        new = None if bands is None else list(bands)
+        if old != new:
+            describe = "all 128 bands" if old is None else f"bands {old}"
+            raise MixedDatasetError(
+                f"{out_dir} already holds GeoTIFFs of {describe}; export other bands into another "
+                "output directory"
+            )
+
+
+def _formats(data: dict[str, Any]) -> list[str]:
+    formats = data.get("formats")
+    if isinstance(formats, list):
+        return [str(f) for f in formats]
+    return [str(data["format"])] if data.get("format") else []
 
 
 def write_sidecar(
@@ -52,15 +76,21 @@ def write_sidecar(
     dataset: DatasetId,
     *,
     fmt: str,
-    years: list[int],
-    tile_count: int,
+    tiles: Iterable[str],
     source_url: str,
-    extra: dict[str, Any] | None = None,
+    bands: Sequence[int] | None = None,
+    compress: str | None = None,
 ) -> Path:
-    """Write (or merge into) the sidecar: dataset, format, years, tiles and source URL prefix."""
-    check_output_dataset(out_dir, dataset)
+    """Write (or merge into) the sidecar.
+
+    ``tiles`` are names ``grid_X_Y/YEAR`` of complete tiles; they are merged with those
+    already recorded, so ``tile_count`` counts every tile the directory holds.
+    """
+    check_output_dataset(out_dir, dataset, fmt=fmt, bands=bands)
     old = read_sidecar(out_dir) or {}
-    all_years = sorted(set(old.get("years", [])) | set(years))
+    all_tiles = sorted(set(old.get("tiles", [])) | set(tiles))
+    years = sorted({int(t.rsplit("/", 1)[1]) for t in all_tiles})
+    formats = sorted(set(_formats(old)) | {fmt})
     doc: dict[str, Any] = {
         **old,
         "dataset_version": dataset.version,
@@ -68,13 +98,18 @@ def write_sidecar(
         "dataset_variant": dataset.variant,
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "geotessera_version": __version__,
-        "format": fmt,
-        "years": all_years,
-        "year": all_years[0] if len(all_years) == 1 else None,
-        "tile_count": tile_count,
+        "format": fmt if len(formats) == 1 else "mixed",
+        "formats": formats,
+        "years": years,
+        "year": years[0] if len(years) == 1 else None,
+        "tile_count": len(all_tiles),
+        "tiles": all_tiles,
         "source_url": source_url,
-        **(extra or {}),
     }
+    if fmt == "tiff":
+        doc["tiff_bands"] = None if bands is None else list(bands)
+        doc["compress"] = compress
+    doc.pop("bands", None)
     p = Path(out_dir) / METADATA_FILE
     with atomic_path(p) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")

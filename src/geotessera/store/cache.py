@@ -41,7 +41,7 @@ class DiskCache:
         self.hits += 1
         return data
 
-    def put(self, key: str, tag: str, data: bytes) -> None:
+    def put(self, key: str, tag: str, data: bytes | memoryview) -> None:
         """Store bytes atomically; cache write failures are logged, never raised."""
         path = self._path(key, tag)
         try:

@@ -214,16 +214,34 @@ def parse_shard_index(buf: bytes, layout: ArrayLayout, *, key: str = "shard") ->
     return np.frombuffer(buf, dtype="<u8", count=layout.n_inner * 2).reshape(-1, 2)
 
 
-def decode_inner(buf: bytes, layout: ArrayLayout) -> npt.NDArray[Any]:
-    """Decode one inner chunk's bytes into an array of ``layout.inner_shape``."""
+def decode_inner(
+    buf: bytes | memoryview, layout: ArrayLayout, out: npt.NDArray[Any] | None = None
+) -> npt.NDArray[Any]:
+    """Decode one inner chunk's bytes into an array of ``layout.inner_shape``.
+
+    ``out``: a C-contiguous array of the chunk's size and dtype to decode into (Blosc and raw
+    chunks are decoded in place, others copied); it is returned reshaped.
+    """
     codec = codec_for(layout)
+    size = math.prod(layout.inner_shape)
+    if out is not None and (out.dtype != layout.dtype or out.size != size or not out.flags.c_contiguous):
+        raise ValueError(f"{layout.path}: output buffer {out.shape} {out.dtype} does not fit a chunk")
+    if out is not None and (codec is None or isinstance(codec, numcodecs.Blosc)):
+        nbytes = len(buf) if codec is None else int.from_bytes(bytes(buf[4:8]), "little")  # blosc header
+        if nbytes != out.nbytes:
+            raise CorruptDataError(f"{layout.path}: inner chunk holds {nbytes} bytes, expected {out.nbytes}")
+        if codec is None:
+            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(buf, dtype=np.uint8)
+        else:
+            codec.decode(buf, out=out)
+        return out.reshape(layout.inner_shape)
     raw = buf if codec is None else codec.decode(buf)
     arr = np.frombuffer(raw, dtype=layout.dtype)
-    if arr.size != math.prod(layout.inner_shape):
-        raise CorruptDataError(
-            f"{layout.path}: inner chunk decodes to {arr.size} values, "
-            f"expected {math.prod(layout.inner_shape)}"
-        )
+    if arr.size != size:
+        raise CorruptDataError(f"{layout.path}: inner chunk decodes to {arr.size} values, expected {size}")
+    if out is not None:
+        out.reshape(-1)[:] = arr
+        return out.reshape(layout.inner_shape)
     return arr.reshape(layout.inner_shape)
 
 

@@ -3,19 +3,24 @@
 For each shard touched: read its index once (``index_nbytes`` from the end; cached
 in memory and, for remote stores, on disk), then fetch the needed inner chunks
 as byte ranges, merging neighbours that are close in the file into one request
-(at most ``MAX_MERGED_BYTES``), and decode them with numcodecs. Chunks arrive in
-the caller's thread through a callback, so memory stays proportional to the
-chunks in flight plus the caller's output. Layouts the direct decoder does not
-handle go through zarr-python instead (``fallback``).
+(at most ``MAX_MERGED_BYTES``), and decode them with numcodecs. Chunks arrive
+through a callback, in the caller's thread or (``threaded``) in the worker that
+decoded them, so memory stays proportional to the chunks in flight plus the
+caller's output. :meth:`ChunkReader.run_each` runs whole tasks (e.g. one row of
+inner chunks: fetch, decode, assemble) on the same threads. Layouts the direct
+decoder does not handle go through zarr-python instead (``fallback``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +32,19 @@ from .chunks import EMPTY, ArrayLayout, decode_inner, parse_shard_index
 log = logging.getLogger(__name__)
 
 MERGE_GAP_BYTES = 64 * 1024
-MAX_MERGED_BYTES = 8 * 2**20
+MAX_MERGED_BYTES = 2 * 2**20  # per request; with one range per worker in flight, bounds memory
 ChunkCallback = Callable[[tuple[int, ...], "npt.NDArray[Any] | None"], None]
+T = TypeVar("T")
+Into = Callable[[tuple[int, ...]], "npt.NDArray[Any]"]
 Fallback = Callable[[ArrayLayout, tuple[int, ...]], "npt.NDArray[Any]"]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class ChunkReader:
@@ -49,6 +64,9 @@ class ChunkReader:
         self.fallback = fallback
         self._index_cache = LruBytes(128 * 2**20)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zarr-read")
+        # CPU work (decode, assembly) runs on at most one thread per core: more threads than
+        # cores only evict each other's caches (requests still overlap on all workers).
+        self.cpu = threading.BoundedSemaphore(usable_cores())
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -91,29 +109,65 @@ class ChunkReader:
             raise CorruptDataError(f"{key}: could not read bytes {start}..{start + length} of the shard")
         return data
 
+    def _fetch_raw(
+        self, key: str, items: list[tuple[tuple[int, ...], int, int]]
+    ) -> Iterator[tuple[tuple[int, ...], bytes | memoryview]]:
+        """Encoded bytes of ``items`` (chunk, offset, nbytes): one merged range, or the disk cache."""
+        if self.disk is not None:
+            cached = [self.disk.get(key, f"{o}_{n}") for _, o, n in items]
+            if all(c is not None for c in cached):
+                for (c, _, _), b in zip(items, cached, strict=True):
+                    yield c, cast(bytes, b)
+                return
+        start = items[0][1]
+        end = max(o + n for _, o, n in items)
+        blob = self._read_range(key, start, end - start) if len(items) > 1 or self.disk is None else None
+        view = memoryview(blob) if blob is not None else None
+        for coords, off, n in items:
+            raw: bytes | memoryview
+            raw = view[off - start : off - start + n] if view is not None else self._read_range(key, off, n)
+            if self.disk is not None:
+                self.disk.put(key, f"{off}_{n}", raw)
+            yield coords, raw
+
     def _fetch_group(
         self, layout: ArrayLayout, key: str, items: list[tuple[tuple[int, ...], int, int]]
     ) -> list[tuple[tuple[int, ...], Any]]:
         """Fetch one merged range covering ``items`` (chunk, offset, nbytes) and decode each chunk."""
-        if self.disk is not None:
-            cached = [self.disk.get(key, f"{o}_{n}") for _, o, n in items]
-            if all(c is not None for c in cached):
-                return [
-                    (c, decode_inner(cast(bytes, b), layout))
-                    for (c, _, _), b in zip(items, cached, strict=True)
-                ]
-        start = items[0][1]
-        end = max(o + n for _, o, n in items)
-        blob = self._read_range(key, start, end - start) if len(items) > 1 or self.disk is None else None
-        out = []
-        for coords, off, n in items:
-            if blob is not None:
-                raw = blob[off - start : off - start + n]
-            else:
-                raw = self._read_range(key, off, n)
-            if self.disk is not None:
-                self.disk.put(key, f"{off}_{n}", raw)
-            out.append((coords, decode_inner(raw, layout)))
+        return [(c, decode_inner(raw, layout)) for c, raw in self._fetch_raw(key, items)]
+
+    def _fetch_group_calling(
+        self,
+        layout: ArrayLayout,
+        key: str,
+        items: list[tuple[tuple[int, ...], int, int]],
+        on_chunk: ChunkCallback,
+        into: Into | None = None,
+        gate: bool = True,
+    ) -> list[tuple[tuple[int, ...], Any]]:
+        """Like :meth:`_fetch_group`, but hand each chunk to ``on_chunk`` here, one at a time.
+
+        ``gate``: decode holding :attr:`cpu` (False when the caller already holds it).
+        """
+        fetched = list(self._fetch_raw(key, items))  # the request, outside the CPU gate
+        with self.cpu if gate else contextlib.nullcontext():
+            for c, raw in fetched:
+                on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
+        return []
+
+    def fetch_raw_here(
+        self, layout: ArrayLayout, chunks: npt.NDArray[np.int64]
+    ) -> list[tuple[tuple[int, ...], bytes | memoryview | None]]:
+        """Encoded bytes of inner chunks of a direct sharded array (None: absent), in this thread."""
+        if not (layout.direct and layout.sharded):
+            raise ValueError(f"{layout.path}: raw chunk bytes need a direct sharded layout")
+        out: list[tuple[tuple[int, ...], bytes | memoryview | None]] = []
+
+        def absent(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
+            out.append((c, None))
+
+        for key, group in self._plan(layout, chunks, absent, parallel=False):
+            out.extend(self._fetch_raw(key, group))
         return out
 
     def _whole(self, layout: ArrayLayout, coords: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
@@ -127,16 +181,27 @@ class ChunkReader:
         return coords, None if data is None else decode_inner(data, layout)
 
     def _plan(
-        self, layout: ArrayLayout, chunks: npt.NDArray[np.int64], on_chunk: ChunkCallback
+        self,
+        layout: ArrayLayout,
+        chunks: npt.NDArray[np.int64],
+        on_chunk: ChunkCallback,
+        *,
+        parallel: bool = True,
     ) -> Iterator[tuple[str, list[tuple[tuple[int, ...], int, int]]]]:
-        """Group inner chunks by shard, resolve their byte ranges, merge close ones."""
+        """Group inner chunks by shard, resolve their byte ranges, merge close ones.
+
+        ``parallel``: read the shard indexes on the pool (False inside a pool task).
+        """
         per = np.asarray(layout.inner_per_shard, dtype=np.int64)
         shards: dict[tuple[int, ...], list[int]] = defaultdict(list)
         shard_of = chunks // per
         for i, s in enumerate(map(tuple, shard_of.tolist())):
             shards[s].append(i)
         keys = list(shards)
-        indexes = list(self._pool.map(lambda s: self.shard_index(layout, s), keys))
+        if parallel and len(keys) > 1:
+            indexes = list(self._pool.map(lambda s: self.shard_index(layout, s), keys))
+        else:
+            indexes = [self.shard_index(layout, s) for s in keys]
         for shard, index in zip(keys, indexes, strict=True):
             members = chunks[shards[shard]]
             if index is None:
@@ -167,11 +232,19 @@ class ChunkReader:
                 yield key, group
 
     def read_chunks(
-        self, layout: ArrayLayout, chunks: npt.NDArray[np.int64], on_chunk: ChunkCallback
+        self,
+        layout: ArrayLayout,
+        chunks: npt.NDArray[np.int64],
+        on_chunk: ChunkCallback,
+        *,
+        threaded: bool = False,
     ) -> None:
         """Call ``on_chunk(chunk_coords, array_or_None)`` for every inner chunk in ``chunks`` (K, ndim).
 
-        None means the chunk is absent (all fill value). Calls happen in this thread.
+        None means the chunk is absent (all fill value). Calls happen in this thread, unless
+        ``threaded``: then decoded chunks are handed over in the worker threads as they are
+        decoded (``on_chunk`` must be safe to call concurrently for different chunks), so
+        memory in flight is one merged range and one decoded chunk per worker.
         """
         if len(chunks) == 0:
             return
@@ -200,11 +273,80 @@ class ChunkReader:
 
         try:
             for key, group in self._plan(layout, chunks, on_chunk):
-                pending.add(self._pool.submit(self._fetch_group, layout, key, group))
+                if threaded:
+                    fut = self._pool.submit(self._fetch_group_calling, layout, key, group, on_chunk)
+                else:
+                    fut = self._pool.submit(self._fetch_group, layout, key, group)
+                pending.add(fut)
                 while len(pending) >= limit:
                     drain(True)
             while pending:
                 drain(True)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+    def read_chunks_here(
+        self,
+        layout: ArrayLayout,
+        chunks: npt.NDArray[np.int64],
+        on_chunk: ChunkCallback,
+        *,
+        into: Into | None = None,
+    ) -> None:
+        """:meth:`read_chunks` done entirely in the calling thread (for use inside :meth:`run_each` tasks).
+
+        ``into(coords)``: an array to decode that chunk into (what ``on_chunk`` then receives).
+        """
+        if len(chunks) == 0:
+            return
+
+        def give(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
+            if arr is not None and into is not None:
+                dst = into(c)
+                dst.reshape(arr.shape)[...] = arr
+                arr = dst.reshape(arr.shape)
+            on_chunk(c, arr)
+
+        if not layout.direct:
+            if self.fallback is None:
+                raise CorruptDataError(f"{layout.path}: unsupported codecs and no fallback reader")
+            for c in chunks.tolist():
+                give(tuple(c), self.fallback(layout, tuple(c)))
+            return
+        if not layout.sharded:
+            for c in chunks.tolist():
+                give(*self._whole(layout, tuple(c)))
+            return
+        for key, group in self._plan(layout, chunks, on_chunk, parallel=False):
+            self._fetch_group_calling(layout, key, group, on_chunk, into, gate=False)
+
+    def prefetch_indexes(self, layout: ArrayLayout, chunks: npt.NDArray[np.int64]) -> None:
+        """Read (and cache) the shard indexes of the shards holding ``chunks``, concurrently."""
+        if not (layout.direct and layout.sharded) or len(chunks) == 0:
+            return
+        shards = np.unique(chunks // np.asarray(layout.inner_per_shard, dtype=np.int64), axis=0)
+        list(self._pool.map(lambda s: self.shard_index(layout, tuple(s)), shards.tolist()))
+
+    def run_each(self, fn: Callable[[T], None], items: Iterable[T], *, limit: int | None = None) -> None:
+        """Run ``fn(item)`` for every item on the worker threads, at most ``limit`` at a time.
+
+        Returns when all are done; the first exception is raised (pending items are cancelled).
+        ``fn`` must not wait on this reader's pool (use :meth:`read_chunks_here` inside it).
+        """
+        cap = max(1, limit if limit is not None else self.workers)
+        pending: set[Future[None]] = set()
+        try:
+            for item in items:
+                pending.add(self._pool.submit(fn, item))
+                if len(pending) >= cap:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        fut.result()
+            for fut in pending:
+                fut.result()
+            pending = set()
         except BaseException:
             for fut in pending:
                 fut.cancel()

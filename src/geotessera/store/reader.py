@@ -30,7 +30,7 @@ from .chunks import ArrayLayout
 from .conventions import StoreInfo, ZoneInfo, parse_root, parse_zone, zone_group_name
 from .fetch import ChunkReader
 from .objects import LocalObjects, ObjectReader, objects_from_url
-from .sampling import NODATA, OUTSIDE, STATUS_NAMES, Zone, gather
+from .sampling import NODATA, OUTSIDE, STATUS_NAMES, Zone, gather_into
 
 log = logging.getLogger(__name__)
 
@@ -283,11 +283,7 @@ class GeoTesseraZarr:
             inside = (row >= -1) & (row <= h) & (col >= -1) & (col <= w)
             row, col = np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)
             sel, row, col = sel[inside], row[inside], col[inside]
-            vals, st, bad = gather(self.reader, zz, zz.years.index(year), row, col)
-            n_bad += bad
-            better = st < status[sel]
-            out[sel[better]] = vals[better]
-            status[sel[better]] = st[better]
+            n_bad += gather_into(self.reader, zz, zz.years.index(year), row, col, out, sel, status)
         return n_bad
 
     # --- regions ------------------------------------------------------------------------
@@ -328,7 +324,10 @@ class GeoTesseraZarr:
         from .region import iter_strips
 
         out = np.empty((h, w, 128), dtype=np.float32)
-        for _ in iter_strips(self, bbox, year, target_crs=target_crs, resolution=resolution, into=out):
+        strips = iter_strips(
+            self, bbox, year, target_crs=target_crs, resolution=resolution, strip_rows=None, into=out
+        )
+        for _ in strips:
             pass
         return out, transform, crs
 

@@ -21,7 +21,8 @@ from pyproj import CRS, Transformer
 
 from ..errors import InvalidInputError, ScaleWarning
 from ..grid import as_bbox, cells_in_bbox, points_to_keys, utm_zone
-from .sampling import NODATA, gather, read_window
+from .sampling import NODATA, Zone, gather
+from .window import read_window
 
 if TYPE_CHECKING:
     from .reader import GeoTesseraZarr, Strip
@@ -71,10 +72,9 @@ def region_grid(
 
 
 def _aligned(
-    crs: CRS, transform: Affine, zone_epsg: int, zx0: float, zy0: float, zres: float
+    epsg: int | None, transform: Affine, zone_epsg: int, zx0: float, zy0: float, zres: float
 ) -> tuple[int, int] | None:
     """(row offset, col offset) of the output grid in the zone grid when they share a lattice, else None."""
-    epsg = crs.to_epsg()
     if epsg == zone_epsg:
         shift = 0.0
     elif epsg == zone_epsg + 100:
@@ -100,6 +100,21 @@ def _owners(crs: CRS, transform: Affine, r0: int, r1: int, w: int) -> np.ndarray
     return zone.reshape(r1 - r0, w)
 
 
+def _boundaries(h: int, strip_rows: int | None, first_row: int, chunk_rows: int) -> list[int]:
+    """Strip start rows for strips of at most ``strip_rows`` rows (None: one strip).
+
+    Cuts fall on the zone's chunk rows (``first_row`` is the zone row of output row 0), so no
+    row of inner chunks is decoded twice; the first strip may then be shorter.
+    """
+    if strip_rows is None or strip_rows >= h:
+        return [0]
+    if strip_rows < chunk_rows:
+        return list(range(0, h, max(1, strip_rows)))
+    step = strip_rows - strip_rows % chunk_rows
+    first = -first_row % chunk_rows
+    return [0, *(r for r in range(first, h, step) if r > 0)]
+
+
 def iter_strips(
     gz: GeoTesseraZarr,
     bbox: Any,
@@ -107,22 +122,48 @@ def iter_strips(
     *,
     target_crs: Any = None,
     resolution: float | None = None,
-    strip_rows: int = 256,
+    strip_rows: int | None = 256,
     into: np.ndarray | None = None,
 ) -> Iterator[Strip]:
-    """Row strips (h <= strip_rows, W, 128) float32 of the region; see :meth:`GeoTesseraZarr.iter_region`."""
+    """Row strips (h <= strip_rows, W, 128) float32 of the region; see :meth:`GeoTesseraZarr.iter_region`.
+
+    ``strip_rows`` None: one strip when the region is a plain window of one zone (read_region),
+    else 256 rows. ``into``: fill this (H, W, 128) array in place instead of allocating strips.
+    """
     from .reader import Strip
 
     crs, transform, (h, w), zones = region_grid(bbox, gz.info.gsd, target_crs, resolution)
+    epsg = crs.to_epsg()
+    found: list[tuple[int, Zone]] = []
+    for z in zones:
+        zz = gz.zone(z)
+        if zz is not None and year in zz.years:
+            found.append((z, zz))
+    direct = None  # the one zone holding the whole box, when read window by window
+    if len(zones) == 1 and len(found) == 1:
+        zz = found[0][1]
+        off = _aligned(epsg, transform, zz.info.epsg, zz.info.x0, zz.info.y0, zz.info.res)
+        if off is not None and zz.band_axis_first:
+            direct = (zz, off)
+    if direct is not None:
+        eh = direct[0].embeddings.inner_shape[2]
+        starts = _boundaries(h, strip_rows, direct[1][0], eh)
+    else:
+        starts = list(range(0, h, strip_rows or 256))
     n_bad = 0
-    for r0 in range(0, h, strip_rows):
-        r1 = min(r0 + strip_rows, h)
+    for r0, r1 in zip(starts, [*starts[1:], h], strict=True):
         if into is not None:  # read_region: fill the caller's array in place, no copy
             out = into[r0:r1]
-            out.fill(np.nan)
         else:
-            out = np.full((r1 - r0, w, 128), np.nan, dtype=np.float32)
+            out = np.empty((r1 - r0, w, 128), dtype=np.float32)
         have = np.zeros((r1 - r0, w), dtype=bool)
+        if direct is not None:  # writes every pixel: no NaN prefill
+            zz, off = direct
+            t = zz.years.index(year)
+            n_bad += read_window(gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have)
+            yield Strip(r0, out, transform @ Affine.translation(0, r0), crs)
+            continue
+        out.fill(np.nan)
         owner = _owners(crs, transform, r0, r1, w) if len(zones) > 1 else None
         passes = [(z, owner == z if owner is not None else None) for z in zones]
         if owner is not None:  # second pass: any zone may fill what the owning zone left empty
@@ -133,7 +174,7 @@ def iter_strips(
                 continue
             t = zz.years.index(year)
             info = zz.info
-            off = _aligned(crs, transform, info.epsg, info.x0, info.y0, info.res)
+            off = _aligned(epsg, transform, info.epsg, info.x0, info.y0, info.res)
             if off is not None:
                 n_bad += read_window(
                     gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have, allow

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import GeoTesseraError, InvalidInputError, SourceError
+from ..errors import GeoTesseraError, InvalidInputError
 from ..progress import ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from ._errors import TransferCancelledError, UnreachableError
 from .atomic import is_complete
@@ -319,10 +319,6 @@ def _record(
         emit(progress, ItemSkipped(key=item.key, reason=outcome.reason, bytes=outcome.size))
     else:
         report.failed.append(FailedItem(item, outcome.message, outcome.exception))
-        level = (
-            logging.INFO
-            if isinstance(outcome.exception, SourceError) and outcome.exception.status == 404
-            else logging.WARNING
-        )
-        log.log(level, "failed %s: %s", item.name, outcome.message)
+        # Failures are the caller's to report (the report lists them all): log at INFO only.
+        log.info("failed %s: %s", item.name, outcome.message)
         emit(progress, ItemFailed(key=item.key, error=outcome.message))
