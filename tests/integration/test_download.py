@@ -239,7 +239,10 @@ def test_cli_dry_run_transfers_nothing(s3_endpoint: SampleServer, tmp_path: Path
         (["--bbox", "0,52,1,53", "--tile", "0.1,52"], "exactly one"),
         ([], "exactly one"),
         (["--bbox", "0,52,0.1,52.1", "--bands", "0,200"], "--bands"),
-        (["--bbox", "0,52,0.1,52.1", "--year", "2019"], "is covered for 2019 (dataset v1/vultr has data for 2023, 2024"),
+        (
+            ["--bbox", "0,52,0.1,52.1", "--year", "2019"],
+            "is covered for 2019 (dataset v1/vultr has data for 2023, 2024",
+        ),
         (["--bbox", "10,10,10.1,10.1"], "none of the 1 tile of bbox"),
         (["--region-file", "/nonexistent.geojson"], "does not exist"),
     ],
@@ -466,3 +469,105 @@ def test_fetch_embedding_raises_the_integrity_error(faulty: FaultServer, tmp_pat
         gt.fetch_embedding(0.15, 52.05, 2024)
     # the rejected bytes never reached their final path
     assert not list((tmp_path / "e").rglob("grid_0.15_52.05.npy"))
+
+
+def _dl(server: SampleServer, out: Path, tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    return _run(
+        [
+            "download",
+            "--tile",
+            "0.15,52.05",
+            "-o",
+            str(out),
+            "--base-url",
+            server.base_url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+            *extra,
+        ]
+    )
+
+
+def test_output_dir_problems_are_one_line(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    for out, needle, want in ((blocker / "sub", "is not a directory", 1), (blocker, "is a file", 2)):
+        code, _, stderr = _dl(s3_endpoint, out, tmp_path)
+        assert code == want and needle in stderr and "unexpected" not in stderr, stderr
+        assert stderr.count("error:") == 1
+
+
+def test_tiff_export_keeps_an_existing_npy_download(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    out = tmp_path / "both"
+    assert _dl(s3_endpoint, out, tmp_path, "-f", "npy")[0] == 0
+    npy = out / "global_0.1_degree_representation" / "2024" / "grid_0.15_52.05" / "grid_0.15_52.05.npy"
+    before = npy.read_bytes()
+    assert _dl(s3_endpoint, out, tmp_path, "-f", "tiff")[0] == 0
+    assert npy.read_bytes() == before  # the user's npy download is not a temporary of the export
+    meta = json.loads((out / "tessera_metadata.json").read_text())
+    assert (
+        meta["formats"] == ["npy", "tiff"]
+        and meta["tile_count"] == 1
+        and meta["tiles"] == ["grid_0.15_52.05/2024"]
+    )
+
+
+def test_other_bands_into_the_same_directory_are_refused(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    out = tmp_path / "rgb"
+    assert _dl(s3_endpoint, out, tmp_path, "--bands", "0,1,2")[0] == 0
+    code, _, stderr = _dl(s3_endpoint, out, tmp_path, "--bands", "0-3")
+    assert code == 2 and "bands [0, 1, 2]" in stderr
+    assert _dl(s3_endpoint, out, tmp_path, "--bands", "0,1,2")[0] == 0  # the same selection resumes
+
+
+def test_sidecar_counts_every_tile(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    out = tmp_path / "grow"
+    assert _dl(s3_endpoint, out, tmp_path, "-f", "npy")[0] == 0
+    code, _, _ = _run(
+        [
+            "download",
+            "--tile",
+            "0.25,52.05",
+            "-f",
+            "npy",
+            "-o",
+            str(out),
+            "--base-url",
+            s3_endpoint.base_url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 0
+    assert json.loads((out / "tessera_metadata.json").read_text())["tile_count"] == 2
+
+
+def test_disk_full_is_reported_once_per_cause(
+    s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import geotessera.pipeline as pipeline
+
+    def full(*a: object, **k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full)
+    code, _, stderr = _run(
+        [
+            "download",
+            "--bbox",
+            "0.0,52.0,0.2,52.1",
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            s3_endpoint.base_url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 1
+    assert (
+        "2 tiles (grid_0.05_52.05/2024, grid_0.15_52.05/2024): disk full while exporting the tile" in stderr
+    )
+    assert "unexpected" not in stderr and "Traceback" not in stderr

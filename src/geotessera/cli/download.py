@@ -197,7 +197,10 @@ def _report_failures(failed: list[Any]) -> None:
             stderr.print(f"  {names[0]}: {cause.replace('<tile>', names[0])}", highlight=False)
         else:
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            stderr.print(f"  {_plural(len(names), 'tile')} ({shown}): {cause}", highlight=False)
+            stderr.print(
+                f"  {_plural(len(names), 'tile')} ({shown}): {cause.replace('<tile>', 'the tile')}",
+                highlight=False,
+            )
 
 
 def _plural(n: int, word: str) -> str:

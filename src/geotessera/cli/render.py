@@ -23,7 +23,7 @@ from rich.text import Text
 
 from ..progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, Retrying
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 class _Amount(ProgressColumn):
