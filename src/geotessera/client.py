@@ -24,10 +24,24 @@ from affine import Affine
 
 from .config import Settings
 from .datasets import DatasetId
-from .errors import CorruptDataError, CoverageWarning, GeoTesseraError, InvalidInputError, SourceError
+from .errors import (
+    CorruptDataError,
+    CoverageWarning,
+    GeoTesseraError,
+    InvalidInputError,
+    NotCoveredError,
+    SourceError,
+)
 from .export import check_output_dataset, check_output_dir, make_output_dir, write_sidecar
 from .grid import Cell, points_to_keys
-from .layouts import S3_LAYOUT, SOURCE_COOP_BASE_URL, SOURCE_COOP_LAYOUT, Layout
+from .layouts import (
+    LOCAL_OUTPUT_LAYOUT,
+    METADATA_FILE,
+    S3_LAYOUT,
+    SOURCE_COOP_BASE_URL,
+    SOURCE_COOP_LAYOUT,
+    Layout,
+)
 from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
 from .progress import ProgressSink
 from .regions import Region
@@ -61,12 +75,21 @@ def _as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef
 
 
 def _layout_for(base_url: str, name: str | None) -> Layout:
-    if name is None:
-        return SOURCE_COOP_LAYOUT if base_url.startswith(SOURCE_COOP_BASE_URL) else S3_LAYOUT
-    layouts: dict[str, Layout] = {"s3": S3_LAYOUT, "source-coop": SOURCE_COOP_LAYOUT}
-    if name not in layouts:
-        raise InvalidInputError(f"unknown layout {name!r}; choose s3 or source-coop")
-    return layouts[name]
+    """The layout named, or the one the base URL implies (Source Cooperative gateway, output dir)."""
+    layouts: dict[str, Layout] = {
+        "s3": S3_LAYOUT,
+        "source-coop": SOURCE_COOP_LAYOUT,
+        "local-output": LOCAL_OUTPUT_LAYOUT,
+    }
+    if name is not None:
+        if name not in layouts:
+            raise InvalidInputError(f"unknown layout {name!r}; choose one of {', '.join(layouts)}")
+        return layouts[name]
+    if base_url.startswith(SOURCE_COOP_BASE_URL):
+        return SOURCE_COOP_LAYOUT
+    if "://" not in base_url and (Path(base_url) / METADATA_FILE).is_file():
+        return LOCAL_OUTPUT_LAYOUT  # a directory geotessera downloaded into, used as a mirror
+    return S3_LAYOUT
 
 
 @dataclass
@@ -148,7 +171,13 @@ class GeoTessera:
     def registry(self) -> Registry:
         """The manifest registry of this client's dataset (loaded offline-first on first use)."""
         if self._registry is None:
-            manifest = load_manifest(
+            manifest = self._load_manifest()
+            self._registry = Registry(manifest)
+        return self._registry
+
+    def _load_manifest(self) -> Any:
+        try:
+            return load_manifest(
                 self.dataset,
                 base_url=self.settings.base_url,
                 cache_dir=self.settings.cache_dir,
@@ -157,7 +186,17 @@ class GeoTessera:
                 layout=self.layout,
                 **self._registry_args,  # type: ignore[arg-type]
             )
-            self._registry = Registry(manifest)
+        except SourceError as exc:
+            if exc.status != 404:
+                raise
+            if self.layout is LOCAL_OUTPUT_LAYOUT:
+                raise NotCoveredError(
+                    f"{exc}; run `geotessera registry build {self.settings.base_url}` to index this directory"
+                ) from exc
+            raise NotCoveredError(
+                f"{exc} (published datasets: version v1 variant vultr, version v1.1 variant cambridge)"
+            ) from exc
+
         return self._registry
 
     def close(self) -> None:

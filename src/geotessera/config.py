@@ -67,6 +67,7 @@ class Settings:
             raise InvalidInputError(f"GEOTESSERA_WORKERS={w!r} is not a whole number") from exc
         if not 1 <= n <= 64:
             raise InvalidInputError(f"workers must be between 1 and 64, got {n}")
+        _check_base_url(url)
         default_cache = Path(platformdirs.user_cache_dir("geotessera", appauthor=False))
         return cls(
             base_url=url.rstrip("/") if "://" in url else url,
@@ -74,3 +75,16 @@ class Settings:
             offline=off,
             workers=n,
         )
+
+
+def _check_base_url(url: str) -> None:
+    """An http(s) URL, a file:// URL or an existing directory; anything else is bad input."""
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in ("http", "https", "file"):
+            raise InvalidInputError(
+                f"base URL {url!r}: use an http(s) URL or a local directory, not {scheme}://"
+            )
+        return
+    if not Path(url).expanduser().is_dir():
+        raise InvalidInputError(f"base URL {url!r} is neither an http(s) URL nor an existing directory")

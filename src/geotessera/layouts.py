@@ -88,8 +88,35 @@ class SourceCoopLayout:
         return f"landmasks/{ds.vpath}/{cell.name}.tiff"
 
 
+@dataclass(frozen=True)
+class LocalOutputLayout:
+    """A geotessera output directory used as a mirror (``formats.md`` section 5).
+
+    It holds one dataset (named by its ``tessera_metadata.json``), so keys do not
+    depend on the dataset; ``geotessera registry build DIR`` writes its manifests.
+    """
+
+    name: str = "local-output"
+
+    def manifest_key(self, ds: DatasetId) -> str:
+        return "manifest.parquet"
+
+    def landmasks_manifest_key(self, ds: DatasetId) -> str:
+        return "landmasks.parquet"
+
+    def embedding_key(self, ds: DatasetId, year: int, cell: Cell) -> str:
+        return local_embedding_path(year, cell)
+
+    def scales_key(self, ds: DatasetId, year: int, cell: Cell) -> str:
+        return local_scales_path(year, cell)
+
+    def landmask_key(self, ds: DatasetId, cell: Cell) -> str:
+        return local_landmask_path(cell)
+
+
 S3_LAYOUT = S3Layout()
 SOURCE_COOP_LAYOUT = SourceCoopLayout()
+LOCAL_OUTPUT_LAYOUT = LocalOutputLayout()
 
 
 # --- the local output layout (formats.md section 5) ---------------------------

@@ -571,3 +571,55 @@ def test_disk_full_is_reported_once_per_cause(
         "2 tiles (grid_0.05_52.05/2024, grid_0.15_52.05/2024): disk full while exporting the tile" in stderr
     )
     assert "unexpected" not in stderr and "Traceback" not in stderr
+
+
+def test_an_output_directory_serves_as_a_mirror_once_indexed(
+    s3_endpoint: SampleServer, tmp_path: Path
+) -> None:
+    mirror = tmp_path / "mirror"
+    assert _dl(s3_endpoint, mirror, tmp_path, "-f", "npy")[0] == 0
+    args = [
+        "download",
+        "--tile",
+        "0.15,52.05",
+        "-o",
+        str(tmp_path / "t"),
+        "--base-url",
+        str(mirror),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    code, _, stderr = _run(args)
+    assert code == 2 and f"geotessera registry build {mirror}" in stderr
+    assert _run(["registry", "build", str(mirror)])[0] == 0
+    code, _, stderr = _run(args)
+    assert code == 0, stderr
+    assert (
+        tmp_path
+        / "t"
+        / "global_0.1_degree_representation"
+        / "2024"
+        / "grid_0.15_52.05"
+        / "grid_0.15_52.05_2024.tiff"
+    ).exists()
+
+
+@pytest.mark.parametrize(
+    ("base", "needle"),
+    [
+        ("ftp://example/bucket", "not ftp://"),
+        ("/nonexistent/mirror", "neither an http(s) URL nor an existing"),
+    ],
+)
+def test_bad_base_urls_are_usage_errors(tmp_path: Path, base: str, needle: str) -> None:
+    code, _, stderr = _run(
+        ["download", "--tile", "0.15,52.05", "-o", str(tmp_path / "o"), "--base-url", base]
+    )
+    assert code == 2 and needle in stderr
+
+
+def test_unknown_version_names_the_published_ones(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    code, _, stderr = _dl(s3_endpoint, tmp_path / "o", tmp_path, "--dataset-version", "v9")
+    assert code == 2 and "v1.1 variant cambridge" in stderr
+    code, _, stderr = _dl(s3_endpoint, tmp_path / "o", tmp_path, "--dataset-version", "v1.1")
+    assert code == 2 and "it holds: 1.1/cambridge" in stderr and "--dataset-variant" in stderr

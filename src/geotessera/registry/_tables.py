@@ -106,7 +106,10 @@ def _check_constants(constants: dict[str, str], ds: DatasetId, origin: str) -> N
     }
     if (got["version"] or ds.version) != ds.version or (got["variant"] or ds.variant) != ds.variant:
         held = "/".join(constants.get(c, "?") for c in _DATASET_COLUMNS)
-        raise NotCoveredError(f"{origin} has no tiles of dataset {ds}; it holds: {held}")
+        raise NotCoveredError(
+            f"{origin} has no tiles of dataset {ds}; it holds: {held} (choose that dataset's variant, "
+            "e.g. --dataset-variant / dataset_variant=)"
+        )
 
 
 def _column(table: pa.Table, name: str, origin: str) -> pa.ChunkedArray:
@@ -145,7 +148,10 @@ def _filter_dataset(table: pa.Table, ds: DatasetId, origin: str) -> pa.Table:
     out = table.filter(mask)
     if out.num_rows == 0:
         held = _datasets_held(table)
-        raise NotCoveredError(f"{origin} has no tiles of dataset {ds}; it holds: {held}")
+        raise NotCoveredError(
+            f"{origin} has no tiles of dataset {ds}; it holds: {held} (choose that dataset's variant, "
+            "e.g. --dataset-variant / dataset_variant=)"
+        )
     dropped = table.num_rows - out.num_rows
     log.info("%s: using %d rows of %s, ignoring %d rows of other datasets", origin, out.num_rows, ds, dropped)
     return out
