@@ -469,8 +469,19 @@ class GeoTessera:
         tiles = [TileRef(int(year), Cell.from_key(a, b)) for a, b in pairs]
         covered = [t for t in tiles if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
         paths, result = self._ensure_local(covered, progress=progress)
-        if result is not None and result.failed:
-            log.warning("points in %d tiles stay NaN: %s", len(result.failed), result.summary())
+        uncovered = len(tiles) - len(paths)
+        if uncovered:
+            n_pts = int(
+                np.count_nonzero(~self.registry.tiles_for_points(pts[:, 0], pts[:, 1], int(year)).covered)
+            )
+            failed = len(result.failed) if result is not None else 0
+            msg = (
+                f"{n_pts} of {len(pts)} points lie in tiles not covered for {year}"
+                + (f"; {failed} tiles could not be fetched" if failed else "")
+                + ": their rows are NaN"
+            )
+            log.warning(msg)
+            warnings.warn(msg, CoverageWarning, stacklevel=2)
         for t, (emb, scales, landmask) in paths.items():
             idx = np.nonzero((kx == t.cell.lon_i) & (ky == t.cell.lat_i))[0]
             out[idx] = pixels_at(

@@ -221,6 +221,8 @@ def read_region_file(path: str | os.PathLike[str]) -> tuple[shapely.Geometry, An
         meta, _, geoms, _ = pyogrio.raw.read(p, read_geometry=True, columns=[])
     except Exception as exc:
         raise InvalidInputError(f"cannot read region file {p}: {exc}") from exc
+    if geoms is None:
+        raise InvalidInputError(f"region file {p} has no geometry column (is it a vector GIS file?)")
     shapes = [g for g in shapely.from_wkb(geoms) if g is not None]
     if not shapes:
         raise InvalidInputError(f"region file {p} has no geometries")

@@ -128,7 +128,8 @@ def test_band_selection(client: GeoTessera, tiny_store: Path, tmp_path: Path) ->
 
 def test_points_nan_where_not_covered(client: GeoTessera, tiny_store: Path) -> None:
     pts = [(0.151, 52.051), (50.0, 10.0), (0.351, 52.251)]  # covered; nowhere; absent in 2023
-    x = client.sample_embeddings_at_points(pts, year=2023)
+    with pytest.warns(CoverageWarning, match="2 of 3 points lie in tiles not covered for 2023"):
+        x = client.sample_embeddings_at_points(pts, year=2023)
     assert x.shape == (3, 128) and x.dtype == np.float32
     assert np.isfinite(x[0]).all() and np.isnan(x[1]).all() and np.isnan(x[2]).all()
     e, _, transform = client.fetch_embedding(0.151, 52.051, 2023)

@@ -142,3 +142,18 @@ def test_topojson_decoder_quantised_and_reversed_arcs() -> None:
     (p1, g1), (p2, g2) = decode_topojson(topo, "o")
     assert p1 == {"name": "sq", "id": "1"} and p2 == {"id": "2"}
     assert g1.equals(shapely.box(10, 20, 11, 21)) and g2.equals(g1)
+
+
+def test_a_table_without_geometry_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "points.csv"
+    p.write_text("lon,lat\n0.1,52.1\n")
+    with pytest.raises(InvalidInputError, match="no geometry column"):
+        Region.from_file(p)
+
+
+def test_world_bbox_region_is_cheap() -> None:
+    r = Region.from_bbox((-180, -90, 180, 90))
+    assert len(r) == 3600 * 1800
+    assert r.bbox == (-180.0, -90.0, 180.0, 90.0)
+    lon, lat = r.centres
+    assert lon[0] == -179.95 and lat[-1] == 89.95

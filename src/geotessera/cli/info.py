@@ -35,7 +35,7 @@ def command(
     """Display information about tile files, or about the library and a dataset."""
     from rich.table import Table
 
-    from .render import stderr
+    from .render import stdout
 
     if tiles is not None:
         from ..tiles.inventory import scan_tiles
@@ -57,7 +57,7 @@ def command(
                 ", ".join(sorted({f.crs or "-" for f in fs})),
                 f"{sum(f.size for f in fs) / 1e6:.1f}",
             )
-        stderr.print(table)
+        stdout.print(table)
         if list_files:
             for f in inv:
                 click.echo(
@@ -91,7 +91,7 @@ def command(
     table = Table("year", "tiles")
     for year, n in sorted(counts.items()):
         table.add_row(str(year), str(n))
-    stderr.print(table)
+    stdout.print(table)
     click.echo(f"years: {', '.join(map(str, sorted(counts)))}; total tiles: {sum(counts.values())}")
 
 

@@ -24,6 +24,7 @@ from rich.text import Text
 from ..progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, Retrying
 
 stderr = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
 
 
 class _Amount(ProgressColumn):

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 
 from ..errors import IntegrityError, SourceError
+from ..transfer._failures import describe_network_error
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class HttpManifestSource:
         try:
             resp = self._pool.request("GET", url, headers=headers, timeout=timeout, retries=retries)
         except urllib3.exceptions.HTTPError as exc:
-            raise SourceError(f"cannot reach {url}: {exc}", url=url) from exc
+            raise SourceError(f"cannot reach {url}: {describe_network_error(exc)}", url=url) from exc
         new = Validator(_header(resp.headers, "ETag"), _header(resp.headers, "Last-Modified"))
         if resp.status == 304:
             return None, validator or new

@@ -151,7 +151,7 @@ def _load_remote(m: Remote, lm: Remote, ds: DatasetId, offline: bool, timeout_s:
         if not cached:
             raise SourceError(
                 f"offline and no cached manifest of {ds} from {m.url} (looked in {m.cache.parent}); "
-                "run once online, or pass registry_path / registry_dir"
+                "run once online, or give a local manifest (--registry-dir DIR / registry_dir=)"
             )
         return _from_file(m.cache, lm.cache, ds, m.url, from_cache=True)
     if cached:
