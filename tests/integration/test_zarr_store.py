@@ -177,6 +177,24 @@ def test_region_across_seam_has_no_gap(reader: GeoTesseraZarr) -> None:
     np.testing.assert_array_equal(np.concatenate([s.data for s in strips]), data)
 
 
+def test_region_in_one_zone_equals_points(reader: GeoTesseraZarr) -> None:
+    bbox = (1.2, 52.3, 2.3, 52.6)  # zone 31 only: water, no-data and partial chunks at the edges
+    data, transform, crs = reader.read_region(bbox, 2023)
+    assert crs.to_epsg() == 32631
+    h, w = data.shape[:2]
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    x, y = transform @ (cols.ravel(), rows.ravel())
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
+    vals, status = reader.sample_points(np.c_[lon, lat], 2023, return_status=True)
+    np.testing.assert_array_equal(data.reshape(-1, 128), vals)
+    assert {"valid", "water"} <= set(np.unique(status))
+    for strip_rows in (16, 40, 100):  # 40, 100: strips cut on chunk rows, the first one shorter
+        strips = list(reader.iter_region(bbox, 2023, strip_rows=strip_rows))
+        assert all(0 < len(st.data) <= strip_rows for st in strips)
+        assert [st.row for st in strips] == list(np.cumsum([0] + [len(st.data) for st in strips[:-1]]))
+        np.testing.assert_array_equal(np.concatenate([st.data for st in strips]), data)
+
+
 def test_region_southern_and_errors(reader: GeoTesseraZarr, tiles: list[TileInput]) -> None:
     data, transform, crs = reader.read_region((-58.48, -34.58, -58.42, -34.52), 2024)
     assert crs.to_epsg() == 32721

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,106 +113,152 @@ def read_window(
         out[outside] = np.nan
     if rr0 >= rr1 or cc0 >= cc1:
         return 0
-    # -- scales of the window part inside the grid ------------------------------------------
     win = (slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
-    _, ih, iw = zone.scales.inner_shape
-    s = np.empty((rr1 - rr0, cc1 - cc0), dtype=np.float32)
-    scrs, sccs = _chunk_span(rr0, rr1, ih), _chunk_span(cc0, cc1, iw)
-    grid = np.stack(np.meshgrid([t], scrs, sccs, indexing="ij"), -1).reshape(-1, 3).astype(np.int64)
+    job = _Window(reader, zone, t, (rr0, rr1, cc0, cc1), out[win], have[win], blocked[win])
+    reader.run_each(job.row, range(len(job.crs)))
+    return sum(job.bad)
 
-    def on_scale(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-        a0, a1 = max(c[1] * ih, rr0), min((c[1] + 1) * ih, rr1)
-        b0, b1 = max(c[2] * iw, cc0), min((c[2] + 1) * iw, cc1)
-        dst = s[a0 - rr0 : a1 - rr0, b0 - cc0 : b1 - cc0]  # chunks are disjoint: safe from threads
-        if arr is None:
-            dst[...] = zone.scales.fill_value
-        else:
-            dst[...] = arr[0, a0 - c[1] * ih : a1 - c[1] * ih, b0 - c[2] * iw : b1 - c[2] * iw]
 
-    reader.read_chunks(zone.scales, grid, on_scale, threaded=True)
-    status, n_bad = classify(s, zone.scale_nodata)
-    blk = blocked[win]
-    status[blk] = NODATA  # already filled, or left to the owning zone
-    have[win] |= status != NODATA  # taken: water and the like stay NaN
-    usable = status == VALID
-    seff = np.where(usable, s, np.float32(np.nan))  # NaN scale -> NaN value, no masking pass
-    # -- embeddings, one task per row of inner chunks ----------------------------------------
-    el = zone.embeddings
-    _, nb, eh, ew = el.inner_shape
-    crs, ccs = _chunk_span(rr0, rr1, eh), _chunk_span(cc0, cc1, ew)
-    pad = np.zeros((len(crs) * eh, len(ccs) * ew), dtype=bool)
-    y0, x0 = int(crs[0]) * eh, int(ccs[0]) * ew  # zone pixel of buffer (0, 0)
-    pad[rr0 - y0 : rr1 - y0, cc0 - x0 : cc1 - x0] = usable
-    need: npt.NDArray[np.bool_] = np.asarray(pad.reshape(len(crs), eh, len(ccs), ew).any(axis=(1, 3)))
-    del pad, usable
-    todo = np.argwhere(need)
-    coords = np.c_[np.full(len(todo), t), np.zeros(len(todo), np.int64), crs[todo[:, 0]], ccs[todo[:, 1]]]
-    reader.prefetch_indexes(el, coords)
-    row_blocked: npt.NDArray[np.bool_] = np.asarray(blk.any(axis=1))
-    step = ROW_ROWS
-    spare: queue.SimpleQueue[tuple[npt.NDArray[np.int8], PixelMajor]] = queue.SimpleQueue()
+class _Window:
+    """One window read, as independent tasks per row of embedding inner chunks.
 
-    def task(i: int) -> None:
-        cr = int(crs[i])
-        a0, a1 = max(cr * eh, rr0), min((cr + 1) * eh, rr1)
-        rows = slice(a0 - rr0, a1 - rr0)
-        dst_rows = out[a0 - r0 : a1 - r0, cc0 - c0 : cc1 - c0]
-        if not need[i].any():  # nothing usable: NaN where not blocked
-            if row_blocked[rows].any():
-                dst_rows[~blk[rows]] = np.nan
+    A task reads its rows' scales, classifies them, fetches the row's needed chunks
+    (requests outside the CPU gate), then decodes, turns pixel-major and dequantises
+    holding :attr:`ChunkReader.cpu`. Tasks write disjoint rows of ``out`` and ``have``.
+    """
+
+    def __init__(
+        self,
+        reader: ChunkReader,
+        zone: Zone,
+        t: int,
+        inner: tuple[int, int, int, int],
+        out: npt.NDArray[np.float32],
+        have: npt.NDArray[np.bool_],
+        blocked: npt.NDArray[np.bool_],
+    ) -> None:
+        self.reader, self.zone, self.t = reader, zone, t
+        self.rr0, self.rr1, self.cc0, self.cc1 = inner
+        self.out, self.have, self.blocked = out, have, blocked  # the window's part inside the grid
+        self.row_blocked: npt.NDArray[np.bool_] = np.asarray(blocked.any(axis=1))
+        el, sl = zone.embeddings, zone.scales
+        self.eh, self.ew = el.inner_shape[2], el.inner_shape[3]
+        self.crs = _chunk_span(self.rr0, self.rr1, self.eh)
+        self.ccs = _chunk_span(self.cc0, self.cc1, self.ew)
+        self.sccs = _chunk_span(self.cc0, self.cc1, sl.inner_shape[2])
+        self.x0 = int(self.ccs[0]) * self.ew  # zone column of buffer column 0
+        self.bad: list[int] = []
+        self._spare: queue.SimpleQueue[tuple[npt.NDArray[np.int8], PixelMajor]] = queue.SimpleQueue()
+        grid = np.stack(np.meshgrid([t], [0], self.crs, self.ccs, indexing="ij"), -1).reshape(-1, 4)
+        reader.prefetch_indexes(el, grid)
+        sgrid = np.stack(
+            np.meshgrid([t], _chunk_span(self.rr0, self.rr1, sl.inner_shape[1]), self.sccs, indexing="ij"), -1
+        )
+        reader.prefetch_indexes(sl, sgrid.reshape(-1, 3))
+
+    def _scales(self, a0: int, a1: int) -> npt.NDArray[np.float32]:
+        """Scales of zone rows [a0, a1) x the window's columns (needs the CPU gate held by the caller
+        only for decoding; requests go first)."""
+        sl = self.zone.scales
+        _, ih, iw = sl.inner_shape
+        s = np.empty((a1 - a0, self.cc1 - self.cc0), dtype=np.float32)
+        scrs = _chunk_span(a0, a1, ih)
+        coords = np.stack(np.meshgrid([self.t], scrs, self.sccs, indexing="ij"), -1).reshape(-1, 3)
+
+        def on_scale(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
+            y0, y1 = max(c[1] * ih, a0), min((c[1] + 1) * ih, a1)
+            x0, x1 = max(c[2] * iw, self.cc0), min((c[2] + 1) * iw, self.cc1)
+            dst = s[y0 - a0 : y1 - a0, x0 - self.cc0 : x1 - self.cc0]
+            if arr is None:
+                dst[...] = sl.fill_value
+            else:
+                dst[...] = arr[0, y0 - c[1] * ih : y1 - c[1] * ih, x0 - c[2] * iw : x1 - c[2] * iw]
+
+        raws = _fetch(self.reader, sl, coords)
+        with self.reader.cpu:
+            _decode(self.reader, sl, coords, raws, on_scale)
+        return s
+
+    def row(self, i: int) -> None:
+        """Task: the window rows of embedding chunk row ``crs[i]``."""
+        el, eh, ew = self.zone.embeddings, self.eh, self.ew
+        cr = int(self.crs[i])
+        a0, a1 = max(cr * eh, self.rr0), min((cr + 1) * eh, self.rr1)
+        rows = slice(a0 - self.rr0, a1 - self.rr0)
+        s = self._scales(a0, a1)
+        status, bad = classify(s, self.zone.scale_nodata)
+        self.bad.append(bad)
+        blk = self.blocked[rows]
+        status[blk] = NODATA  # already filled, or left to the owning zone
+        self.have[rows] |= status != NODATA  # taken: water and the like stay NaN
+        usable = status == VALID
+        seff = np.where(usable, s, np.float32(np.nan))  # NaN scale -> NaN value, no masking pass
+        pad = np.zeros((a1 - a0, len(self.ccs) * ew), dtype=bool)
+        pad[:, self.cc0 - self.x0 : self.cc1 - self.x0] = usable
+        need = np.flatnonzero(pad.reshape(a1 - a0, len(self.ccs), ew).any(axis=(0, 2)))
+        dst_rows = self.out[rows]
+        if len(need) == 0:  # nothing usable: NaN where not blocked
+            if self.row_blocked[rows].any():
+                dst_rows[~blk] = np.nan
             else:
                 dst_rows[...] = np.nan
             return
-        mine = coords[todo[:, 0] == i]
-        raws = reader.fetch_raw_here(el, mine) if el.direct and el.sharded else None  # I/O, ungated
-        with reader.cpu:  # decode and assembly: one task per core
+        k = len(need)
+        coords = np.c_[np.full(k, self.t), np.zeros(k, np.int64), np.full(k, cr), self.ccs[need]]
+        raws = _fetch(self.reader, el, coords)
+        with self.reader.cpu:  # decode and assembly: one task per core
             try:
-                buf, turn = spare.get_nowait()
+                buf, turn = self._spare.get_nowait()
             except queue.Empty:
-                buf = np.empty((len(ccs), nb, eh, ew), dtype=np.int8)
-                turn = PixelMajor(buf.shape, step)
+                buf = np.empty((len(self.ccs), el.inner_shape[1], eh, ew), dtype=np.int8)
+                turn = PixelMajor(buf.shape, ROW_ROWS)
             try:  # chunks not fetched keep old bytes: their pixels have a NaN scale
-                _decode_row(reader, el, mine, raws, buf, int(ccs[0]))
-                for b0 in range(a0, a1, step):
-                    b1 = min(b0 + step, a1)
-                    q = turn(buf, b0 - cr * eh, b1 - cr * eh)[:, cc0 - x0 : cc1 - x0]
-                    dst = out[b0 - r0 : b1 - r0, cc0 - c0 : cc1 - c0]
-                    sc = seff[b0 - rr0 : b1 - rr0, :, None]
-                    if row_blocked[b0 - rr0 : b1 - rr0].any():
-                        np.copyto(dst, q * sc, where=~blk[b0 - rr0 : b1 - rr0, :, None])
+                first, fill = int(self.ccs[0]), np.int8(el.fill_value)
+
+                def on_emb(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
+                    if arr is None:  # absent: the fill value (decoded chunks are in buf already)
+                        buf[c[3] - first] = fill
+
+                _decode(self.reader, el, coords, raws, on_emb, into=lambda c: buf[c[3] - first])
+                for b0 in range(0, a1 - a0, ROW_ROWS):
+                    b1 = min(b0 + ROW_ROWS, a1 - a0)
+                    lr = a0 - cr * eh  # chunk-local row of window row a0
+                    q = turn(buf, lr + b0, lr + b1)[:, self.cc0 - self.x0 : self.cc1 - self.x0]
+                    dst, sc = dst_rows[b0:b1], seff[b0:b1, :, None]
+                    if self.row_blocked[rows][b0:b1].any():
+                        np.copyto(dst, q * sc, where=~blk[b0:b1, :, None])
                     else:  # int8 -> float32 copy, then an in-place multiply: both in cache
                         dst[...] = q
                         dst *= sc
             finally:
-                spare.put((buf, turn))
-
-    reader.run_each(task, range(len(crs)))
-    return n_bad
+                self._spare.put((buf, turn))
 
 
-def _decode_row(
+Raw = list[tuple[tuple[int, ...], bytes | memoryview | None]]
+
+
+def _fetch(reader: ChunkReader, layout: ArrayLayout, coords: npt.NDArray[np.int64]) -> Raw | None:
+    """Encoded bytes of ``coords`` (requests only), or None for layouts read through the reader."""
+    return reader.fetch_raw_here(layout, coords) if layout.direct and layout.sharded else None
+
+
+def _decode(
     reader: ChunkReader,
-    el: ArrayLayout,
-    chunks: npt.NDArray[np.int64],
-    raws: list[tuple[tuple[int, ...], bytes | memoryview | None]] | None,
-    buf: npt.NDArray[np.int8],
-    cc_first: int,
+    layout: ArrayLayout,
+    coords: npt.NDArray[np.int64],
+    raws: Raw | None,
+    on_chunk: Callable[[tuple[int, ...], npt.NDArray[Any] | None], None],
+    into: Callable[[tuple[int, ...]], npt.NDArray[Any]] | None = None,
 ) -> None:
-    """Decode a row's inner chunks into ``buf[chunk col - cc_first]`` (absent: the fill value)."""
-    fill = np.int8(el.fill_value)
+    """Decode fetched chunks (into ``into(coords)`` when given) and hand them to ``on_chunk``."""
     if raws is None:  # layouts without raw access: through the reader, in this thread
-
-        def on_emb(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-            if arr is None:  # decoded chunks are in buf already
-                buf[c[3] - cc_first] = fill
-
-        reader.read_chunks_here(el, chunks, on_emb, into=lambda c: buf[c[3] - cc_first])
+        reader.read_chunks_here(layout, coords, on_chunk, into=into)
         return
     for c, raw in raws:
         if raw is None:
-            buf[c[3] - cc_first] = fill
+            on_chunk(c, None)
         else:
-            decode_inner(raw, el, out=buf[c[3] - cc_first])
+            on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
 
 
 def _chunk_span(lo: int, hi: int, size: int) -> npt.NDArray[np.int64]:

@@ -1,0 +1,123 @@
+"""Window reads: the pixel-major turn and read_window against a plain numpy reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from affine import Affine
+
+from geotessera.store.chunks import ArrayLayout
+from geotessera.store.conventions import ZoneInfo
+from geotessera.store.fetch import ChunkReader
+from geotessera.store.objects import LocalObjects
+from geotessera.store.sampling import Zone
+from geotessera.store.window import PixelMajor, read_window
+
+H, W = 160, 130  # not multiples of the 32 x 32 inner chunks
+
+
+@pytest.mark.parametrize("bands", [16, 12])  # 12: not a multiple of 8, numpy fallback
+@pytest.mark.parametrize(("lr0", "lr1"), [(0, 2), (5, 9), (31, 32), (0, 32)])
+def test_pixel_major_is_a_transpose(bands: int, lr0: int, lr1: int) -> None:
+    rng = np.random.default_rng(bands + lr0)
+    buf = rng.integers(-128, 128, (3, bands, 32, 32), dtype=np.int8)
+    turn = PixelMajor(buf.shape, 4)
+    want = buf[:, :, lr0:lr1, :].transpose(2, 0, 3, 1).reshape(lr1 - lr0, 3 * 32, bands)
+    for _ in range(2):  # scratch reuse
+        got = turn(buf, lr0, lr1)
+        np.testing.assert_array_equal(got, want)
+    turn(buf, 0, 2)[...] = 0  # the result is scratch; the source is untouched
+    np.testing.assert_array_equal(turn(buf, lr0, lr1), want)
+
+
+def _zone(tmp_path: Path, bands: int) -> tuple[Zone, np.ndarray, np.ndarray]:
+    """A zone of H x W pixels: random int8, scales with water (NaN), no data (+inf), implausible
+    values (2.0), an all-water chunk and chunk row, and a never-written (absent) embedding
+    chunk with valid scales."""
+    rng = np.random.default_rng(7)
+    q = rng.integers(-127, 128, (1, bands, H, W), dtype=np.int8)
+    s = rng.uniform(0.001, 0.9, (1, H, W)).astype(np.float32)
+    s[0, rng.random((H, W)) < 0.05] = np.nan
+    s[0, rng.random((H, W)) < 0.05] = np.inf
+    s[0, 3, 7] = 2.0
+    s[0, 64:96, 32:64] = np.nan  # a chunk of water: its embeddings need not be read
+    s[0, 128:160] = np.nan  # a row of chunks with nothing to read
+    q[0, :, 96:128, 64:96] = 0  # all fill: not stored
+    root = zarr.open_group(tmp_path / "z.zarr", mode="w", zarr_format=3)
+    blosc = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    e = root.create_array(
+        "e", shape=q.shape, dtype="int8", chunks=(1, bands, 32, 32), shards=(1, bands, 64, 64),
+        compressors=blosc, fill_value=0, dimension_names=("time", "band", "y", "x"),
+    )  # fmt: skip
+    e[...] = q
+    a = root.create_array(
+        "s", shape=s.shape, dtype="float32", chunks=(1, 32, 32), shards=(1, 64, 64),
+        compressors=blosc, fill_value=np.inf,
+    )  # fmt: skip
+    a[...] = s
+    lay = {}
+    for name in ("e", "s"):
+        meta = json.loads((tmp_path / "z.zarr" / name / "zarr.json").read_text())
+        layout = ArrayLayout.from_metadata(name, meta)
+        assert layout is not None and layout.direct
+        lay[name] = layout
+    info = ZoneInfo(31, 32631, Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5800000.0), (H, W))
+    return Zone(info, lay["e"], lay["s"], [2023], "+inf"), q[0], s[0]
+
+
+def _expected(q: np.ndarray, s: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """float32(q) * s where the scale is in [0, 1), else NaN; NaN outside the grid."""
+    out = np.full((r1 - r0, c1 - c0, q.shape[0]), np.nan, dtype=np.float32)
+    rr0, rr1, cc0, cc1 = max(r0, 0), min(r1, H), max(c0, 0), min(c1, W)
+    sc = s[rr0:rr1, cc0:cc1]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(sc) & (sc >= 0) & (sc < 1)
+        vals = q[:, rr0:rr1, cc0:cc1].transpose(1, 2, 0).astype(np.float32) * sc[..., None]
+    out[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = np.where(ok[..., None], vals, np.nan)
+    return out
+
+
+@pytest.mark.parametrize("bands", [16, 12])
+@pytest.mark.parametrize("window", [(0, H, 0, W), (5, 101, 17, 90), (-9, 40, 100, W + 11), (150, 170, -5, 3)])
+def test_read_window_matches_reference(tmp_path: Path, bands: int, window: tuple[int, int, int, int]) -> None:
+    zone, q, s = _zone(tmp_path, bands)
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=3)
+    r0, r1, c0, c1 = window
+    out = np.full((r1 - r0, c1 - c0, bands), 12345.0, dtype=np.float32)  # garbage: all is written
+    have = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+    n_bad = read_window(reader, zone, 0, r0, r1, c0, c1, out, have)
+    want = _expected(q, s, r0, r1, c0, c1)
+    np.testing.assert_array_equal(out, want)
+    inside = np.zeros_like(have)
+    inside[max(r0, 0) - r0 : min(r1, H) - r0, max(c0, 0) - c0 : min(c1, W) - c0] = True
+    sc = np.full(have.shape, np.inf, dtype=np.float32)
+    sc[inside] = s[max(r0, 0) : min(r1, H), max(c0, 0) : min(c1, W)].ravel()
+    with np.errstate(invalid="ignore"):
+        data = inside & ~np.isinf(sc) & ~(np.isfinite(sc) & ~((sc >= 0) & (sc < 1)))
+    np.testing.assert_array_equal(have, data)  # valid or water
+    assert n_bad == int(r0 <= 3 < r1 and c0 <= 7 < c1)
+    reader.close()
+
+
+def test_read_window_leaves_blocked_pixels_alone(tmp_path: Path) -> None:
+    zone, q, s = _zone(tmp_path, 16)
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    r0, r1, c0, c1 = 10, 170, 3, 125
+    h, w = r1 - r0, c1 - c0
+    rng = np.random.default_rng(3)
+    have = rng.random((h, w)) < 0.2
+    allow = rng.random((h, w)) < 0.7
+    allow[40:72] = True  # whole rows with nothing blocked by allow
+    have[40:72] = False
+    out = np.full((h, w, 16), 7.0, dtype=np.float32)
+    before = have.copy()
+    read_window(reader, zone, 0, r0, r1, c0, c1, out, have, allow)
+    blocked = before | ~allow
+    np.testing.assert_array_equal(out[blocked], 7.0)
+    np.testing.assert_array_equal(out[~blocked], _expected(q, s, r0, r1, c0, c1)[~blocked])
+    assert (have[blocked] == before[blocked]).all()
+    reader.close()
