@@ -157,8 +157,8 @@ class _Window:
         reader.prefetch_indexes(sl, sgrid.reshape(-1, 3))
 
     def _scales(self, a0: int, a1: int) -> npt.NDArray[np.float32]:
-        """Scales of zone rows [a0, a1) x the window's columns (needs the CPU gate held by the caller
-        only for decoding; requests go first)."""
+        """Scales of zone rows [a0, a1) x the window's columns (requests first, then decoding
+        holding the CPU gate)."""
         sl = self.zone.scales
         _, ih, iw = sl.inner_shape
         s = np.empty((a1 - a0, self.cc1 - self.cc0), dtype=np.float32)
