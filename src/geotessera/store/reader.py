@@ -190,6 +190,13 @@ class GeoTesseraZarr:
         """Years held by any zone, ascending."""
         return sorted({y for z in self.zones if (zz := self.zone(z)) for y in zz.years})
 
+    def _require_year(self, year: int) -> None:
+        """Raise :class:`NotCoveredError` naming the store's years when ``year`` is not held."""
+        if int(year) not in self.years:
+            raise NotCoveredError(
+                f"store {self.url} has no data for {year}; its years: {', '.join(map(str, self.years))}"
+            )
+
     # --- points -------------------------------------------------------------------------
     def sample_points(
         self,
@@ -221,6 +228,8 @@ class GeoTesseraZarr:
             ylist_eff = [int(year)]
         else:
             ylist_eff = ylist
+        for y in ylist_eff:
+            self._require_year(y)
         lon, lat = pts[:, 0], pts[:, 1]
         lon_i, _ = points_to_keys(lon, lat)
         own = np.clip(np.floor((lon_i / 100 + 180) / 6).astype(np.int64) + 1, 1, 60)
@@ -303,6 +312,7 @@ class GeoTesseraZarr:
         """
         from .region import iter_strips
 
+        self._require_year(year)
         return iter_strips(
             self, bbox, year, target_crs=target_crs, resolution=resolution, strip_rows=strip_rows
         )
@@ -320,6 +330,7 @@ class GeoTesseraZarr:
         """
         from .region import region_grid
 
+        self._require_year(year)
         crs, transform, (h, w), _ = region_grid(bbox, self.info.gsd, target_crs, resolution)
         from .region import iter_strips
 
@@ -332,7 +343,7 @@ class GeoTesseraZarr:
         return out, transform, crs
 
     # --- xarray -------------------------------------------------------------------------
-    def open_zone(self, lon: float | None = None, *, zone: int | None = None, chunks: int = 1024) -> Any:
+    def open_zone(self, *, lon: float | None = None, zone: int | None = None, chunks: int = 1024) -> Any:
         """One zone as an xarray Dataset backed by dask (``embeddings`` int8, ``scales`` float32).
 
         Chunked ``chunks`` x ``chunks`` pixels (all bands, one year) rather than whole shards.
