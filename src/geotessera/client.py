@@ -13,19 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from affine import Affine
 
 from .config import Settings
 from .datasets import DatasetId
+from .embeddings import EmbeddingReads
 from .errors import (
-    CorruptDataError,
     CoverageWarning,
     GeoTesseraError,
     InvalidInputError,
@@ -33,7 +31,7 @@ from .errors import (
     SourceError,
 )
 from .export import check_output_dataset, check_output_dir, make_output_dir, write_sidecar
-from .grid import Cell, points_to_keys
+from .grid import Cell
 from .layouts import (
     LOCAL_OUTPUT_LAYOUT,
     METADATA_FILE,
@@ -42,36 +40,16 @@ from .layouts import (
     SOURCE_COOP_LAYOUT,
     Layout,
 )
-from .pipeline import DownloadPlan, DownloadResult, TileRef, execute, plan_tiles
+from .pipeline import DownloadPlan, DownloadResult, TileRef, as_tile_refs, execute, plan_tiles
 from .progress import ProgressSink
 from .regions import Region
 from .registry import Registry, load_manifest
-from .tiles import dequantize_embedding, load_tile_arrays, read_landmask_grid
-from .tiles.sampling import pixels_at
 from .transfer import LocalSource, Source, source_from_url
 
 log = logging.getLogger(__name__)
 
 TileTuple = tuple[int, float, float]
 """(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
-
-
-def _as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef]:
-    out = []
-    for t in tiles:
-        if isinstance(t, TileRef):
-            out.append(t)
-        elif isinstance(t, Cell):
-            if year is None:
-                raise InvalidInputError("a year is needed to fetch cells")
-            out.append(TileRef(year, t))
-        else:
-            try:
-                y, lon, lat = t
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"expected (year, lon, lat) tiles, got {t!r}") from exc
-            out.append(TileRef(int(y), Cell.from_centre(float(lon), float(lat))))
-    return out
 
 
 def _layout_for(base_url: str, name: str | None) -> Layout:
@@ -104,7 +82,7 @@ class Coverage:
     """A few of the missing tiles, for messages."""
 
 
-class GeoTessera:
+class GeoTessera(EmbeddingReads):
     """Client for Tessera embeddings of one dataset (version + variant).
 
     Args:
@@ -247,7 +225,7 @@ class GeoTessera:
             self.registry,
             self.source,
             self.dataset,
-            _as_tile_refs(tiles),
+            as_tile_refs(tiles),
             output_dir,
             fmt=fmt,
             bands=bands,
@@ -364,130 +342,6 @@ class GeoTessera:
             raise exc
         message = result.failed[0][1] if result is not None and result.failed else "unknown error"
         raise SourceError(f"tile {tile.cell.name} for {tile.year} could not be fetched: {message}")
-
-    def fetch_embedding(
-        self,
-        lon: float,
-        lat: float,
-        year: int,
-        *,
-        bands: Sequence[int] | None = None,
-        progress: ProgressSink | None = None,
-    ) -> tuple[npt.NDArray[np.float32], Any, Affine]:
-        """Dequantised embedding of the tile containing (lon, lat) for ``year``.
-
-        Returns:
-            (array float32 (H, W, 128) -- or (H, W, len(bands)) -- NaN where nodata,
-            CRS of the tile (rasterio CRS, from the landmask), Affine transform).
-        """
-        tile = TileRef(int(year), Cell.from_point(lon, lat))
-        emb, scales, landmask = self._tile_files(tile, progress=progress)
-        arrays = load_tile_arrays(emb, scales)
-        grid = read_landmask_grid(landmask)
-        if grid.shape != arrays.shape:
-            raise CorruptDataError(
-                f"tile {tile.cell.name}: landmask grid {grid.shape} does not match embedding {arrays.shape}"
-            )
-        from rasterio.crs import CRS
-
-        out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=tile.cell.name)
-        return out, CRS.from_epsg(grid.epsg), grid.transform
-
-    def iter_embedding_strips(
-        self,
-        lon: float,
-        lat: float,
-        year: int,
-        *,
-        rows: int = 256,
-        bands: Sequence[int] | None = None,
-    ) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
-        """Stream a tile as row strips: yields ``(first_row, strip (rows, W, B) float32)``.
-
-        The tile is memory-mapped, so memory stays near one strip (rows x W x B x 4 bytes)
-        however large the tile. The CRS and transform are those of :meth:`fetch_embedding`.
-        """
-        if rows < 1:
-            raise InvalidInputError(f"rows must be >= 1, got {rows}")
-        tile = TileRef(int(year), Cell.from_point(lon, lat))
-        emb, scales, _ = self._tile_files(tile)
-        arrays = load_tile_arrays(emb, scales)
-        h = arrays.shape[0]
-        for r0 in range(0, h, rows):
-            r1 = min(r0 + rows, h)
-            yield (
-                r0,
-                dequantize_embedding(
-                    arrays.quantized[r0:r1], arrays.scales[r0:r1], bands=bands, name=tile.cell.name
-                ),
-            )
-
-    def fetch_embeddings(
-        self,
-        tiles: Iterable[Any],
-        *,
-        bands: Sequence[int] | None = None,
-        progress: ProgressSink | None = None,
-    ) -> Iterator[tuple[int, float, float, npt.NDArray[np.float32], Any, Affine]]:
-        """Yield ``(year, tile_lon, tile_lat, embedding (H, W, B) float32, crs, transform)`` per tile.
-
-        All tiles are fetched first (concurrently, verified, into ``embeddings_dir``);
-        then each is dequantised as it is yielded, so memory holds one tile at a time.
-        Tiles that cannot be fetched are skipped with a :class:`CoverageWarning`.
-        """
-        from rasterio.crs import CRS
-
-        refs = _as_tile_refs(tiles)
-        paths, result = self._ensure_local(refs, progress=progress)
-        if result is not None:
-            self._warn_failures(result)
-        for t in refs:
-            if t not in paths:
-                continue
-            emb, scales, landmask = paths[t]
-            arrays = load_tile_arrays(emb, scales)
-            grid = read_landmask_grid(landmask)
-            out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=t.cell.name)
-            yield t.year, t.cell.lon, t.cell.lat, out, CRS.from_epsg(grid.epsg), grid.transform
-
-    def sample_embeddings_at_points(
-        self, points: Any, year: int, *, progress: ProgressSink | None = None
-    ) -> npt.NDArray[np.float32]:
-        """Embeddings at points: (N, 128) float32, NaN rows where a point is not covered.
-
-        ``points`` is an (N, 2) array-like of (lon, lat) in degrees; input order is kept.
-        Each tile is fetched once (concurrently) and only the needed pixels are read.
-        """
-        pts = np.asarray(points, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            raise InvalidInputError(f"points must be (N, 2) lon/lat pairs, got shape {pts.shape}")
-        out = np.full((len(pts), 128), np.nan, dtype=np.float32)
-        if len(pts) == 0:
-            return out
-        kx, ky = points_to_keys(pts[:, 0], pts[:, 1])
-        pairs = sorted({(int(a), int(b)) for a, b in zip(kx, ky, strict=True)})
-        tiles = [TileRef(int(year), Cell.from_key(a, b)) for a, b in pairs]
-        covered = [t for t in tiles if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
-        paths, result = self._ensure_local(covered, progress=progress)
-        uncovered = len(tiles) - len(paths)
-        if uncovered:
-            n_pts = int(
-                np.count_nonzero(~self.registry.tiles_for_points(pts[:, 0], pts[:, 1], int(year)).covered)
-            )
-            failed = len(result.failed) if result is not None else 0
-            msg = (
-                f"{n_pts} of {len(pts)} points lie in tiles not covered for {year}"
-                + (f"; {failed} tiles could not be fetched" if failed else "")
-                + ": their rows are NaN"
-            )
-            log.warning(msg)
-            warnings.warn(msg, CoverageWarning, stacklevel=2)
-        for t, (emb, scales, landmask) in paths.items():
-            idx = np.nonzero((kx == t.cell.lon_i) & (ky == t.cell.lat_i))[0]
-            out[idx] = pixels_at(
-                load_tile_arrays(emb, scales), read_landmask_grid(landmask), pts[idx], name=t.cell.name
-            )
-        return out
 
     # --- information -----------------------------------------------------------
     def get_available_years(self) -> list[int]:

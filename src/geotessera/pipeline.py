@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .datasets import DatasetId
 from .errors import GeoTesseraError, InvalidInputError
@@ -125,6 +125,25 @@ class DownloadResult:
             f"{len(self.done)} tiles done, {len(self.skipped)} already complete, {len(self.failed)} failed; "
             f"{self.bytes_transferred / 1e6:.1f} MB fetched in {self.seconds:.1f} s"
         )
+
+
+def as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef]:
+    """Normalise ``(year, lon, lat)`` tuples, :class:`TileRef` or (with ``year``) :class:`Cell` objects."""
+    out = []
+    for t in tiles:
+        if isinstance(t, TileRef):
+            out.append(t)
+        elif isinstance(t, Cell):
+            if year is None:
+                raise InvalidInputError("a year is needed to fetch cells")
+            out.append(TileRef(year, t))
+        else:
+            try:
+                y, lon, lat = t
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"expected (year, lon, lat) tiles, got {t!r}") from exc
+            out.append(TileRef(int(y), Cell.from_centre(float(lon), float(lat))))
+    return out
 
 
 def _export_record(tiff: Path) -> Path:
