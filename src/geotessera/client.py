@@ -234,21 +234,27 @@ class GeoTessera(EmbeddingReads):
         )
 
     def download(self, plan: DownloadPlan, *, progress: ProgressSink | None = None) -> DownloadResult:
-        """Execute a plan: verified concurrent downloads, exports, then the output sidecar."""
+        """Execute a plan: verified concurrent downloads, exports, then the output sidecar.
+
+        The directory is claimed for this dataset (sidecar written) before the first byte
+        arrives, so even an interrupted run can never be resumed with another dataset.
+        """
+        return self._run_plan(plan, progress)
+
+    def _run_plan(self, plan: DownloadPlan, progress: ProgressSink | None) -> DownloadResult:
         check_output_dataset(plan.out_dir, self.dataset, fmt=plan.fmt, bands=plan.bands)
         make_output_dir(plan.out_dir)
+        record = {
+            "fmt": plan.fmt,
+            "source_url": self.settings.base_url,
+            "bands": plan.bands,
+            "compress": plan.compress,
+        }
+        write_sidecar(plan.out_dir, self.dataset, tiles=[], **record)  # type: ignore[arg-type]
         result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
         complete = [t.name for t in [*result.done, *result.skipped]]
         if complete:
-            write_sidecar(
-                plan.out_dir,
-                self.dataset,
-                fmt=plan.fmt,
-                tiles=complete,
-                source_url=self.settings.base_url,
-                bands=plan.bands,
-                compress=plan.compress,
-            )
+            write_sidecar(plan.out_dir, self.dataset, tiles=complete, **record)  # type: ignore[arg-type]
         return result
 
     def export_embedding_geotiffs(
@@ -324,7 +330,7 @@ class GeoTessera(EmbeddingReads):
             fmt="npy",
             layout=self.layout,
         )
-        result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
+        result = self._run_plan(plan, progress)
         bad = {t for t, _ in result.failed}
         for j in plan.jobs:
             if j.tile not in bad:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from .datasets import DatasetId
 from .errors import GeoTesseraError, InvalidInputError
-from .export import normalize_bands, normalize_compress, write_embedding_geotiff
+from .export import normalize_bands, normalize_compress, read_sidecar, write_embedding_geotiff
 from .export._atomic import output_error
 from .grid import Cell
 from .layouts import (
@@ -183,6 +183,8 @@ def plan_tiles(
     band_list = normalize_bands(bands)
     comp = normalize_compress(compress)
     out = Path(out_dir)
+    sidecar = read_sidecar(out)
+    keep_npy = sidecar is not None and "npy" in (sidecar.get("formats") or [sidecar.get("format")])
     in_place = source if isinstance(source, LocalSource) and fmt == "tiff" else None
     jobs: list[TileJob] = []
     transfers: dict[Path, TransferItem] = {}
@@ -220,22 +222,24 @@ def plan_tiles(
                 continue
         else:
             outputs = local
-            if all(is_complete(p, size) for p, size in zip(local, expected, strict=True)):
+            if all(
+                is_complete(p, size, expected_key=key)
+                for p, size, key in zip(local, expected, keys, strict=True)
+            ):
                 complete.append(t)
                 jobs.append(TileJob(t, *local, outputs=outputs))
                 continue
         paths = list(local)
         temporary: tuple[Path, ...] = ()
         for k, (key, dest, size) in enumerate(zip(keys, local, expected, strict=True)):
-            if in_place is not None and k < 2:
+            if in_place is not None and k < 2 and _same_size(in_place.local_path(key), size):
                 paths[k] = in_place.local_path(key)  # a mirror is read in place, never copied
                 continue
+            # (a mirror file of the wrong size goes through the copy, which reports it per tile)
             transfers.setdefault(dest, TransferItem(key, dest, expected_size=size, label=t.name))
-        if fmt == "tiff" and in_place is None:
-            # fetched only to make the GeoTIFF: removed afterwards, unless an npy download kept them
-            temporary = tuple(
-                p for p, size in zip(local[:2], expected[:2], strict=True) if not is_complete(p, size)
-            )
+        if fmt == "tiff" and not keep_npy:
+            # fetched only to make the GeoTIFF: removed afterwards, unless the directory holds an npy download
+            temporary = tuple(p for p in local[:2] if p in {tr.dest for tr in transfers.values()})
         jobs.append(TileJob(t, paths[0], paths[1], paths[2], outputs=outputs, temporary=temporary))
     return DownloadPlan(
         dataset=dataset,
@@ -249,6 +253,13 @@ def plan_tiles(
         compress=comp,
         bytes_total=bytes_total,
     )
+
+
+def _same_size(path: Path, size: int | None) -> bool:
+    try:
+        return size is None or path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _sizes(registry: Registry, tiles: list[TileRef]) -> dict[TileRef, tuple[int | None, int | None]]:
@@ -382,8 +393,3 @@ def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
         remove_receipt(p)
         p.unlink(missing_ok=True)
     return [tiff]
-
-
-def tiles_complete(paths: Iterable[Path]) -> bool:
-    """True when every path has a matching receipt (a finished, verified download)."""
-    return all(is_complete(p) for p in paths)

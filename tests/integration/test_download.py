@@ -624,3 +624,74 @@ def test_unknown_version_names_the_published_ones(s3_endpoint: SampleServer, tmp
     assert code == 2 and "v1.1 variant cambridge" in stderr
     code, _, stderr = _dl(s3_endpoint, tmp_path / "o", tmp_path, "--dataset-version", "v1.1")
     assert code == 2 and "it holds: 1.1/cambridge" in stderr and "--dataset-variant" in stderr
+
+
+def test_two_datasets_never_share_a_directory(s3_endpoint: SampleServer, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    a = GeoTessera("v1", cache_dir=tmp_path / "c", embeddings_dir=shared, base_url=s3_endpoint.base_url)
+    a.fetch_embedding(0.15, 52.05, 2024)
+    b = GeoTessera(
+        "v1.1", "cambridge", cache_dir=tmp_path / "c", embeddings_dir=shared, base_url=s3_endpoint.base_url
+    )
+    with pytest.raises(OutputError, match="refusing to mix"):
+        b.fetch_embedding(0.15, 52.05, 2024)
+
+
+def test_an_interrupted_run_cannot_be_resumed_with_another_dataset(
+    s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geotessera.client as client_mod
+
+    out = tmp_path / "o"
+    a = GeoTessera("v1", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
+    plan = a.plan([(2024, 0.15, 52.05)], out, fmt="npy")
+    real_execute = client_mod.execute
+
+    def killed(*args: object, **kwargs: object) -> object:
+        real_execute(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # dies after the files landed, before the sidecar is updated
+
+    monkeypatch.setattr(client_mod, "execute", killed)
+    with pytest.raises(KeyboardInterrupt):
+        a.download(plan)
+    monkeypatch.undo()
+    b = GeoTessera("v1.1", "cambridge", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
+    with pytest.raises(OutputError, match="refusing to mix"):
+        b.plan([(2024, 0.15, 52.05)], out, fmt="npy")
+
+
+def test_receipts_name_their_object(s3_endpoint: SampleServer, tiny_store: Path, tmp_path: Path) -> None:
+    # same local path, same size, another dataset: the receipt's key tells them apart
+    from geotessera.pipeline import TileRef, plan_tiles
+
+    out = tmp_path / "o"
+    a = GeoTessera("v1", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
+    a.download(a.plan([(2024, 0.15, 52.05)], out, fmt="npy"))
+    b = GeoTessera("v1.1", "cambridge", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
+    plan = plan_tiles(
+        b.registry, b.source, b.dataset, [TileRef(2024, Cell.from_name("grid_0.15_52.05"))], out, fmt="npy"
+    )
+    assert plan.complete == [] and len(plan.transfers) == 3
+
+
+def test_a_failed_export_leaves_no_quantised_copies_after_the_rerun(
+    s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import geotessera.pipeline as pipeline
+
+    real = pipeline.write_embedding_geotiff
+
+    def full(*a: object, **k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full)
+    assert _dl(s3_endpoint, tmp_path / "o", tmp_path)[0] == 1
+    monkeypatch.setattr(pipeline, "write_embedding_geotiff", real)
+    assert _dl(s3_endpoint, tmp_path / "o", tmp_path)[0] == 0
+    tdir = tmp_path / "o" / "global_0.1_degree_representation" / "2024" / "grid_0.15_52.05"
+    assert sorted(p.name for p in tdir.iterdir() if not p.name.startswith(".")) == [
+        "grid_0.15_52.05_2024.tiff"
+    ]
+    assert not [p for p in tdir.iterdir() if p.name.endswith(".receipt.json")]

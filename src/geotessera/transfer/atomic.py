@@ -251,12 +251,15 @@ def is_complete(
     expected_size: int | None = None,
     expected_crc: str | None = None,
     *,
+    expected_key: str | None = None,
     verify: bool = False,
 ) -> bool:
     """Whether ``path`` is a complete, verified file that need not be fetched again.
 
     True only when the file exists and its receipt records the file's current size,
-    and, when given, ``expected_size`` (bytes) and ``expected_crc`` (S3 header form).
+    and, when given, ``expected_size`` (bytes), ``expected_crc`` (S3 header form) and
+    ``expected_key`` (the object it was fetched from: a tile of another dataset at the
+    same local path is not complete).
     The data is not read unless ``verify=True``, which re-hashes the file and compares
     it with the receipt.
     """
@@ -274,6 +277,9 @@ def is_complete(
     if expected_size is not None and receipt.size != expected_size:
         return False
     if expected_crc is not None and receipt.crc64nvme != expected_crc:
+        return False
+    if expected_key is not None and receipt.key != expected_key:
+        log.info("%s was fetched from %s, not %s: fetching again", p, receipt.key, expected_key)
         return False
     if verify:
         actual = crc64nvme_file(p)

@@ -193,7 +193,7 @@ class _Run:
                 unreachable = self.unreachable
             if unreachable is not None:
                 return _Failed(f"not attempted: {unreachable}", unreachable)
-            if is_complete(item.dest, item.expected_size, verify=self.verify_existing):
+            if is_complete(item.dest, item.expected_size, expected_key=item.key, verify=self.verify_existing):
                 reason = "verified against its receipt" if self.verify_existing else "receipt matches"
                 return _Skipped(item.dest.stat().st_size, reason)
             result = self.source.get(
