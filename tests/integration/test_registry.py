@@ -21,6 +21,7 @@ from geotessera.cli.registry import command as registry_command
 from geotessera.datasets import DatasetId
 from geotessera.errors import SourceError
 from geotessera.registry import Registry, cached_manifest_paths, load_manifest
+from support.fault_server import crc64nvme_header
 
 V1 = DatasetId()
 
@@ -40,7 +41,8 @@ def manifest_table(years: tuple[int, ...] = (2024,)) -> pa.Table:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serves ``server.root`` with content ETags and ``If-None-Match`` -> 304; logs requests."""
+    """Serves ``server.root`` like S3: content ETags, ``If-None-Match`` -> 304, and the
+    CRC64NVMe header when asked for it; logs requests."""
 
     server: _Server
 
@@ -61,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("ETag", etag)
+        if self.headers.get("x-amz-checksum-mode") == "ENABLED":
+            self.send_header("x-amz-checksum-crc64nvme", crc64nvme_header(data))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -213,3 +217,14 @@ def test_registry_over_the_sample_s3_endpoint(s3_endpoint: object, tiny_store: P
     year = remote.available_years()[-1]
     tiles = remote.load_blocks_for_region((-180, -90, 180, 90), year)
     assert remote.file_sizes(tiles) == local.file_sizes(tiles)
+
+
+def test_a_manifest_without_its_checksum_is_rejected(tiny_store: Path, tmp_path: Path) -> None:
+    from geotessera.errors import IntegrityError
+    from support.fault_server import Fault, FaultServer
+
+    with FaultServer({"v1/manifest.parquet": (tiny_store / "v1" / "manifest.parquet").read_bytes()}) as server:
+        server.script("v1/manifest.parquet", Fault.no_checksum(times=None))
+        with pytest.raises(IntegrityError, match="no x-amz-checksum-crc64nvme"):
+            load_manifest(DatasetId(), base_url=server.url, cache_dir=tmp_path)
+    assert not list(tmp_path.rglob("manifest.parquet"))  # nothing unverified was cached

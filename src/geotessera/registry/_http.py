@@ -7,7 +7,6 @@ preferred when it offers ``fetch_if_modified``.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import urllib3
 
 from ..errors import IntegrityError, SourceError
 from ..transfer._failures import describe_network_error
+from ..transfer.checksum import crc64nvme_b64
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,18 @@ def _header(headers: urllib3.HTTPHeaderDict, name: str) -> str | None:
     return str(value) if value else None
 
 
-def _check_crc(url: str, data: bytes, headers: urllib3.HTTPHeaderDict) -> None:
-    """Verify ``x-amz-checksum-crc64nvme`` when the server sent it (S3 does, on request)."""
+def _check_crc(url: str, data: bytes, headers: urllib3.HTTPHeaderDict, *, require: bool) -> None:
+    """Verify ``x-amz-checksum-crc64nvme``; a missing header is rejected when ``require`` (S3)."""
     expected = _header(headers, "x-amz-checksum-crc64nvme")
     if expected is None:
+        if require:
+            raise IntegrityError(
+                f"{url}: the response carries no x-amz-checksum-crc64nvme header, so it cannot be "
+                "verified; not cached"
+            )
+        log.info("%s: no CRC64NVMe header; accepted unverified (this source does not send one)", url)
         return
-    from awscrt.checksums import crc64nvme
-
-    got = base64.b64encode(crc64nvme(data).to_bytes(8, "big")).decode("ascii")
+    got = crc64nvme_b64(data)
     if got != expected:
         raise IntegrityError(f"{url}: CRC64NVMe mismatch (expected {expected}, got {got}); not cached")
 
@@ -96,11 +100,15 @@ class HttpManifestSource:
 
     ``read_bytes`` retries transient failures (429, 5xx, resets) a few times;
     ``fetch_if_modified`` makes one attempt bounded by its ``timeout_s``.
-    A CRC64NVMe header, when present, is verified.
+    The CRC64NVMe header is verified; without ``require_checksum`` (servers that send
+    none, such as Source Cooperative) a response lacking it is accepted.
     """
 
-    def __init__(self, base_url: str, *, pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, pool: urllib3.PoolManager | None = None, require_checksum: bool = True
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.require_checksum = require_checksum
         self._pool = pool or urllib3.PoolManager(num_pools=2, maxsize=2)
 
     def url_for(self, key: str) -> str:
@@ -144,7 +152,7 @@ class HttpManifestSource:
             return None, validator or new
         if resp.status != 200:
             raise SourceError(f"GET {url} answered HTTP {resp.status}", status=resp.status, url=url)
-        _check_crc(url, resp.data, resp.headers)
+        _check_crc(url, resp.data, resp.headers, require=self.require_checksum)
         return resp.data, new
 
 

@@ -61,6 +61,8 @@ FRESHNESS_TIMEOUT_S = 2.0
 class ManifestKeys(Protocol):
     """The part of a :class:`~geotessera.layouts.Layout` the registry needs."""
 
+    @property
+    def name(self) -> str: ...
     def manifest_key(self, ds: DatasetId) -> str: ...
     def landmasks_manifest_key(self, ds: DatasetId) -> str: ...
 
@@ -114,11 +116,12 @@ def _remotes(
 ) -> tuple[Remote, Remote]:
     if registry_url is not None:
         base, _, name = registry_url.rstrip("/").rpartition("/")
-        src: ManifestSource = HttpManifestSource(base)  # `source` is relative to base_url
+        # a manifest URL given by the user may be any web server: verified when it sends a CRC
+        src: ManifestSource = HttpManifestSource(base, require_checksum=False)
         keys = (name, LANDMASKS_FILE)
         urls = (registry_url, f"{base}/{LANDMASKS_FILE}")
     else:
-        src = source or HttpManifestSource(base_url)
+        src = source or HttpManifestSource(base_url, require_checksum=layout.name != "source-coop")
         keys = (layout.manifest_key(ds), layout.landmasks_manifest_key(ds))
         urls = (f"{base_url.rstrip('/')}/{keys[0]}", f"{base_url.rstrip('/')}/{keys[1]}")
     where = cache / ds.vpath

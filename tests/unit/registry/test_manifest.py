@@ -291,7 +291,9 @@ def test_crc64nvme_header_is_verified() -> None:
     from geotessera.errors import IntegrityError
     from geotessera.registry._http import _check_crc
 
-    _check_crc("u", b"123456789", {"x-amz-checksum-crc64nvme": "rosUhgp5mIg="})  # type: ignore[arg-type]
-    _check_crc("u", b"anything", {})  # type: ignore[arg-type]  # no header: nothing to check
+    _check_crc("u", b"123456789", {"x-amz-checksum-crc64nvme": "rosUhgp5mIg="}, require=True)  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError, match="no x-amz-checksum-crc64nvme header"):
+        _check_crc("u", b"anything", {}, require=True)  # type: ignore[arg-type]  # S3: a missing header rejects
+    _check_crc("u", b"anything", {}, require=False)  # type: ignore[arg-type]  # servers that send none
     with pytest.raises(IntegrityError, match="CRC64NVMe mismatch"):
-        _check_crc("u", b"123456780", {"x-amz-checksum-crc64nvme": "rosUhgp5mIg="})  # type: ignore[arg-type]
+        _check_crc("u", b"123456780", {"x-amz-checksum-crc64nvme": "rosUhgp5mIg="}, require=True)  # type: ignore[arg-type]
