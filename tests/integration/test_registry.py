@@ -223,7 +223,8 @@ def test_a_manifest_without_its_checksum_is_rejected(tiny_store: Path, tmp_path:
     from geotessera.errors import IntegrityError
     from support.fault_server import Fault, FaultServer
 
-    with FaultServer({"v1/manifest.parquet": (tiny_store / "v1" / "manifest.parquet").read_bytes()}) as server:
+    data = (tiny_store / "v1" / "manifest.parquet").read_bytes()
+    with FaultServer({"v1/manifest.parquet": data}) as server:
         server.script("v1/manifest.parquet", Fault.no_checksum(times=None))
         with pytest.raises(IntegrityError, match="no x-amz-checksum-crc64nvme"):
             load_manifest(DatasetId(), base_url=server.url, cache_dir=tmp_path)
