@@ -67,6 +67,8 @@ class Settings:
             raise InvalidInputError(f"GEOTESSERA_WORKERS={w!r} is not a whole number") from exc
         if not 1 <= n <= 64:
             raise InvalidInputError(f"workers must be between 1 and 64, got {n}")
+        if "://" not in url:
+            url = str(Path(url).expanduser())  # GEOTESSERA_BASE_URL=~/mirror is not expanded by the shell
         _check_base_url(url)
         default_cache = Path(platformdirs.user_cache_dir("geotessera", appauthor=False))
         return cls(

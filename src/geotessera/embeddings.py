@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
-from .errors import CorruptDataError, CoverageWarning, InvalidInputError
+from .errors import CoverageWarning, InvalidInputError
 from .grid import Cell, points_to_keys
 from .pipeline import DownloadResult, TileRef, as_tile_refs
 from .progress import ProgressSink
 from .registry import Registry
-from .tiles import dequantize_embedding, load_tile_arrays, read_landmask_grid
+from .tiles import dequantize_embedding, load_tile_arrays, open_tile
 from .tiles.sampling import pixels_at
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,7 @@ class EmbeddingReads:
         """
         tile = TileRef(int(year), Cell.from_point(lon, lat))
         emb, scales, landmask = self._tile_files(tile, progress=progress)
-        arrays = load_tile_arrays(emb, scales)
-        grid = read_landmask_grid(landmask)
-        if grid.shape != arrays.shape:
-            raise CorruptDataError(
-                f"tile {tile.cell.name}: landmask grid {grid.shape} does not match embedding {arrays.shape}"
-            )
+        arrays, grid = open_tile(emb, scales, landmask)
         from rasterio.crs import CRS
 
         out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=tile.cell.name)
@@ -127,8 +122,7 @@ class EmbeddingReads:
             if t not in paths:
                 continue
             emb, scales, landmask = paths[t]
-            arrays = load_tile_arrays(emb, scales)
-            grid = read_landmask_grid(landmask)
+            arrays, grid = open_tile(emb, scales, landmask)
             out = dequantize_embedding(arrays.quantized, arrays.scales, bands=bands, name=t.cell.name)
             yield t.year, t.cell.lon, t.cell.lat, out, CRS.from_epsg(grid.epsg), grid.transform
 
@@ -147,26 +141,28 @@ class EmbeddingReads:
         if len(pts) == 0:
             return out
         kx, ky = points_to_keys(pts[:, 0], pts[:, 1])
-        pairs = sorted({(int(a), int(b)) for a, b in zip(kx, ky, strict=True)})
-        tiles = [TileRef(int(year), Cell.from_key(a, b)) for a, b in pairs]
+        # group points by tile once: O(N log N), whatever the number of tiles
+        keys, inverse = np.unique(np.stack([kx, ky], axis=1), axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(inverse, kind="stable")
+        groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(keys)))[:-1])
+        tiles = [TileRef(int(year), Cell.from_key(int(a), int(b))) for a, b in keys]
+        members = dict(zip(tiles, groups, strict=True))
         covered = [t for t in tiles if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
         paths, result = self._ensure_local(covered, progress=progress)
-        uncovered = len(tiles) - len(paths)
-        if uncovered:
-            n_pts = int(
-                np.count_nonzero(~self.registry.tiles_for_points(pts[:, 0], pts[:, 1], int(year)).covered)
-            )
+        missing = [t for t in tiles if t not in paths]
+        if missing:
+            n_pts = sum(len(members[t]) for t in missing)
             failed = len(result.failed) if result is not None else 0
             msg = (
                 f"{n_pts} of {len(pts)} points lie in tiles not covered for {year}"
-                + (f"; {failed} tiles could not be fetched" if failed else "")
+                + (f" or that could not be fetched ({failed} tiles)" if failed else "")
                 + ": their rows are NaN"
             )
             log.warning(msg)
             warnings.warn(msg, CoverageWarning, stacklevel=2)
         for t, (emb, scales, landmask) in paths.items():
-            idx = np.nonzero((kx == t.cell.lon_i) & (ky == t.cell.lat_i))[0]
-            out[idx] = pixels_at(
-                load_tile_arrays(emb, scales), read_landmask_grid(landmask), pts[idx], name=t.cell.name
-            )
+            idx = members[t]
+            arrays, grid = open_tile(emb, scales, landmask)
+            out[idx] = pixels_at(arrays, grid, pts[idx], name=t.cell.name)
         return out

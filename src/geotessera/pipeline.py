@@ -36,7 +36,7 @@ from .layouts import (
 )
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
-from .tiles import load_tile_arrays, read_landmask_grid
+from .tiles import open_tile
 from .transfer import LocalSource, Source, TransferItem, is_complete, run
 from .transfer.atomic import remove_receipt
 
@@ -367,8 +367,7 @@ def execute(
 def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
     """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies."""
     tiff = job.outputs[0]
-    arrays = load_tile_arrays(job.embedding, job.scales)
-    grid = read_landmask_grid(job.landmask)
+    arrays, grid = open_tile(job.embedding, job.scales, job.landmask)
     c = job.tile.cell
     ds = plan.dataset
     from ._version import __version__

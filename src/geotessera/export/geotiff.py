@@ -118,7 +118,7 @@ def write_embedding_geotiff(
         "nodata": float("nan"),
         **creation_options(compress),
     }
-    strip = max(BLOCK, (strip_rows // BLOCK) * BLOCK)
+    strip = max(16, (strip_rows // 16) * 16)  # GDAL merges partial blocks in its cache
     buf = np.empty((len(out_bands), min(strip, h), w), dtype=np.float32)
     final = Path(path)
     with atomic_path(final) as tmp:

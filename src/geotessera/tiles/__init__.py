@@ -1,7 +1,15 @@
 """The on-disk tile set: reading ``.npy`` tiles and landmasks, and dequantisation."""
 
 from .dequantize import check_shapes, dequantize_embedding, invalid_scale_mask
-from .files import TileArrays, load_npy, load_tile_arrays, read_landmask, read_landmask_grid, read_npy_header
+from .files import (
+    TileArrays,
+    load_npy,
+    load_tile_arrays,
+    open_tile,
+    read_landmask,
+    read_landmask_grid,
+    read_npy_header,
+)
 
 __all__ = [
     "TileArrays",
@@ -10,6 +18,7 @@ __all__ = [
     "invalid_scale_mask",
     "load_npy",
     "load_tile_arrays",
+    "open_tile",
     "read_landmask",
     "read_landmask_grid",
     "read_npy_header",

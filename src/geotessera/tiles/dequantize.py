@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import CorruptDataError, ScaleWarning
+from ..errors import CorruptDataError, InvalidInputError, ScaleWarning
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _band_index(bands: npt.ArrayLike | None, nb: int, name: str) -> npt.NDArray[
         return None
     idx = np.atleast_1d(np.asarray(bands, dtype=np.intp))
     if idx.ndim != 1 or np.any(idx < 0) or np.any(idx >= nb):
-        raise CorruptDataError(f"{name}: band indices {bands!r} outside 0..{nb - 1}")
+        raise InvalidInputError(f"{name}: band indices {bands!r} outside 0..{nb - 1}")
     return idx
 
 

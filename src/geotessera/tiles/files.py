@@ -99,3 +99,22 @@ def read_landmask(path: str | os.PathLike[str]) -> tuple[npt.NDArray[np.uint8], 
             return ds.read(1), PixelGrid.from_raster(ds)
     except (rasterio.errors.RasterioIOError, ValueError) as exc:
         raise CorruptDataError(f"{path}: cannot read landmask GeoTIFF ({exc})") from exc
+
+
+def open_tile(
+    embedding_path: str | os.PathLike[str],
+    scales_path: str | os.PathLike[str],
+    landmask_path: str | os.PathLike[str],
+) -> tuple[TileArrays, PixelGrid]:
+    """A tile's memory-mapped arrays and its landmask grid, checked to agree in height and width.
+
+    A mismatch is :class:`CorruptDataError` (``formats.md`` section 2: never a silent broadcast).
+    """
+    arrays = load_tile_arrays(embedding_path, scales_path)
+    grid = read_landmask_grid(landmask_path)
+    if grid.shape != arrays.shape:
+        raise CorruptDataError(
+            f"{embedding_path}: embedding is {arrays.shape[0]} x {arrays.shape[1]} pixels but its landmask "
+            f"{landmask_path} is {grid.shape[0]} x {grid.shape[1]}"
+        )
+    return arrays, grid

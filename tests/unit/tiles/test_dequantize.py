@@ -86,5 +86,7 @@ def test_shape_mismatch_is_an_error(qs: tuple[int, ...], ss: tuple[int, ...]) ->
 
 
 def test_bad_band_index() -> None:
-    with pytest.raises(CorruptDataError):
+    from geotessera.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
         dequantize_embedding(np.zeros((2, 2, 128), np.int8), np.ones((2, 2), np.float32) * 0.1, bands=[128])
