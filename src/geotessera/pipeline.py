@@ -38,7 +38,7 @@ from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, P
 from .registry import Registry
 from .tiles import open_tile
 from .transfer import LocalSource, Source, TransferItem, is_complete, run
-from .transfer.atomic import remove_receipt
+from .transfer.atomic import atomic_write, remove_receipt
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +155,11 @@ def _export_options(dataset: DatasetId, bands: list[int] | None, compress: str) 
 
 
 def _tiff_complete(tiff: Path, options: dict[str, object]) -> bool:
-    rec = _export_record(tiff)
-    if not (tiff.exists() and rec.exists()):
-        return False
+    """True when ``tiff`` was written with ``options`` and still has the size recorded then."""
     try:
-        return bool(json.loads(rec.read_text()) == options)
-    except (OSError, ValueError):
+        record = json.loads(_export_record(tiff).read_text())
+        return bool(record.pop("size") == tiff.stat().st_size and record == options)
+    except (OSError, ValueError, KeyError):
         return False
 
 
@@ -386,8 +385,9 @@ def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
         tiff, arrays.quantized, arrays.scales, grid, bands=plan.bands, compress=plan.compress, tags=tags
     )
     del arrays
-    record = _export_record(tiff)
-    record.write_text(json.dumps(_export_options(ds, plan.bands, plan.compress)))
+    record = {**_export_options(ds, plan.bands, plan.compress), "size": tiff.stat().st_size}
+    with atomic_write(_export_record(tiff)) as f:  # after the GeoTIFF itself: the record vouches for it
+        f.write(json.dumps(record).encode())
     for p in job.temporary:
         remove_receipt(p)
         p.unlink(missing_ok=True)

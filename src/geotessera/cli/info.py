@@ -69,6 +69,11 @@ def command(
             f"years: {', '.join(map(str, sorted({f.year for f in inv if f.year})))}; "
             f"{sum(f.size for f in inv) / 1e6:.1f} MB"
         )
+        corrupt = [f for f in inv if f.kind == "corrupt"]
+        for f in corrupt:
+            click.echo(f"error: corrupt file: {f.note}", err=True)
+        if corrupt:
+            raise click.exceptions.Exit(1)
         return
 
     from .._version import __version__

@@ -14,6 +14,15 @@ from ..errors import OutputError
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
+def _fsync(path: Path) -> None:
+    """Flush a finished file to disk before it is renamed into place (GDAL does not)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def output_error(exc: BaseException, action: str) -> OutputError:
     """An :class:`OutputError` for a failed write: "disk full" when the cause is ENOSPC/EDQUOT."""
     if isinstance(exc, OutputError):
@@ -35,6 +44,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, final)
     except OSError as exc:
         raise output_error(exc, f"writing {final}") from exc

@@ -31,6 +31,7 @@ class TileFile:
     year: int | None = None
     tile: str | None = None
     crs: str | None = None
+    note: str = ""
 
 
 def _iter_files(root: Path) -> Iterator[Path]:
@@ -51,7 +52,7 @@ def describe_file(path: Path) -> TileFile:
     tile_m = _TILE_RE.search(path.name)
     tile = tile_m.group(0) if tile_m else None
     size = path.stat().st_size
-    if path.suffix == ".npy":
+    if path.suffix.lower() == ".npy":
         dtype, shape, _ = read_npy_header(path)
         kind = "scales" if path.stem.endswith("_scales") else "embedding" if len(shape) == 3 else "unknown"
         bands = shape[2] if len(shape) == 3 else 1
@@ -85,7 +86,16 @@ def scan_tiles(root: str | os.PathLike[str]) -> list[TileFile]:
     p = Path(root)
     if not p.exists():
         raise InvalidInputError(f"{p} does not exist")
-    files = [describe_file(f) for f in _iter_files(p)]
+    if p.is_file() and not p.name.lower().endswith((".tif", ".tiff", ".npy")):
+        raise InvalidInputError(f"{p} is not a GeoTIFF or .npy tile file")
+    files = []
+    for f in _iter_files(p):
+        try:
+            files.append(describe_file(f))
+        except CorruptDataError as exc:  # report it and go on with the rest of the directory
+            files.append(TileFile(f, "corrupt", 0, (0, 0), "-", f.stat().st_size, note=str(exc)))
+    if p.is_file() and files and files[0].kind == "corrupt":
+        raise CorruptDataError(files[0].note)
     if not files:
         raise InvalidInputError(f"no GeoTIFF or .npy tile files found under {p}")
     return files
