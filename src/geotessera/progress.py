@@ -22,7 +22,7 @@ class PlanReady:
 
 @dataclass(frozen=True, slots=True)
 class BytesReceived:
-    """``n`` more bytes were received or written for ``key``."""
+    """``n`` more bytes were received or written for ``key`` (negative: bytes discarded for a restart)."""
 
     key: str
     n: int

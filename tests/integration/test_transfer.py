@@ -449,3 +449,15 @@ def test_fetch_from_moto_anonymously(moto_bucket: tuple[str, Any], tmp_path: Pat
     assert (tmp_path / "t.npy").read_bytes() == data
     assert report.ok and (tmp_path / "again.npy").read_bytes() == data
     assert info.value.status in (403, 404)
+
+
+def test_progress_takes_back_bytes_discarded_by_a_restart(
+    server: FaultServer, source: HttpSource, tmp_path: Path
+) -> None:
+    key = KEYS[0]
+    server.script(key, Fault.truncate(fraction=0.5), Fault.ignore_range(times=1))
+    events: list[Event] = []
+    source.get(key, dest_path=tmp_path / "x", progress=events.append)
+    received = [e.n for e in events if isinstance(e, BytesReceived)]
+    assert any(n < 0 for n in received)  # the restart was reported
+    assert sum(received) == len(server.objects[key])  # so a progress bar ends at exactly 100%

@@ -1,8 +1,8 @@
 """Tiny manifest fetchers: conditional HTTP GET (urllib3) and a local directory.
 
-These exist so the registry does not depend on the transfer engine for its few
-small objects. A source handed in by the caller (``transfer.HttpSource``) is
-preferred when it offers ``fetch_if_modified``.
+These exist so the registry's freshness check can make a bounded conditional GET
+(``If-None-Match`` / ``If-Modified-Since``), which the transfer engine does not offer;
+the checksum is the transfer layer's CRC64NVMe.
 """
 
 from __future__ import annotations

@@ -61,6 +61,13 @@ reads were often 2-3x slower (a fresh multi-MiB allocation per read)."""
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
+def _restart(sink: Sink, key: str, progress: ProgressSink | None) -> None:
+    """Discard what was received of ``key``; progress sinks are told to take those bytes back."""
+    if sink.size:
+        emit(progress, BytesReceived(key=key, n=-sink.size))
+    sink.restart()
+
+
 class HttpClient:
     """A pooled, thread-safe HTTP client for verified downloads.
 
@@ -254,7 +261,7 @@ class HttpClient:
         offset = sink.size
         can_resume = state.known and (state.expected_crc is not None or state.etag is not None)
         if offset and not (can_resume and state.total is not None and offset < state.total):
-            sink.restart()
+            _restart(sink, key, progress)
             offset = 0
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -267,7 +274,7 @@ class HttpClient:
             if status == 200:
                 if offset:
                     log.debug("%s: server ignored the Range request; restarting from byte 0", key)
-                    sink.restart()
+                    _restart(sink, key, progress)
                     offset = 0
                 self._accept_full_response(key, resp, state, expected_size, require_checksum)
             elif status == 206 and offset:
@@ -277,14 +284,14 @@ class HttpClient:
                     or int(m.group(1)) != offset
                     or (m.group(3) != "*" and int(m.group(3)) != state.total)
                 ):
-                    sink.restart()
+                    _restart(sink, key, progress)
                     state.forget()
                     raise Transient(f"unexpected Content-Range {resp.headers.get('Content-Range')!r}")
                 state.resumed = True
                 log.info("resuming %s at byte %d", key, offset)
             elif status in (412, 416) and offset:
                 # The object changed (If-Match failed) or the range is invalid: start again.
-                sink.restart()
+                _restart(sink, key, progress)
                 state.forget()
                 raise Transient(f"HTTP {status} on resume; restarting from byte 0", retry_after_s=0.0)
             else:
