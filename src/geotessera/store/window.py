@@ -2,20 +2,19 @@
 
 ``scales`` are read first, so inner chunks with no usable pixel (water, no data)
 are never fetched. Then one task per row of inner chunks runs on the reader's
-threads: fetch and decode the row's chunks into a band-major buffer (K, B, ih, iw),
-turn it pixel-major a few image rows at a time and dequantise straight into the
-output. Transposing (B, ih, iw) chunks one at a time and multiplying per chunk
-costs more than decoding them (``performance-notes.md``); here the band-major ->
-pixel-major step is an 8 x 8 byte-block transpose done on uint64 words (three
-masked swap stages) over L2-sized row blocks, about 4x numpy's strided int8 copy.
-Pixels whose scale is not usable become NaN through the multiply itself (their
-effective scale is NaN), so there is no separate masking pass and no NaN prefill.
+threads: decode the row's scale chunks in place into one grid, fetch and decode
+the needed embedding chunks into a band-major buffer (K, B, ih, iw), and write
+``float32(q) * scale`` pixel-major straight into the output a few image rows at a
+time (:class:`.dequant.Dequantiser`: a band-major float32 cast, then per 8 pixels a
+diagonal-scale ``sgemm`` that reads the transposed values natively, so there is no
+separate int8 turn and no second pass over the output). Pixels whose scale is not
+usable become NaN through the multiply itself (their effective scale is NaN), so
+there is no separate masking pass and no NaN prefill.
 """
 
 from __future__ import annotations
 
 import queue
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,62 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .chunks import ArrayLayout, decode_inner
+from .dequant import Dequantiser
 from .fetch import ChunkReader
 from .sampling import NODATA, VALID, Zone, classify, gather
 
-ROW_ROWS = 2  # image rows turned pixel-major and dequantised at once (stay in L2 with their output)
-_STAGES = (
-    (4, np.uint64(32), np.uint64(0x00000000FFFFFFFF)),
-    (2, np.uint64(16), np.uint64(0x0000FFFF0000FFFF)),
-    (1, np.uint64(8), np.uint64(0x00FF00FF00FF00FF)),
-)
-
-
-class PixelMajor:
-    """Turns rows of a band-major chunk row (K, B, ih, iw) int8 pixel-major, ``rows`` at a time.
-
-    Output row ``r`` holds pixel (r, x) of chunk k at ``k * iw + x``. With B and iw multiples
-    of 8 (little-endian), 8 bands x 8 pixels byte blocks are transposed as uint64 words:
-    gather the words (one per band, 8 pixels each) band-group last, three masked swap stages
-    over long contiguous runs, then place the words (one per pixel, 8 bands each). Otherwise
-    numpy copies element by element. Scratch arrays are reused (one instance per thread).
-    """
-
-    def __init__(self, shape: tuple[int, int, int, int], rows: int) -> None:
-        k, nb, _, iw = shape
-        self.shape, self.rows = shape, rows
-        self.words = sys.byteorder == "little" and nb % 8 == 0 and iw % 8 == 0
-        if self.words:
-            g, p = nb // 8, iw // 8
-            self._x = np.empty((8, rows, k, p, g), dtype=np.uint64)
-            self._tmp = np.empty(self._x.size // 2, dtype=np.uint64)
-            self._out = np.empty((rows, k, p, 8, g), dtype=np.uint64)
-
-    def __call__(self, buf: npt.NDArray[np.int8], lr0: int, lr1: int) -> npt.NDArray[np.int8]:
-        """Rows [lr0, lr1) (at most ``rows``) of ``buf`` as pixel-major (n, K * iw, B) int8."""
-        k, nb, ih, iw = buf.shape
-        n = lr1 - lr0
-        if not (self.words and buf.flags.c_contiguous and buf.shape == self.shape and n <= self.rows):
-            return np.ascontiguousarray(buf[:, :, lr0:lr1, :].transpose(2, 0, 3, 1)).reshape(n, k * iw, nb)
-        g, p = nb // 8, iw // 8
-        words = buf.view(np.uint64).reshape(k, g, 8, ih, p)  # word: 8 pixels of one band
-        x = self._x[:, :n]
-        x[...] = words[:, :, :, lr0:lr1, :].transpose(2, 3, 0, 4, 1)  # (band in group, row, k, p, g)
-        m = n * k * p * g
-        flat = x.reshape(8, m)
-        for half, shift, mask in _STAGES:  # swap off-diagonal sub-blocks of 4, 2, then 1 byte(s)
-            v = flat.reshape(4 // half, 2 * half, m)
-            a, b = v[:, :half], v[:, half:]
-            t = self._tmp[: 4 * m].reshape(4 // half, half, m)
-            np.right_shift(a, shift, out=t)
-            t ^= b
-            t &= mask
-            b ^= t
-            t <<= shift
-            a ^= t
-        out = self._out[:n]
-        out[...] = x.transpose(1, 2, 3, 0, 4)  # word: 8 bands of one pixel
-        return out.view(np.int8).reshape(n, k * iw, nb)
+ROW_ROWS = 2  # image rows dequantised at once (their band-major float32 values stay in L2)
 
 
 def read_window(
@@ -148,7 +96,7 @@ class _Window:
         self.sccs = _chunk_span(self.cc0, self.cc1, sl.inner_shape[2])
         self.x0 = int(self.ccs[0]) * self.ew  # zone column of buffer column 0
         self.bad: list[int] = []
-        self._spare: queue.SimpleQueue[tuple[npt.NDArray[np.int8], PixelMajor]] = queue.SimpleQueue()
+        self._spare: queue.SimpleQueue[tuple[npt.NDArray[np.int8], Dequantiser]] = queue.SimpleQueue()
         grid = np.stack(np.meshgrid([t], [0], self.crs, self.ccs, indexing="ij"), -1).reshape(-1, 4)
         reader.prefetch_indexes(el, grid)
         sgrid = np.stack(
@@ -161,23 +109,23 @@ class _Window:
         holding the CPU gate)."""
         sl = self.zone.scales
         _, ih, iw = sl.inner_shape
-        s = np.empty((a1 - a0, self.cc1 - self.cc0), dtype=np.float32)
         scrs = _chunk_span(a0, a1, ih)
         coords = np.stack(np.meshgrid([self.t], scrs, self.sccs, indexing="ij"), -1).reshape(-1, 3)
+        r_first, c_first = int(scrs[0]), int(self.sccs[0])
+        grid = np.empty((len(scrs), len(self.sccs), ih, iw), dtype=np.float32)  # decoded in place
+
+        def into(c: tuple[int, ...]) -> npt.NDArray[Any]:
+            return grid[c[1] - r_first, c[2] - c_first]
 
         def on_scale(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-            y0, y1 = max(c[1] * ih, a0), min((c[1] + 1) * ih, a1)
-            x0, x1 = max(c[2] * iw, self.cc0), min((c[2] + 1) * iw, self.cc1)
-            dst = s[y0 - a0 : y1 - a0, x0 - self.cc0 : x1 - self.cc0]
             if arr is None:
-                dst[...] = sl.fill_value
-            else:
-                dst[...] = arr[0, y0 - c[1] * ih : y1 - c[1] * ih, x0 - c[2] * iw : x1 - c[2] * iw]
+                into(c)[...] = sl.fill_value
 
         raws = _fetch(self.reader, sl, coords)
         with self.reader.cpu:
-            _decode(self.reader, sl, coords, raws, on_scale)
-        return s
+            _decode(self.reader, sl, coords, raws, on_scale, into=into)
+        full = grid.transpose(0, 2, 1, 3).reshape(len(scrs) * ih, len(self.sccs) * iw)
+        return full[a0 - r_first * ih : a1 - r_first * ih, self.cc0 - c_first * iw : self.cc1 - c_first * iw]
 
     def row(self, i: int) -> None:
         """Task: the window rows of embedding chunk row ``crs[i]``."""
@@ -211,7 +159,7 @@ class _Window:
                 buf, turn = self._spare.get_nowait()
             except queue.Empty:
                 buf = np.empty((len(self.ccs), el.inner_shape[1], eh, ew), dtype=np.int8)
-                turn = PixelMajor(buf.shape, ROW_ROWS)
+                turn = Dequantiser(buf.shape, ROW_ROWS)
             try:  # chunks not fetched keep old bytes: their pixels have a NaN scale
                 first, fill = int(self.ccs[0]), np.int8(el.fill_value)
 
@@ -220,16 +168,16 @@ class _Window:
                         buf[c[3] - first] = fill
 
                 _decode(self.reader, el, coords, raws, on_emb, into=lambda c: buf[c[3] - first])
+                lr, cb = a0 - cr * eh, self.cc0 - self.x0  # chunk-local row, buffer column of a0, cc0
                 for b0 in range(0, a1 - a0, ROW_ROWS):
                     b1 = min(b0 + ROW_ROWS, a1 - a0)
-                    lr = a0 - cr * eh  # chunk-local row of window row a0
-                    q = turn(buf, lr + b0, lr + b1)[:, self.cc0 - self.x0 : self.cc1 - self.x0]
-                    dst, sc = dst_rows[b0:b1], seff[b0:b1, :, None]
+                    sc = seff[b0:b1]
                     if self.row_blocked[rows][b0:b1].any():
-                        np.copyto(dst, q * sc, where=~blk[b0:b1, :, None])
-                    else:  # int8 -> float32 copy, then an in-place multiply: both in cache
-                        dst[...] = q
-                        dst *= sc
+                        vals = np.empty(dst_rows[b0:b1].shape, dtype=np.float32)
+                        turn(buf, lr + b0, lr + b1, cb, sc, vals)
+                        np.copyto(dst_rows[b0:b1], vals, where=~blk[b0:b1, :, None])
+                    else:
+                        turn(buf, lr + b0, lr + b1, cb, sc, dst_rows[b0:b1])
             finally:
                 self._spare.put((buf, turn))
 

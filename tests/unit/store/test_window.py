@@ -1,4 +1,4 @@
-"""Window reads: the pixel-major turn and read_window against a plain numpy reference."""
+"""Window reads: the dequantiser (band-major int8 -> pixel-major float32) and read_window vs. numpy."""
 
 from __future__ import annotations
 
@@ -12,26 +12,35 @@ from affine import Affine
 
 from geotessera.store.chunks import ArrayLayout
 from geotessera.store.conventions import ZoneInfo
+from geotessera.store.dequant import Dequantiser
 from geotessera.store.fetch import ChunkReader
 from geotessera.store.objects import LocalObjects
 from geotessera.store.sampling import Zone
-from geotessera.store.window import PixelMajor, read_window
+from geotessera.store.window import read_window
 
 H, W = 160, 130  # not multiples of the 32 x 32 inner chunks
 
 
-@pytest.mark.parametrize("bands", [16, 12])  # 12: not a multiple of 8, numpy fallback
-@pytest.mark.parametrize(("lr0", "lr1"), [(0, 2), (5, 9), (31, 32), (0, 32)])
-def test_pixel_major_is_a_transpose(bands: int, lr0: int, lr1: int) -> None:
-    rng = np.random.default_rng(bands + lr0)
+@pytest.mark.parametrize("bands", [16, 12])
+@pytest.mark.parametrize(("lr0", "lr1"), [(0, 2), (5, 9), (31, 32), (0, 4)])
+@pytest.mark.parametrize(("c0", "w"), [(0, 96), (3, 90), (8, 80), (13, 5), (17, 4), (40, 1), (0, 7)])
+def test_dequantiser_matches_float32_product(bands: int, lr0: int, lr1: int, c0: int, w: int) -> None:
+    rng = np.random.default_rng(bands + lr0 + c0)
     buf = rng.integers(-128, 128, (3, bands, 32, 32), dtype=np.int8)
-    turn = PixelMajor(buf.shape, 4)
-    want = buf[:, :, lr0:lr1, :].transpose(2, 0, 3, 1).reshape(lr1 - lr0, 3 * 32, bands)
+    n = lr1 - lr0
+    s = rng.uniform(0.001, 0.9, (n, w)).astype(np.float32)
+    s[rng.random((n, w)) < 0.1] = np.nan
+    s[rng.random((n, w)) < 0.1] = 0.0  # exact zero: -0.0 where q < 0, as the plain product
+    pix = buf[:, :, lr0:lr1, :].transpose(2, 0, 3, 1).reshape(n, 3 * 32, bands)[:, c0 : c0 + w]
+    want = pix.astype(np.float32) * s[..., None]
+    deq = Dequantiser(buf.shape, 4)
     for _ in range(2):  # scratch reuse
-        got = turn(buf, lr0, lr1)
-        np.testing.assert_array_equal(got, want)
-    turn(buf, 0, 2)[...] = 0  # the result is scratch; the source is untouched
-    np.testing.assert_array_equal(turn(buf, lr0, lr1), want)
+        wide = np.full((n, w + 9, bands), 5.0, dtype=np.float32)  # dst: a column slice of a wider array
+        deq(buf, lr0, lr1, c0, s, wide[:, 2 : 2 + w])
+        np.testing.assert_array_equal(wide[:, 2 : 2 + w], want)
+        assert (np.signbit(wide[:, 2 : 2 + w]) == np.signbit(want))[~np.isnan(want)].all()
+        np.testing.assert_array_equal(wide[:, :2], 5.0)
+        np.testing.assert_array_equal(wide[:, 2 + w :], 5.0)
 
 
 def _zone(tmp_path: Path, bands: int) -> tuple[Zone, np.ndarray, np.ndarray]:
