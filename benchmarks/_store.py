@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +212,91 @@ def bare_get(objs: list[Obj], workers: int, pool: urllib3.PoolManager | None = N
 def tiles_in(gt: Any, bbox: tuple[float, float, float, float], year: int) -> list[tuple[int, float, float]]:
     """The tiles of ``year`` overlapping ``bbox`` (``gt.registry.load_blocks_for_region``)."""
     return gt.registry.load_blocks_for_region(bbox, year)
+
+
+@dataclass
+class Session:
+    """A served sample store (optionally behind the throttling proxy) and a client on it.
+
+    ``objs`` are the npy plan's objects at the client's URL (for :func:`bare_get`);
+    ``plan`` is the plan the next timed run executes; ``blobs`` is free for cases that need
+    the objects' bytes in memory.
+    """
+
+    work: Path
+    server: ServedStore | None = None
+    proxy: ProxyProcess | None = None
+    gt: Any = None
+    tiles: list[tuple[int, float, float]] = field(default_factory=list)
+    plan: Any = None
+    objs: list[Obj] = field(default_factory=list)
+    blobs: list[bytes] = field(default_factory=list)
+    workers: int = 8
+
+    @property
+    def out(self) -> Path:
+        """The output directory of the timed runs (emptied by :meth:`reset_out`)."""
+        return self.work / "out"
+
+    def reset_out(self) -> None:
+        """Empty the output directory (untimed, before each run)."""
+        shutil.rmtree(self.out, ignore_errors=True)
+
+    def replan(self, **plan_options: Any) -> None:
+        """Empty the output directory and plan the next run afresh (``fmt``, ``compress`` ...)."""
+        self.reset_out()
+        self.plan = self.gt.plan(self.tiles, self.out, **plan_options)
+
+    def close(self) -> None:
+        """Stop the client, the proxy and the server; remove the work directory."""
+        try:
+            if self.gt is not None:
+                self.gt.close()
+        finally:
+            try:
+                if self.proxy is not None:
+                    self.proxy.stop()
+            finally:
+                if self.server is not None:
+                    self.server.stop()
+                shutil.rmtree(self.work, ignore_errors=True)
+
+
+def open_session(
+    options: dict[str, Any],
+    bbox: tuple[float, float, float, float],
+    year: int,
+    n_tiles: int,
+    *,
+    workers: int = 8,
+    prefix: str = "gt-bench-",
+    proxy: dict[str, float] | None = None,
+) -> Session:
+    """Serve the cached store of ``options`` and load a client's registry; warm moto up.
+
+    ``proxy`` (``latency_ms``, ``rate_mbps``) puts the throttling proxy between client and
+    server. Raises if the registry does not hold ``n_tiles`` tiles in ``bbox`` for ``year``.
+    """
+    from geotessera.client import GeoTessera
+
+    root = cached_store(options)
+    s = Session(work=Path(tempfile.mkdtemp(prefix=prefix)), workers=workers)
+    try:
+        s.server = ServedStore(root)
+        url = s.server.base_url
+        if proxy is not None:
+            s.proxy = ProxyProcess(s.server.port, **proxy)  # type: ignore[arg-type]
+            url = f"http://127.0.0.1:{s.proxy.port}/{s.server.bucket}"
+        s.gt = GeoTessera(base_url=url, cache_dir=s.work / "cache", workers=workers)
+        s.tiles = tiles_in(s.gt, bbox, year)
+        if len(s.tiles) != n_tiles:
+            raise RuntimeError(f"expected {n_tiles} tiles, the registry has {len(s.tiles)}")
+        plan = s.gt.plan(s.tiles, s.out, fmt="npy")
+        s.objs = plan_objects(url, plan, s.out)
+        # moto's first responses are slow: warm it up directly (not through a proxy), untimed
+        bare_get(plan_objects(s.server.base_url, plan, s.out), workers)
+        s.reset_out()
+    except BaseException:
+        s.close()
+        raise
+    return s

@@ -28,22 +28,10 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from benchmarks._store import (
-    CHUNK,
-    Obj,
-    ServedStore,
-    bare_get,
-    build_options,
-    cached_store,
-    plan_objects,
-    tiles_in,
-)
+from benchmarks._store import CHUNK, Session, bare_get, build_options, cached_store, open_session, tiles_in
 from benchmarks.harness import Case
 
 BBOX = (0.0, 52.0, 0.3, 52.3)  # 3 x 3 tiles
@@ -66,63 +54,16 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-@dataclass
-class _State:
-    work: Path
-    server: ServedStore | None = None
-    gt: Any = None
-    tiles: list[tuple[int, float, float]] = field(default_factory=list)
-    plan: Any = None
-    objs: list[Obj] = field(default_factory=list)
-    blobs: list[bytes] = field(default_factory=list)
-
-    @property
-    def out(self) -> Path:
-        return self.work / "out"
-
-
-def _setup_served() -> _State:
+def _setup_served() -> Session:
     """Serve the cached store; a client with its registry loaded; the plan's objects."""
-    from geotessera.client import GeoTessera
-
-    root = cached_store(OPTIONS)
-    state = _State(work=Path(tempfile.mkdtemp(prefix="gt-bench-download-")))
-    try:
-        state.server = ServedStore(root)
-        state.gt = GeoTessera(base_url=state.server.base_url, cache_dir=state.work / "cache", workers=WORKERS)
-        state.tiles = tiles_in(state.gt, BBOX, YEAR)
-        if len(state.tiles) != N_TILES:
-            raise RuntimeError(f"expected {N_TILES} tiles, the registry has {len(state.tiles)}")
-        plan = state.gt.plan(state.tiles, state.out, fmt="npy")
-        state.objs = plan_objects(state.server.base_url, plan, state.out)
-        bare_get(state.objs, WORKERS)  # warm-up (moto's first responses are slow), untimed
-        _reset_out(state)
-    except BaseException:
-        _teardown(state)
-        raise
-    return state
+    return open_session(OPTIONS, BBOX, YEAR, N_TILES, workers=WORKERS, prefix="gt-bench-download-")
 
 
-def _teardown(state: _State) -> None:
-    try:
-        if state.gt is not None:
-            state.gt.close()
-    finally:
-        if state.server is not None:
-            state.server.stop()
-        shutil.rmtree(state.work, ignore_errors=True)
+def _replan(state: Session) -> None:
+    state.replan(fmt="npy")
 
 
-def _reset_out(state: _State) -> None:
-    shutil.rmtree(state.out, ignore_errors=True)
-
-
-def _reset_plan(state: _State) -> None:
-    _reset_out(state)
-    state.plan = state.gt.plan(state.tiles, state.out, fmt="npy")
-
-
-def _run_bare(state: _State, fsync: bool = False) -> dict[str, float]:
+def _run_bare(state: Session, fsync: bool = False) -> dict[str, float]:
     c0 = _cpu_s()
     n = bare_get(state.objs, WORKERS)
     if fsync:
@@ -135,7 +76,7 @@ def _run_bare(state: _State, fsync: bool = False) -> dict[str, float]:
     return {"bytes": n, "cpu_s": _cpu_s() - c0}
 
 
-def _run_geotessera(state: _State) -> dict[str, float]:
+def _run_geotessera(state: Session) -> dict[str, float]:
     c0 = _cpu_s()
     result = state.gt.download(state.plan)
     cpu = _cpu_s() - c0
@@ -144,19 +85,19 @@ def _run_geotessera(state: _State) -> dict[str, float]:
     return {"bytes": result.bytes_transferred, "cpu_s": cpu, "tiles": len(result.done)}
 
 
-def _setup_blobs() -> _State:
+def _setup_blobs() -> Session:
     """The 27 objects' bytes, read from the cached store into memory (no server needed)."""
     from geotessera.client import GeoTessera
 
     root = cached_store(OPTIONS)
-    state = _State(work=Path(tempfile.mkdtemp(prefix="gt-bench-crc-")))
+    state = Session(work=Path(tempfile.mkdtemp(prefix="gt-bench-crc-")))
     state.gt = GeoTessera(base_url=str(root), cache_dir=state.work / "cache")
     plan = state.gt.plan(tiles_in(state.gt, BBOX, YEAR), state.out, fmt="npy")
     state.blobs = [(root / t.key).read_bytes() for t in plan.transfers]
     return state
 
 
-def _run_crc(state: _State) -> dict[str, float]:
+def _run_crc(state: Session) -> dict[str, float]:
     from awscrt.checksums import crc64nvme
 
     c0 = _cpu_s()
@@ -177,27 +118,27 @@ def cases() -> list[Case]:
             name="bare GET (floor)",
             baseline=True,
             setup=_setup_served,
-            reset=_reset_out,
+            reset=Session.reset_out,
             run=_run_bare,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=5,
             description=f"urllib3, {WORKERS} threads, no verification, no fsync",
         ),
         Case(
             name="GeoTessera.download npy",
             setup=_setup_served,
-            reset=_reset_plan,
+            reset=_replan,
             run=_run_geotessera,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=5,
             description=f"GeoTessera(workers={WORKERS}).download(npy plan): verified, atomic, fsynced",
         ),
         Case(
             name="bare GET + fsync",
             setup=_setup_served,
-            reset=_reset_out,
+            reset=Session.reset_out,
             run=lambda s: _run_bare(s, fsync=True),
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=5,
             description="the floor plus an fsync of every file",
         ),
@@ -205,7 +146,7 @@ def cases() -> list[Case]:
             name="crc64nvme same bytes",
             setup=_setup_blobs,
             run=_run_crc,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=5,
             description="awscrt crc64nvme over the 27 objects in memory, 1 MiB pieces, one thread",
         ),

@@ -18,13 +18,7 @@ the RSS columns.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from benchmarks._store import ServedStore, bare_get, build_options, cached_store, plan_objects, tiles_in
+from benchmarks._store import Session, build_options, open_session
 from benchmarks.harness import Case
 
 STORE_BBOX = (0.0, 52.0, 0.4, 52.4)  # 4 x 4 tiles
@@ -44,59 +38,17 @@ PARAMETERS = {
 }
 
 
-@dataclass
-class _State:
-    work: Path
-    n_tiles: int
-    server: ServedStore | None = None
-    gt: Any = None
-    tiles: list[tuple[int, float, float]] = field(default_factory=list)
-    plan: Any = None
-
-    @property
-    def out(self) -> Path:
-        return self.work / "out"
+def _setup(n_tiles: int) -> Session:
+    return open_session(OPTIONS, REGIONS[n_tiles], YEAR, n_tiles, workers=WORKERS, prefix="gt-bench-dlmem-")
 
 
-def _setup(n_tiles: int) -> _State:
-    from geotessera.client import GeoTessera
-
-    root = cached_store(OPTIONS)
-    state = _State(work=Path(tempfile.mkdtemp(prefix="gt-bench-dlmem-")), n_tiles=n_tiles)
-    try:
-        state.server = ServedStore(root)
-        state.gt = GeoTessera(base_url=state.server.base_url, cache_dir=state.work / "cache", workers=WORKERS)
-        state.tiles = tiles_in(state.gt, REGIONS[n_tiles], YEAR)
-        if len(state.tiles) != n_tiles:
-            raise RuntimeError(f"expected {n_tiles} tiles, the registry has {len(state.tiles)}")
-        plan = state.gt.plan(state.tiles, state.out, fmt="npy")
-        bare_get(plan_objects(state.server.base_url, plan, state.out), WORKERS)  # warm-up, untimed
-        _reset(state)
-        state.plan = None
-    except BaseException:
-        _teardown(state)
-        raise
-    return state
+def _reset(state: Session) -> None:
+    state.replan(fmt="tiff", compress=COMPRESS)
 
 
-def _teardown(state: _State) -> None:
-    try:
-        if state.gt is not None:
-            state.gt.close()
-    finally:
-        if state.server is not None:
-            state.server.stop()
-        shutil.rmtree(state.work, ignore_errors=True)
-
-
-def _reset(state: _State) -> None:
-    shutil.rmtree(state.out, ignore_errors=True)
-    state.plan = state.gt.plan(state.tiles, state.out, fmt="tiff", compress=COMPRESS)
-
-
-def _run(state: _State) -> dict[str, float]:
+def _run(state: Session) -> dict[str, float]:
     result = state.gt.download(state.plan)
-    if not result.ok or len(result.done) != state.n_tiles:
+    if not result.ok or len(result.done) != len(state.tiles):
         raise RuntimeError(f"download incomplete: {result.summary()} {result.failed[:3]}")
     written = sum(p.stat().st_size for p in result.files)
     return {"bytes": written, "tiles": len(result.done), "fetched": result.bytes_transferred}
@@ -111,7 +63,7 @@ def cases() -> list[Case]:
             setup=lambda: _setup(4),
             reset=_reset,
             run=_run,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=2,
             description="GeoTessera.download of a tiff plan (lzw), 2 x 2 tiles at 20 m",
         ),
@@ -120,7 +72,7 @@ def cases() -> list[Case]:
             setup=lambda: _setup(16),
             reset=_reset,
             run=_run,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=2,
             description="GeoTessera.download of a tiff plan (lzw), 4 x 4 tiles at 20 m",
         ),

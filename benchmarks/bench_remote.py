@@ -25,22 +25,7 @@ about 2 x (27.4 MB / 60 MB/s + 30 ms) = 1.0 s plus the small files.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from benchmarks._store import (
-    Obj,
-    ProxyProcess,
-    ServedStore,
-    bare_get,
-    build_options,
-    cached_store,
-    plan_objects,
-    tiles_in,
-)
+from benchmarks._store import Session, bare_get, build_options, open_session
 from benchmarks.harness import Case
 
 BBOX = (0.0, 52.0, 0.4, 52.4)  # 4 x 4 tiles
@@ -60,77 +45,30 @@ PARAMETERS = {
 }
 
 
-@dataclass
-class _State:
-    work: Path
-    workers: int
-    server: ServedStore | None = None
-    proxy: ProxyProcess | None = None
-    gt: Any = None
-    tiles: list[tuple[int, float, float]] = field(default_factory=list)
-    plan: Any = None
-    objs: list[Obj] = field(default_factory=list)
-
-    @property
-    def out(self) -> Path:
-        return self.work / "out"
+def _setup(workers: int) -> Session:
+    return open_session(
+        OPTIONS,
+        BBOX,
+        YEAR,
+        N_TILES,
+        workers=workers,
+        prefix="gt-bench-remote-",
+        proxy={"latency_ms": LATENCY_MS, "rate_mbps": RATE_MBPS},
+    )
 
 
-def _setup(workers: int) -> _State:
-    from geotessera.client import GeoTessera
-
-    root = cached_store(OPTIONS)
-    state = _State(work=Path(tempfile.mkdtemp(prefix="gt-bench-remote-")), workers=workers)
-    try:
-        state.server = ServedStore(root)
-        state.proxy = ProxyProcess(state.server.port, latency_ms=LATENCY_MS, rate_mbps=RATE_MBPS)
-        url = f"http://127.0.0.1:{state.proxy.port}/{state.server.bucket}"
-        state.gt = GeoTessera(base_url=url, cache_dir=state.work / "cache", workers=workers)
-        state.tiles = tiles_in(state.gt, BBOX, YEAR)
-        if len(state.tiles) != N_TILES:
-            raise RuntimeError(f"expected {N_TILES} tiles, the registry has {len(state.tiles)}")
-        plan = state.gt.plan(state.tiles, state.out, fmt="npy")
-        state.objs = plan_objects(url, plan, state.out)
-        # warm moto up directly (not through the proxy), untimed
-        bare_get(plan_objects(state.server.base_url, plan, state.out), 8)
-        _reset_out(state)
-    except BaseException:
-        _teardown(state)
-        raise
-    return state
+def _replan(state: Session) -> None:
+    state.replan(fmt="npy")
 
 
-def _teardown(state: _State) -> None:
-    try:
-        if state.gt is not None:
-            state.gt.close()
-    finally:
-        try:
-            if state.proxy is not None:
-                state.proxy.stop()
-        finally:
-            if state.server is not None:
-                state.server.stop()
-            shutil.rmtree(state.work, ignore_errors=True)
-
-
-def _reset_out(state: _State) -> None:
-    shutil.rmtree(state.out, ignore_errors=True)
-
-
-def _reset_plan(state: _State) -> None:
-    _reset_out(state)
-    state.plan = state.gt.plan(state.tiles, state.out, fmt="npy")
-
-
-def _run_geotessera(state: _State) -> dict[str, float]:
+def _run_geotessera(state: Session) -> dict[str, float]:
     result = state.gt.download(state.plan)
     if not result.ok or len(result.done) != N_TILES:
         raise RuntimeError(f"download incomplete: {result.summary()} {result.failed[:3]}")
     return {"bytes": result.bytes_transferred, "tiles": len(result.done)}
 
 
-def _run_bare(state: _State) -> dict[str, float]:
+def _run_bare(state: Session) -> dict[str, float]:
     return {"bytes": bare_get(state.objs, state.workers)}
 
 
@@ -141,27 +79,27 @@ def cases() -> list[Case]:
             name="GeoTessera workers=1",
             baseline=True,
             setup=lambda: _setup(1),
-            reset=_reset_plan,
+            reset=_replan,
             run=_run_geotessera,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=3,
             description="one file at a time through the throttling proxy",
         ),
         Case(
             name="GeoTessera workers=8",
             setup=lambda: _setup(8),
-            reset=_reset_plan,
+            reset=_replan,
             run=_run_geotessera,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=3,
             description="8 concurrent verified downloads through the throttling proxy",
         ),
         Case(
             name="bare GET workers=8",
             setup=lambda: _setup(8),
-            reset=_reset_out,
+            reset=Session.reset_out,
             run=_run_bare,
-            teardown=_teardown,
+            teardown=Session.close,
             repeats=3,
             description="urllib3, 8 threads, unverified, through the same proxy (transport ceiling)",
         ),
