@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OutputError
+from ..transfer.atomic import remove_stale_parts
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -41,6 +42,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     The temporary file is removed on any failure. A full disk becomes :class:`OutputError`.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(final)
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
     try:
         yield tmp

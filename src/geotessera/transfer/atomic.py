@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,6 +140,34 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
 
 
+STALE_PART_S = 600.0
+
+
+def remove_stale_parts(path: str | os.PathLike[str], *, older_than_s: float = STALE_PART_S) -> int:
+    """Delete temporary ``.{name}.*.part`` siblings of ``path`` left by a killed process.
+
+    Only files untouched for ``older_than_s`` seconds (default 10 minutes) are removed, so a
+    writer still at work keeps its file. Returns how many were removed.
+    """
+    p = Path(path)
+    removed = 0
+    now = time.time()
+    try:
+        candidates = list(p.parent.glob(f".{glob.escape(p.name)}.*.part"))
+    except OSError:
+        return 0
+    for part in candidates:
+        try:
+            if now - part.stat().st_mtime >= older_than_s:
+                part.unlink()
+                removed += 1
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d stale temporary file(s) of %s", removed, p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(
     path: str | os.PathLike[str], *, fsync: bool = True, checksum: bool = False
@@ -150,6 +180,7 @@ def atomic_write(
     ENOSPC/EDQUOT). With ``checksum=True`` the file's ``crc`` tracks the bytes written.
     """
     final = Path(path)
+    remove_stale_parts(final)
     tmp = _temp_name(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
