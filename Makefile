@@ -7,7 +7,7 @@ DATA := src/geotessera/_data
 ASSETS := $(DATA)/countries-10m.json
 PYTEST_ARGS ?=
 
-.PHONY: install assets test lint demo bench clean
+.PHONY: install assets test lint demo bench clean compat
 
 # Run-time data from the npm registry (country shapes), copied into the package.
 $(ASSETS): assets/package.json assets/package-lock.json
@@ -35,6 +35,15 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
+# The newest other Python found (3.13, else 3.12) runs the unit, end-to-end and docs tests too.
+COMPAT_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.13 python3.12 2>/dev/null))
+
+compat: $(ASSETS)
+	@if [ -z "$(COMPAT_PY)" ]; then echo "compat: no Python 3.12/3.13 found, skipped"; exit 0; fi; \
+	$(COMPAT_PY) -m venv .venv-compat && .venv-compat/bin/python -m pip install -q --upgrade pip && \
+	.venv-compat/bin/python -m pip install -q -e '.[all,dev]' && \
+	.venv-compat/bin/python -m pytest -n 2 -q -p no:cacheprovider tests/unit tests/integration/test_download.py tests/docs
+
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
@@ -42,4 +51,4 @@ bench: install
 	$(BIN)/python -m benchmarks $(BENCH)
 
 clean:
-	rm -rf $(VENV) demo-output benchmarks/results .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-compat demo-output benchmarks/results .pytest_cache .mypy_cache .ruff_cache
