@@ -24,7 +24,7 @@ from typing import Any, Literal
 from .datasets import DatasetId
 from .errors import GeoTesseraError, InvalidInputError
 from .export import normalize_bands, normalize_compress, read_sidecar, write_embedding_geotiff
-from .export._atomic import output_error
+from .export._outputs import output_error
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,

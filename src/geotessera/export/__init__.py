@@ -1,6 +1,6 @@
 """Writers for exported tiles: GeoTIFF and the local NPY layout's sidecar."""
 
-from ._atomic import check_output_dir, make_output_dir
+from ._outputs import check_output_dir, make_output_dir
 from .geotiff import COMPRESSIONS, normalize_bands, normalize_compress, write_embedding_geotiff
 from .metadata import check_output_dataset, read_sidecar, write_sidecar
 

@@ -21,7 +21,8 @@ import numpy.typing as npt
 from ..errors import InvalidInputError, OutputError
 from ..grid import PixelGrid
 from ..tiles.dequantize import check_shapes, dequantize_band_major
-from ._atomic import atomic_path, output_error
+from ..transfer.atomic import atomic_path
+from ._outputs import output_error
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..datasets import DatasetId, version_path
 from ..errors import CorruptDataError, MixedDatasetError
 from ..layouts import METADATA_FILE
-from ._atomic import atomic_path
+from ..transfer.atomic import atomic_path
 
 
 def read_sidecar(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +27,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId, normalize_variant, normalize_version
-from ..errors import GeoTesseraError, InvalidInputError, OutputError
+from ..errors import GeoTesseraError, InvalidInputError
 from ..layouts import METADATA_FILE
+from ..transfer.atomic import atomic_path
 from .manifest import LANDMASKS_FILE, MANIFEST_FILE
 
 log = logging.getLogger(__name__)
@@ -307,16 +307,8 @@ def scan_tree(
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_manifest(

@@ -7,9 +7,7 @@ Re-exported by :mod:`geotessera.sample.build`.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,24 +20,15 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
 from ..errors import OutputError
 from ..grid import PixelGrid
+from ..transfer.atomic import atomic_path
 
 
 @contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; ``os.replace`` it onto ``path`` on success."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """Yield a temporary path beside ``path``; renamed onto ``path`` on success (no fsync:
+    a synthetic store is rebuilt, not recovered)."""
+    with atomic_path(path, fsync=False) as tmp:
         yield tmp
-        os.replace(tmp, path)
-    except OutputError:
-        raise
-    except OSError as exc:
-        what = "disk full" if exc.errno == errno.ENOSPC else str(exc)
-        raise OutputError(f"cannot write {path}: {what}") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class _Writer:

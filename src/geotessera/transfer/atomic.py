@@ -169,6 +169,41 @@ def remove_stale_parts(path: str | os.PathLike[str], *, older_than_s: float = ST
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for a writer that opens files by name (GDAL,
+    Parquet); when the block succeeds the file is fsynced (if ``fsync``) and renamed into place.
+
+    The temporary file is removed on any failure; write errors become :class:`OutputError`
+    ("disk full ..." for ENOSPC/EDQUOT). The bytes-oriented twin is :func:`atomic_write`.
+    """
+    final = Path(path)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(exc, "creating the directory of", final) from exc
+    remove_stale_parts(final)
+    tmp = _temp_name(final)
+    try:
+        yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, final)
+        if fsync:
+            _fsync_dir(final.parent)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise _output_error(exc, "writing", final) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
 def atomic_write(
     path: str | os.PathLike[str], *, fsync: bool = True, checksum: bool = False
 ) -> Iterator[AtomicFile]:

@@ -1,27 +1,15 @@
-"""Atomic file creation for exporters: write under a temporary name, then rename."""
+"""Output directories of exports: checked before work starts, created, and write errors explained."""
 
 from __future__ import annotations
 
 import errno
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OutputError
-from ..transfer.atomic import remove_stale_parts
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-def _fsync(path: Path) -> None:
-    """Flush a finished file to disk before it is renamed into place (GDAL does not)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def output_error(exc: BaseException, action: str) -> OutputError:
@@ -33,26 +21,6 @@ def output_error(exc: BaseException, action: str) -> OutputError:
     if errno_ in _DISK_FULL or "No space left" in text or "Disk quota" in text:
         return OutputError(f"disk full while {action}")
     return OutputError(f"write failed while {action}: {' '.join(text.split())}")
-
-
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it to ``final`` if the block succeeds.
-
-    The temporary file is removed on any failure. A full disk becomes :class:`OutputError`.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(final)
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise output_error(exc, f"writing {final}") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def check_output_dir(path: str | os.PathLike[str]) -> Path:
