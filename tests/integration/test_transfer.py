@@ -31,6 +31,7 @@ from geotessera.transfer import (
     run,
 )
 from support.fault_server import Fault, FaultServer, crc64nvme_header
+from support.recorder import Recorder
 
 FAST = RetryPolicy(max_retries=3, initial_backoff_s=0.01, max_backoff_s=0.05, total_timeout_s=10)
 CHUNK = 64 * 1024
@@ -41,22 +42,6 @@ def _blob(i: int, size: int = 300_000) -> bytes:
 
 
 KEYS = [f"v1/global_0.1_degree_representation/2024/grid_{i}.15_52.05/grid_{i}.15_52.05.npy" for i in range(6)]
-
-
-class Recorder:
-    """A thread-safe progress sink."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        with self._lock:
-            return [e for e in self.events if isinstance(e, kind)]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,22 +28,7 @@ from geotessera.transfer import (
     is_complete,
     run,
 )
-
-
-class Recorder:
-    """A thread-safe progress sink."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        with self._lock:
-            return [e for e in self.events if isinstance(e, kind)]
+from support.recorder import Recorder
 
 
 def _mirror(root: Path, n: int, size: int = 1000) -> list[str]:
