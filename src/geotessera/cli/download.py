@@ -9,10 +9,9 @@ import click
 
 from .options import (
     bands_option,
-    dataset_options,
+    client_options,
     make_client,
     region_options,
-    source_options,
     verbose_option,
     year_option,
 )
@@ -72,7 +71,6 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
     help="Output format.",
 )
 @year_option
-@dataset_options
 @bands_option
 @click.option(
     "--compress",
@@ -83,7 +81,7 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
 )
 @click.option("--dry-run", is_flag=True, help="Show tiles, files and bytes without downloading.")
 @click.option("--list-files", is_flag=True, help="List all created files with details.")
-@source_options
+@client_options
 @verbose_option
 def command(
     output: Path,
@@ -93,17 +91,11 @@ def command(
     country: str | None,
     fmt: str,
     years: list[int],
-    dataset_version: str | None,
-    dataset_variant: str | None,
     bands: list[int] | None,
     compress: str,
     dry_run: bool,
     list_files: bool,
-    base_url: str | None,
-    cache_dir: Path | None,
-    registry_dir: Path | None,
-    offline: bool | None,
-    workers: int | None,
+    client_args: dict[str, Any],
 ) -> None:
     """Download embeddings for a region in your preferred format.
 
@@ -115,15 +107,7 @@ def command(
     from .render import ProgressBars, stderr
 
     region = resolve_region(bbox, tile, region_file, country)
-    gt = make_client(
-        dataset_version,
-        dataset_variant,
-        base_url=base_url,
-        cache_dir=cache_dir,
-        registry_dir=registry_dir,
-        offline=offline,
-        workers=workers,
-    )
+    gt = make_client(client_args)
     cov = gt.region_coverage(region, years)
     stderr.print(
         f"{region.description}: {_plural(len(region), 'tile')}; dataset {gt.dataset}; "

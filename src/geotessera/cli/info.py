@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .options import dataset_options, make_client, source_options, verbose_option
+from .options import client_options, make_client, verbose_option
 
 
 @click.command("info")
@@ -18,19 +18,12 @@ from .options import dataset_options, make_client, source_options, verbose_optio
     help="Analyse tile files: a directory or a single GeoTIFF / .npy file.",
 )
 @click.option("--list-files", is_flag=True, help="With --tiles: list every file (tab-separated).")
-@dataset_options
-@source_options
+@client_options
 @verbose_option
 def command(
     tiles: Path | None,
     list_files: bool,
-    dataset_version: str | None,
-    dataset_variant: str | None,
-    base_url: str | None,
-    cache_dir: Path | None,
-    registry_dir: Path | None,
-    offline: bool | None,
-    workers: int | None,
+    client_args: dict[str, Any],
 ) -> None:
     """Display information about tile files, or about the library and a dataset."""
     from rich.table import Table
@@ -78,15 +71,7 @@ def command(
 
     from .._version import __version__
 
-    gt = make_client(
-        dataset_version,
-        dataset_variant,
-        base_url=base_url,
-        cache_dir=cache_dir,
-        registry_dir=registry_dir,
-        offline=offline,
-        workers=workers,
-    )
+    gt = make_client(client_args)
     click.echo(f"geotessera {__version__}")
     click.echo(f"dataset: version {gt.dataset.version} ({gt.dataset.vpath}), variant {gt.dataset.variant}")
     click.echo(f"source: {gt.settings.base_url}")

@@ -9,6 +9,7 @@ options:
 | ``region_options`` | --bbox, --tile, --region-file, --country | download, coverage |
 | ``dataset_options`` | --dataset-version, --dataset-variant | download, info, zarr build |
 | ``source_options`` | --base-url, --cache-dir, --registry-dir, --offline, --workers | download, info |
+| ``client_options`` | both of the above, passed as one ``client_args`` dict | download, info |
 | ``verbose_option`` | -v/--verbose | all |
 
 Options the user did not type stay ``None``, so environment variables are
@@ -17,6 +18,7 @@ resolved in one place (:class:`geotessera.config.Settings`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -228,28 +230,34 @@ def source_options(f: F) -> F:
     return f
 
 
-def make_client(
-    dataset_version: str | None,
-    dataset_variant: str | None,
-    *,
-    base_url: str | None,
-    cache_dir: Path | None,
-    registry_dir: Path | None,
-    offline: bool | None,
-    workers: int | None,
-) -> Any:
-    """A :class:`~geotessera.client.GeoTessera` built from ``dataset_options`` and ``source_options``."""
+CLIENT_PARAMS = (
+    "dataset_version",
+    "dataset_variant",
+    "base_url",
+    "cache_dir",
+    "registry_dir",
+    "offline",
+    "workers",
+)
+
+
+def client_options(f: F) -> F:
+    """``dataset_options`` + ``source_options``, handed to the command as one ``client_args`` dict."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["client_args"] = {name: kwargs.pop(name) for name in CLIENT_PARAMS}
+        return f(*args, **kwargs)
+
+    return dataset_options(source_options(wrapper))  # type: ignore[return-value]
+
+
+def make_client(client_args: dict[str, Any]) -> Any:
+    """A :class:`~geotessera.client.GeoTessera` from the values of :func:`client_options`."""
     from ..client import GeoTessera
 
-    return GeoTessera(
-        dataset_version,
-        dataset_variant,
-        cache_dir=cache_dir,
-        registry_dir=registry_dir,
-        base_url=base_url,
-        offline=offline,
-        workers=workers,
-    )
+    a = dict(client_args)
+    return GeoTessera(a.pop("dataset_version"), a.pop("dataset_variant"), **a)
 
 
 def bbox4(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
