@@ -1,10 +1,10 @@
-"""Band-major int8 chunk rows -> pixel-major float32 values, turn and dequantisation in one step.
+"""Band-major int8 inner chunks -> pixel-major float32 values, turn and dequantisation in one step.
 
-A row of inner chunks decodes band-major, ``(K, B, ih, iw)`` int8; outputs are pixel-major
+An inner chunk decodes band-major, ``(B, ih, iw)`` int8; outputs are pixel-major
 ``(rows, W, B)`` float32 ``float32(q) * scale``. numpy has no fast transpose of small
 elements, and a pixel-major multiply by a per-pixel scale runs one short inner loop per
-pixel. Both are done at once by BLAS: per image row, the values are cast to float32 in
-band-major order (``(B, Wb)``, a contiguous cast), and each block of 8 pixels is
+pixel. Both are done at once by BLAS: the chunk, still hot in cache from its decode, is
+cast to float32 in band-major order (a contiguous cast), and each block of 8 pixels is
 ``diag(scale) (8 x 8) @ values (8 pixels x B bands)``, written by ``sgemm`` straight into
 the output (it reads the transposed operand natively). The diagonal product is exact: every
 output is ``scale * q`` rounded once, plus exact zeros (the off-diagonal terms; ``q`` is
@@ -22,61 +22,60 @@ BLOCK = 8  # pixels per diagonal block: 8 multiply-adds per output, few enough s
 
 
 class Dequantiser:
-    """Writes ``float32(q) * s`` pixel-major from a band-major chunk row, ``rows`` image rows at a time.
+    """Writes ``float32(q) * s`` pixel-major from one band-major inner chunk.
 
-    ``shape``: the chunk row buffer ``(K, B, ih, iw)`` int8. Scratch arrays are reused (one
-    instance per thread).
+    ``shape``: the chunk ``(B, ih, iw)`` int8. Scratch arrays (a band-major float32 copy of
+    the chunk, the diagonal blocks) are reused: one instance per thread.
     """
 
-    def __init__(self, shape: tuple[int, int, int, int], rows: int) -> None:
-        k, nb, _, iw = shape
-        self.shape, self.rows = shape, rows
-        wb = k * iw
-        nblk = wb // BLOCK
-        self._f = np.empty((rows, nb, wb), dtype=np.float32)  # band-major float32 values
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        nb, ih, iw = shape
+        self.shape = shape
+        nblk = iw // BLOCK
+        self._f = np.empty((nb, ih, iw), dtype=np.float32)  # band-major float32 values
         f4 = self._f.itemsize
         # block j of row r: (BLOCK pixels, nb bands), read transposed by sgemm
         self._fv = as_strided(
-            self._f, (rows, nblk, BLOCK, nb), (nb * wb * f4, BLOCK * f4, f4, wb * f4), writeable=False
+            self._f, (ih, nblk, BLOCK, nb), (iw * f4, BLOCK * f4, f4, ih * iw * f4), writeable=False
         )
-        self._d = np.zeros((rows, nblk, BLOCK, BLOCK), dtype=np.float32)  # zero off the diagonal
-        self._diag = self._d.reshape(rows, nblk, BLOCK * BLOCK)[:, :, :: BLOCK + 1]
+        self._d = np.zeros((ih, nblk, BLOCK, BLOCK), dtype=np.float32)  # zero off the diagonal
+        self._diag = self._d.reshape(ih, nblk, BLOCK * BLOCK)[:, :, :: BLOCK + 1]
 
     def __call__(
         self,
-        buf: npt.NDArray[np.int8],
+        chunk: npt.NDArray[np.int8],
         lr0: int,
         lr1: int,
         c0: int,
         s: npt.NDArray[np.float32],
         dst: npt.NDArray[np.float32],
     ) -> None:
-        """``dst[i, j, b] = float32(buf[kx, b, lr0 + i, x]) * s[i, j]`` for buffer column ``c0 + j``.
+        """``dst[i, j, b] = float32(chunk[b, lr0 + i, c0 + j]) * s[i, j]``.
 
-        ``buf`` (K, B, ih, iw) with buffer column ``k * iw + x``; rows [lr0, lr1) (at most
-        ``rows``); ``s`` (n, w) and ``dst`` (n, w, B) for columns [c0, c0 + w), each row of
-        ``dst`` C-contiguous (a row slice of a larger array is fine).
+        ``chunk`` (B, ih, iw); rows [lr0, lr1); ``s`` (n, w) and ``dst`` (n, w, B) for chunk
+        columns [c0, c0 + w), each row of ``dst`` C-contiguous (a slice of a larger array is fine).
         """
-        k, nb, _, iw = buf.shape
-        if buf.shape != self.shape or lr1 - lr0 > self.rows:
-            raise ValueError(f"chunk row {buf.shape} rows {lr0}:{lr1} do not fit {self.shape} x {self.rows}")
+        nb = chunk.shape[0]
+        if chunk.shape != self.shape:
+            raise ValueError(f"chunk {chunk.shape} does not fit {self.shape}")
         n, w = s.shape
         c1 = c0 + w
-        f = self._f[:n]
-        f.reshape(n, nb, k, iw)[...] = buf[:, :, lr0:lr1, :].transpose(2, 1, 0, 3)  # cast, band-major
-        ft = f.transpose(0, 2, 1)  # (n, Wb, B) pixel-major view
+        f = self._f[:, lr0:lr1]
+        np.copyto(f, chunk[:, lr0:lr1], casting="unsafe")  # cast, band-major
+        ft = f.transpose(1, 2, 0)  # (n, iw, B) pixel-major view
         j0, j1 = -(-c0 // BLOCK), c1 // BLOCK  # whole blocks inside [c0, c1)
         if j1 <= j0 or dst.strides[1:] != (nb * 4, 4):
             np.multiply(ft[:, c0:c1], s[:, :, None], out=dst)
             return
         a, b = j0 * BLOCK - c0, j1 * BLOCK - c0  # their columns in dst
-        self._diag[:n, j0:j1] = s[:, a:b].reshape(n, j1 - j0, BLOCK)
+        d = self._d[lr0:lr1, j0:j1]
+        self._diag[lr0:lr1, j0:j1] = s[:, a:b].reshape(n, j1 - j0, BLOCK)
         out = dst[:, a:b].reshape(n, j1 - j0, BLOCK, nb)  # a view: rows of dst are C-contiguous
-        np.matmul(self._d[:n, j0:j1], self._fv[:n, j0:j1], out=out)
+        np.matmul(d, self._fv[lr0:lr1, j0:j1], out=out)
         if a > 0:  # partial blocks at the edges
             np.multiply(ft[:, c0 : c0 + a], s[:, :a, None], out=dst[:, :a])
         if b < w:
             np.multiply(ft[:, c0 + b : c1], s[:, b:, None], out=dst[:, b:])
-        zi, zj = np.nonzero(s[:, a:b] == 0)  # exact zero scales: the sign of -0.0 (q < 0)
-        if len(zi):
+        if not s[:, a:b].all():  # exact zero scales: the sign of -0.0 (q < 0)
+            zi, zj = np.nonzero(s[:, a:b] == 0)
             dst[zi, zj + a] = ft[zi, zj + a + c0] * s[zi, zj + a, None]

@@ -2,14 +2,15 @@
 
 ``scales`` are read first, so inner chunks with no usable pixel (water, no data)
 are never fetched. Then one task per row of inner chunks runs on the reader's
-threads: decode the row's scale chunks in place into one grid, fetch and decode
-the needed embedding chunks into a band-major buffer (K, B, ih, iw), and write
-``float32(q) * scale`` pixel-major straight into the output a few image rows at a
-time (:class:`.dequant.Dequantiser`: a band-major float32 cast, then per 8 pixels a
-diagonal-scale ``sgemm`` that reads the transposed values natively, so there is no
-separate int8 turn and no second pass over the output). Pixels whose scale is not
-usable become NaN through the multiply itself (their effective scale is NaN), so
-there is no separate masking pass and no NaN prefill.
+threads: decode the row's scale chunks in place into one grid, fetch the needed
+embedding chunks, and decode them one at a time into a small band-major buffer
+(B, ih, iw) that stays in cache while :class:`.dequant.Dequantiser` writes
+``float32(q) * scale`` pixel-major straight into the output (a band-major float32
+cast, then per 8 pixels a diagonal-scale ``sgemm`` that reads the transposed values
+natively, so there is no separate int8 turn and no second pass over the output).
+Pixels whose scale is not usable become NaN through the multiply itself (their
+effective scale is NaN); chunks with no usable pixel are written NaN as column
+slices, so there is no separate masking pass and no NaN prefill.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from .chunks import ArrayLayout, decode_inner
 from .dequant import Dequantiser
 from .fetch import ChunkReader
 from .sampling import NODATA, VALID, Zone, classify, gather
-
-ROW_ROWS = 2  # image rows dequantised at once (their band-major float32 values stay in L2)
 
 
 def read_window(
@@ -153,31 +152,43 @@ class _Window:
             return
         k = len(need)
         coords = np.c_[np.full(k, self.t), np.zeros(k, np.int64), np.full(k, cr), self.ccs[need]]
+        skipped = np.ones(len(self.ccs), dtype=bool)
+        skipped[need] = False
+        for k0, k1 in _runs(skipped):  # chunks with no usable pixel: NaN where not blocked
+            w0 = max(int(self.ccs[k0]) * ew, self.cc0) - self.cc0
+            w1 = min(int(self.ccs[k1 - 1] + 1) * ew, self.cc1) - self.cc0
+            if self.row_blocked[rows].any():
+                np.copyto(dst_rows[:, w0:w1], np.float32(np.nan), where=~blk[:, w0:w1, None])
+            else:
+                dst_rows[:, w0:w1] = np.nan
         raws = _fetch(self.reader, el, coords)
         with self.reader.cpu:  # decode and assembly: one task per core
             try:
                 buf, turn = self._spare.get_nowait()
             except queue.Empty:
-                buf = np.empty((len(self.ccs), el.inner_shape[1], eh, ew), dtype=np.int8)
-                turn = Dequantiser(buf.shape, ROW_ROWS)
-            try:  # chunks not fetched keep old bytes: their pixels have a NaN scale
-                first, fill = int(self.ccs[0]), np.int8(el.fill_value)
+                buf = np.empty((1, el.inner_shape[1], eh, ew), dtype=np.int8)
+                turn = Dequantiser((el.inner_shape[1], eh, ew))
+            try:
+                fill = np.int8(el.fill_value)
+                lr = a0 - cr * eh  # chunk-local row of a0
+                any_blocked = bool(self.row_blocked[rows].any())
 
                 def on_emb(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-                    if arr is None:  # absent: the fill value (decoded chunks are in buf already)
-                        buf[c[3] - first] = fill
-
-                _decode(self.reader, el, coords, raws, on_emb, into=lambda c: buf[c[3] - first])
-                lr, cb = a0 - cr * eh, self.cc0 - self.x0  # chunk-local row, buffer column of a0, cc0
-                for b0 in range(0, a1 - a0, ROW_ROWS):
-                    b1 = min(b0 + ROW_ROWS, a1 - a0)
-                    sc = seff[b0:b1]
-                    if self.row_blocked[rows][b0:b1].any():
-                        vals = np.empty(dst_rows[b0:b1].shape, dtype=np.float32)
-                        turn(buf, lr + b0, lr + b1, cb, sc, vals)
-                        np.copyto(dst_rows[b0:b1], vals, where=~blk[b0:b1, :, None])
+                    """Dequantise chunk ``c`` (decoded into ``buf``) into its columns of the window."""
+                    if arr is None:  # absent: the fill value
+                        buf[...] = fill
+                    z0 = c[3] * ew  # zone column of the chunk's first column
+                    x0, x1 = max(self.cc0, z0), min(self.cc1, z0 + ew)
+                    w0, w1 = x0 - self.cc0, x1 - self.cc0  # window columns
+                    sc = seff[:, w0:w1]
+                    if any_blocked:
+                        vals = np.empty((a1 - a0, w1 - w0, buf.shape[1]), dtype=np.float32)
+                        turn(buf[0], lr, lr + a1 - a0, x0 - z0, sc, vals)
+                        np.copyto(dst_rows[:, w0:w1], vals, where=~blk[:, w0:w1, None])
                     else:
-                        turn(buf, lr + b0, lr + b1, cb, sc, dst_rows[b0:b1])
+                        turn(buf[0], lr, lr + a1 - a0, x0 - z0, sc, dst_rows[:, w0:w1])
+
+                _decode(self.reader, el, coords, raws, on_emb, into=lambda c: buf[0])
             finally:
                 self._spare.put((buf, turn))
 
@@ -207,6 +218,12 @@ def _decode(
             on_chunk(c, None)
         else:
             on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
+
+
+def _runs(flags: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in a 1-d bool array."""
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _chunk_span(lo: int, hi: int, size: int) -> npt.NDArray[np.int64]:
