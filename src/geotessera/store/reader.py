@@ -350,7 +350,7 @@ class GeoTesseraZarr:
         A ``spatial_ref`` coordinate carries ``crs_wkt`` and ``GeoTransform`` (CF), so rioxarray
         finds the CRS and transform; the ``proj:`` / ``spatial:`` attributes are kept.
         """
-        import xarray as xr
+        from .zone_dataset import zone_dataset
 
         if (lon is None) == (zone is None):
             raise InvalidInputError("give exactly one of lon=... or zone=...")
@@ -358,33 +358,13 @@ class GeoTesseraZarr:
         zz = self.zone(z)
         if zz is None:
             raise NotCoveredError(f"store {self.url} has no zone {z} (zones: {self.zones})")
-        name = zone_group_name(z)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"zarr\..*")
-            ds = xr.open_zarr(
-                self._zarr_store(),
-                group=name,
-                chunks={"time": 1, "band": -1, "y": chunks, "x": chunks},
-                consolidated=self._consolidated is not None,
-                zarr_format=3,
-            )
-        info = zz.info
-        crs = CRS.from_epsg(info.epsg)
-        t = info.transform
-        ds = ds.assign_coords(
-            spatial_ref=xr.DataArray(
-                np.int32(0),
-                attrs={
-                    "crs_wkt": crs.to_wkt(),
-                    "spatial_ref": crs.to_wkt(),
-                    "GeoTransform": f"{t.c} {t.a} {t.b} {t.f} {t.d} {t.e}",
-                },
-            )
+        return zone_dataset(
+            self._zarr_store(),
+            zz.info,
+            chunks=chunks,
+            consolidated=self._consolidated is not None,
+            root_attrs=self.info_attrs(),
         )
-        for v in ("embeddings", "scales"):
-            ds[v].attrs["grid_mapping"] = "spatial_ref"
-        ds.attrs.update({k: v for k, v in self.info_attrs().items() if k.startswith("geoemb:")})
-        return ds
 
     def info_attrs(self) -> dict[str, Any]:
         """The root attributes of the store."""
