@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import google_crc32c
 import numcodecs
+import numcodecs.blosc
 import numpy as np
 import numpy.typing as npt
 
@@ -50,6 +53,16 @@ class ArrayLayout:
     v2_keys: bool
     dimension_names: tuple[str, ...] | None
     direct: bool = True  # False: the codecs need zarr-python (chunks are read through the fallback)
+
+    @cached_property
+    def codec(self) -> Any:
+        """The numcodecs codec of the inner chunks (None: raw little-endian bytes)."""
+        return codec_for(self)
+
+    @cached_property
+    def inner_size(self) -> int:
+        """Values per inner chunk."""
+        return math.prod(self.inner_shape)
 
     @property
     def inner_per_shard(self) -> tuple[int, ...]:
@@ -222,20 +235,24 @@ def decode_inner(
     ``out``: a C-contiguous array of the chunk's size and dtype to decode into (Blosc and raw
     chunks are decoded in place, others copied); it is returned reshaped.
     """
-    codec = codec_for(layout)
-    size = math.prod(layout.inner_shape)
+    codec = layout.codec
+    size = layout.inner_size
     if out is not None and (out.dtype != layout.dtype or out.size != size or not out.flags.c_contiguous):
         raise ValueError(f"{layout.path}: output buffer {out.shape} {out.dtype} does not fit a chunk")
-    if out is not None and (codec is None or isinstance(codec, numcodecs.Blosc)):
-        nbytes = len(buf) if codec is None else int.from_bytes(bytes(buf[4:8]), "little")  # blosc header
-        if nbytes != out.nbytes:
-            raise CorruptDataError(f"{layout.path}: inner chunk holds {nbytes} bytes, expected {out.nbytes}")
+    blosc = isinstance(codec, numcodecs.Blosc)
+    if blosc:
+        _check_blosc_header(buf, layout, size * layout.dtype.itemsize)
+    if out is not None and (codec is None or blosc):
         if codec is None:
+            if len(buf) != out.nbytes:
+                raise CorruptDataError(
+                    f"{layout.path}: inner chunk holds {len(buf)} bytes, expected {out.nbytes}"
+                )
             out.reshape(-1).view(np.uint8)[:] = np.frombuffer(buf, dtype=np.uint8)
         else:
-            codec.decode(buf, out=out)
+            _decoding(layout, numcodecs.blosc.decompress, buf, out)  # the codec's call, minus its checks
         return out.reshape(layout.inner_shape)
-    raw = buf if codec is None else codec.decode(buf)
+    raw = buf if codec is None else _decoding(layout, codec.decode, buf)
     arr = np.frombuffer(raw, dtype=layout.dtype)
     if arr.size != size:
         raise CorruptDataError(f"{layout.path}: inner chunk decodes to {arr.size} values, expected {size}")
@@ -243,6 +260,28 @@ def decode_inner(
         out.reshape(-1)[:] = arr
         return out.reshape(layout.inner_shape)
     return arr.reshape(layout.inner_shape)
+
+
+def _check_blosc_header(buf: bytes | memoryview, layout: ArrayLayout, nbytes: int) -> None:
+    """A Blosc chunk must say it holds ``nbytes`` and be exactly as long as its header says
+    (Blosc itself would read past a truncated buffer)."""
+    if len(buf) < 16:
+        raise CorruptDataError(
+            f"{layout.path}: inner chunk of {len(buf)} bytes is shorter than a Blosc header"
+        )
+    held, cbytes = int.from_bytes(buf[4:8], "little"), int.from_bytes(buf[12:16], "little")
+    if held != nbytes:
+        raise CorruptDataError(f"{layout.path}: inner chunk holds {held} bytes, expected {nbytes}")
+    if cbytes != len(buf):
+        raise CorruptDataError(f"{layout.path}: inner chunk is {len(buf)} bytes, its header says {cbytes}")
+
+
+def _decoding(layout: ArrayLayout, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, a codec call; its failures (corrupt bytes) become :class:`CorruptDataError`."""
+    try:
+        return fn(*args)
+    except (RuntimeError, ValueError, zlib.error) as exc:
+        raise CorruptDataError(f"{layout.path}: inner chunk cannot be decoded ({exc})") from exc
 
 
 def inner_linear(layout: ArrayLayout, inner_coords: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

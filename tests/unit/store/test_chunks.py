@@ -57,6 +57,16 @@ def test_encoded_shard_reads_back_through_zarr(tmp_path: Path) -> None:
     bad[0] ^= 1
     with pytest.raises(CorruptDataError, match="crc32c"):
         parse_shard_index(bytes(bad), layout)
+    out = np.empty((1, 4, 32, 32), np.int8)
+    np.testing.assert_array_equal(decode_inner(memoryview(blob)[off : off + n], layout, out=out), chunks[3])
+    torn = blob[off : off + n // 2]  # a truncated chunk: one clear error, into a buffer or not
+    for dst in (None, out):
+        with pytest.raises(CorruptDataError, match="inner chunk"):
+            decode_inner(torn, layout, out=dst)
+    garbled = bytearray(blob[off : off + n])
+    garbled[0] = 255  # a Blosc format version that does not exist: the codec's own error, reworded
+    with pytest.raises(CorruptDataError, match="cannot be decoded"):
+        decode_inner(bytes(garbled), layout, out=out)
 
 
 def test_unusual_codecs_are_not_direct(tmp_path: Path) -> None:
