@@ -285,7 +285,7 @@ def open_session(
         s.server = ServedStore(root)
         url = s.server.base_url
         if proxy is not None:
-            s.proxy = ProxyProcess(s.server.port, **proxy)  # type: ignore[arg-type]
+            s.proxy = ProxyProcess(s.server.port, **proxy)
             url = f"http://127.0.0.1:{s.proxy.port}/{s.server.bucket}"
         s.gt = GeoTessera(base_url=url, cache_dir=s.work / "cache", workers=workers)
         s.tiles = tiles_in(s.gt, bbox, year)

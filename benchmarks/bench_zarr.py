@@ -10,18 +10,24 @@ of the whole 0.2 x 0.2 box vs. the raw decode of the same inner chunks (read + n
 one thread). Both region cases count the same bytes (H x W x 128 of the output grid), so
 read_region's share of the decode rate is the ratio of their MB/s (= raw s / region s).
 read_region runs on the reader's thread pool; the raw decode is one thread.
+Remote: the same region read over HTTP from the local S3 endpoint (``geotessera sample
+serve`` in a child process, serving a hard-linked copy of the store) with an on-disk
+chunk cache, cold (a fresh cache each repeat) and warm (the cache filled in setup; a fresh
+reader each repeat): the warm read's requests and bytes show what still goes to the network.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Case
+from benchmarks.harness import Case, CaseResult
 
 BBOX = (0.0, 52.0, 0.2, 52.2)
 N_POINTS = 100_000
@@ -77,7 +83,7 @@ def _setup_vindex() -> dict[str, Any]:
     from pyproj import Transformer
 
     store = _store()
-    g = zarr.open_group(store, mode="r")["utm31"]
+    g: Any = zarr.open_group(store, mode="r")["utm31"]
     attrs = dict(g.attrs)
     res, _, x0, _, _, y0 = attrs["spatial:transform"]
     pts = _points()
@@ -119,62 +125,200 @@ def _setup_region() -> dict[str, Any]:
     return state
 
 
-def _setup_raw_decode() -> dict[str, Any]:
-    """The byte ranges of exactly the inner chunks read_region decodes: those covering the box's window."""
+def _window(gz: Any) -> tuple[Any, tuple[int, int, int, int]]:
+    """The zone and its window (r0, r1, c0, c1) that read_region copies for the box (one zone, aligned)."""
     from pyproj import CRS
 
-    from geotessera.store.chunks import EMPTY
     from geotessera.store.region import _aligned, region_grid
 
-    state = _setup_region()
-    gz = state["gz"]
     zone = gz.zone(31)
-    lay = zone.embeddings
     crs, transform, (h, w), zones = region_grid(BBOX, gz.info.gsd)
     assert zones == [31], zones  # one zone: read_region copies a window of it
     info = zone.info
     off = _aligned(CRS(crs).to_epsg(), transform, info.epsg, info.x0, info.y0, info.res)
     assert off is not None
-    _, _, eh, ew = lay.inner_shape
-    per = lay.inner_per_shard
     r0, c0 = max(off[0], 0), max(off[1], 0)
-    r1, c1 = min(off[0] + h, info.shape[0]), min(off[1] + w, info.shape[1])
-    rows: list[tuple[str, int, int, list[tuple[int, int]]]] = []  # (file, start, length, chunk ranges)
-    for cr in range(r0 // eh, (r1 - 1) // eh + 1):
-        by_shard: dict[tuple[int, ...], list[tuple[int, int]]] = {}
-        for cc in range(c0 // ew, (c1 - 1) // ew + 1):
-            shard = (0, 0, cr // per[2], cc // per[3])
+    return zone, (r0, min(off[0] + h, info.shape[0]), c0, min(off[1] + w, info.shape[1]))
+
+
+Ranges = list[tuple[str, int, int, list[tuple[int, int, int, int]]]]
+
+
+def _ranges(gz: Any, lay: Any, window: tuple[int, int, int, int]) -> Ranges:
+    """Per chunk row and shard: (file, start, length, [(chunk row, chunk col, offset, nbytes)]) of
+    the stored inner chunks of ``lay`` covering ``window`` -- exactly those read_region decodes."""
+    from geotessera.store.chunks import EMPTY
+
+    r0, r1, c0, c1 = window
+    ih, iw = lay.inner_shape[-2:]
+    per = lay.inner_per_shard
+    lead = (0,) * (len(per) - 2)
+    rows: Ranges = []
+    for cr in range(r0 // ih, (r1 - 1) // ih + 1):
+        by_shard: dict[tuple[int, ...], list[tuple[int, int, int, int]]] = {}
+        for cc in range(c0 // iw, (c1 - 1) // iw + 1):
+            shard = (*lead, cr // per[-2], cc // per[-1])
             idx = gz.reader.shard_index(lay, shard)
             if idx is None:
                 continue
-            o, n = idx[(cr % per[2]) * per[3] + cc % per[3]]
+            o, n = idx[(cr % per[-2]) * per[-1] + cc % per[-1]]
             if o != EMPTY:
-                by_shard.setdefault(shard, []).append((int(o), int(n)))
-        for shard, ranges in by_shard.items():
-            start = min(o for o, _ in ranges)
-            end = max(o + n for o, n in ranges)
+                by_shard.setdefault(shard, []).append((cr, cc, int(o), int(n)))
+        for shard, items in by_shard.items():
+            start = min(i[2] for i in items)
+            end = max(i[2] + i[3] for i in items)
             path = str(gz.objects.root / lay.shard_key(shard))
-            rows.append((path, start, end - start, [(o - start, n) for o, n in ranges]))
-    state["rows"] = rows
-    state["layout"] = lay
+            rows.append((path, start, end - start, [(cr, cc, o - start, n) for cr, cc, o, n in items]))
+    return rows
+
+
+def _setup_raw_decode() -> dict[str, Any]:
+    state = _setup_region()
+    zone, window = _window(state["gz"])
+    state["window"] = window
+    state["layouts"] = (zone.embeddings, zone.scales)
+    state["rows"] = (_ranges(state["gz"], zone.embeddings, window), _ranges(state["gz"], zone.scales, window))
     return state
 
 
-def _run_raw_decode(state: dict[str, Any]) -> dict[str, float]:
-    """Read and decode (numcodecs, into a reused buffer) the same inner chunks, no assembly, one thread."""
+def _decode_rows(rows: Ranges, lay: Any, place: Any) -> int:
+    """Read and decode (numcodecs, into one reused buffer) every chunk of ``rows``; ``place(cr, cc, buf)``."""
     from geotessera.store.chunks import decode_inner
 
-    lay = state["layout"]
     buf = np.empty(lay.inner_shape, dtype=lay.dtype)
     chunks = 0
-    for path, start, length, ranges in state["rows"]:
+    for path, start, length, items in rows:
         with open(path, "rb") as f:
             f.seek(start)
             blob = memoryview(f.read(length))
-        for o, n in ranges:
+        for cr, cc, o, n in items:
             decode_inner(blob[o : o + n], lay, out=buf)
+            place(cr, cc, buf)
             chunks += 1
-    return {"bytes": state["bytes"], "chunks": chunks, "decoded_bytes": chunks * buf.nbytes}
+    return chunks
+
+
+def _run_codec_only(state: dict[str, Any]) -> dict[str, float]:
+    """The embedding chunks, decoded and thrown away: the codec's own rate."""
+    chunks = _decode_rows(state["rows"][0], state["layouts"][0], lambda cr, cc, buf: None)
+    return {"bytes": state["bytes"], "chunks": chunks}
+
+
+def _run_raw_window(state: dict[str, Any]) -> dict[str, float]:
+    """The region's stored arrays decoded into their raw windows: int8 (128, h, w) and scales (h, w)."""
+    r0, r1, c0, c1 = state["window"]
+    emb, scl = state["layouts"]
+    q = np.empty((emb.shape[1], r1 - r0, c1 - c0), dtype=np.int8)
+    s = np.empty((r1 - r0, c1 - c0), dtype=np.float32)
+
+    def into(dst: np.ndarray, ih: int, iw: int) -> Any:
+        def place(cr: int, cc: int, buf: np.ndarray) -> None:
+            y0, x0 = cr * ih, cc * iw
+            a0, a1, b0, b1 = max(y0, r0), min(y0 + ih, r1), max(x0, c0), min(x0 + iw, c1)
+            src = buf.reshape(-1, ih, iw)[:, a0 - y0 : a1 - y0, b0 - x0 : b1 - x0]
+            dst.reshape(-1, r1 - r0, c1 - c0)[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = src
+
+        return place
+
+    chunks = _decode_rows(state["rows"][0], emb, into(q, *emb.inner_shape[-2:]))
+    chunks += _decode_rows(state["rows"][1], scl, into(s, *scl.inner_shape[-2:]))
+    return {"bytes": state["bytes"], "chunks": chunks}
+
+
+def _setup_zarr_window() -> dict[str, Any]:
+    import zarr
+
+    state = _setup_region()
+    _, window = _window(state["gz"])
+    g: Any = zarr.open_group(_store(), mode="r")["utm31"]
+    state.update(window=window, emb=g["embeddings"], scl=g["scales"])
+    return state
+
+
+def _run_zarr_window(state: dict[str, Any]) -> dict[str, float]:
+    """zarr-python slicing of the same windows of both arrays (the naive raw read)."""
+    r0, r1, c0, c1 = state["window"]
+    q = state["emb"][0, :, r0:r1, c0:c1]
+    s = state["scl"][0, r0:r1, c0:c1]
+    return {"bytes": state["bytes"], "pixels": float(q.shape[1] * q.shape[2] + 0 * s.size)}
+
+
+def _served_root() -> Path:
+    """A directory holding only the store (hard links), for the S3 endpoint to serve."""
+    root = CACHE / "served"
+    if not (root / "store.zarr" / "zarr.json").is_file():
+        tmp = CACHE / "served.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(_store(), tmp / "store.zarr", copy_function=os.link)
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+    return root
+
+
+def _setup_remote(warm: bool) -> dict[str, Any]:
+    from benchmarks._store import ServedStore
+
+    root = _served_root()
+    server = ServedStore(root)
+    state: dict[str, Any] = {"server": server, "url": f"{server.base_url}/store.zarr", "warm": warm}
+    state["cache"] = Path(tempfile.mkdtemp(prefix="gt-bench-zcache-"))
+    state["bytes"] = _region_bytes(_setup_reader()["gz"])
+    if warm:  # fill the cache once, untimed
+        _read_remote(state)
+    return state
+
+
+def _reset_remote(state: dict[str, Any]) -> None:
+    if not state["warm"]:  # cold: an empty cache each repeat
+        shutil.rmtree(state["cache"], ignore_errors=True)
+        state["cache"].mkdir()
+
+
+def _read_remote(state: dict[str, Any]) -> dict[str, float]:
+    from geotessera.store import GeoTesseraZarr
+
+    with GeoTesseraZarr(state["url"], cache_dir=state["cache"]) as gz:  # fresh memory caches
+        data, _, _ = gz.read_region(BBOX, 2023)
+        return {
+            "bytes": state["bytes"],
+            "pixels": data.shape[0] * data.shape[1],
+            "requests": gz.objects.requests,
+            "network_bytes": gz.objects.bytes_read,
+        }
+
+
+def _teardown_remote(state: dict[str, Any]) -> None:
+    state["server"].stop()
+    shutil.rmtree(state["cache"], ignore_errors=True)
+
+
+def summary(results: dict[str, CaseResult]) -> list[str]:
+    """The goals' figures: points vs vindex (time, memory), region vs raw decode, warm cache traffic."""
+    lines = []
+    vi, sp = results.get("zarr vindex 100k points"), results.get("sample_points 100k points")
+    if vi and sp:
+        lines.append(
+            f"points: {vi.median_s / sp.median_s:.1f}x the baseline's speed (goal >= 10x), "
+            f"{sp.peak_rss_mib / vi.peak_rss_mib:.3f} of its peak RSS (goal <= 0.1), "
+            f"{sp.metrics.get('requests_per_point', float('nan')):.4f} requests and "
+            f"{sp.metrics.get('bytes_per_point', float('nan')):.0f} bytes per point"
+        )
+    reg = results.get("read_region 0.2x0.2 deg")
+    for ref in ("raw decode, region window", "zarr-python raw window", "codec only, region chunks"):
+        raw = results.get(ref)
+        if raw and reg:
+            lines.append(
+                f"read_region vs {ref}: {raw.median_s / reg.median_s:.2f} of its rate on medians, "
+                f"{min(raw.times_s) / min(reg.times_s):.2f} on best times"
+            )
+    for name in ("read_region remote, cold cache", "read_region remote, warm cache"):
+        r = results.get(name)
+        if r:
+            lines.append(
+                f"{name}: {r.metrics.get('requests', float('nan')):.0f} requests, "
+                f"{r.metrics.get('network_bytes', float('nan')) / 1e6:.2f} MB from the network"
+            )
+    return lines
 
 
 def cases() -> list[Case]:
@@ -196,12 +340,28 @@ def cases() -> list[Case]:
             description="GeoTesseraZarr.sample_points: scales first, needed inner chunks once, cold index",
         ),
         Case(
-            name="raw decode, region chunks",
-            setup=_setup_raw_decode,
-            run=_run_raw_decode,
+            name="zarr-python raw window",
+            setup=_setup_zarr_window,
+            run=_run_zarr_window,
             repeats=3,
-            description="read + numcodecs decode of exactly the inner chunks read_region decodes "
-            "(the decode floor); MB/s counts the region's H x W x 128 bytes, as read_region does",
+            description="zarr-python slicing of the region's window of embeddings (int8) and scales: "
+            "the naive raw read",
+        ),
+        Case(
+            name="raw decode, region window",
+            setup=_setup_raw_decode,
+            run=_run_raw_window,
+            repeats=3,
+            description="read + numcodecs decode of exactly the inner chunks read_region decodes, placed "
+            "into the region's raw windows (int8 (128, h, w) and scales (h, w)), one thread",
+        ),
+        Case(
+            name="codec only, region chunks",
+            setup=_setup_raw_decode,
+            run=_run_codec_only,
+            repeats=3,
+            description="read + numcodecs decode of the same embedding chunks into one reused buffer, "
+            "no placement: the codec's own rate, one thread",
         ),
         Case(
             name="read_region 0.2x0.2 deg",
@@ -209,5 +369,23 @@ def cases() -> list[Case]:
             run=_run_region,
             repeats=3,
             description="GeoTesseraZarr.read_region of the whole 0.2 x 0.2 degree box (float32 out)",
+        ),
+        Case(
+            name="read_region remote, cold cache",
+            setup=lambda: _setup_remote(warm=False),
+            reset=_reset_remote,
+            run=_read_remote,
+            teardown=_teardown_remote,
+            repeats=3,
+            description="the same region over HTTP from the local S3 endpoint, empty chunk cache",
+        ),
+        Case(
+            name="read_region remote, warm cache",
+            setup=lambda: _setup_remote(warm=True),
+            reset=_reset_remote,
+            run=_read_remote,
+            teardown=_teardown_remote,
+            repeats=3,
+            description="the same region again with the chunk cache filled (fresh reader each repeat)",
         ),
     ]

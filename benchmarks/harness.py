@@ -5,8 +5,10 @@ A benchmark module ``benchmarks/bench_NAME.py`` defines::
     def cases() -> list[Case]: ...
 
 Exactly one case has ``baseline=True``; every case's ratio is its median time over the
-baseline's. Cases are built in the parent (to list them) and again in a fresh worker
-subprocess, so building a case must be cheap: heavy work goes into ``setup``.
+baseline's. A module may also define ``summary(results: dict[str, CaseResult]) -> list[str]``:
+lines printed under the table (e.g. a goal's ratio between two cases other than the baseline).
+Cases are built in the parent (to list them) and again in a fresh worker subprocess, so
+building a case must be cheap: heavy work goes into ``setup``.
 
 Timing: per repeat, ``reset(state)`` (untimed, e.g. empty the output directory), then
 ``run(state)`` under ``time.perf_counter``. ``run`` may return a dict of numbers (e.g.
@@ -303,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(_run_case_subprocess(module_name, case, args.repeats))
         failed |= any(r.error for r in results)
         print(format_table("", results).lstrip("\n"))
+        summary = getattr(module, "summary", None)
+        if summary is not None:
+            for line in summary({r.name: r for r in results if not r.error}):
+                print(f"   {line}")
         extra = getattr(module, "PARAMETERS", {})
         path = write_json(module_name, results, {"parameters": extra})
         print(f"   results: {path.relative_to(PACKAGE_DIR.parent)}\n", flush=True)
