@@ -253,6 +253,8 @@ def decode_inner(
             _decoding(layout, numcodecs.blosc.decompress, buf, out)  # the codec's call, minus its checks
         return out.reshape(layout.inner_shape)
     raw = buf if codec is None else _decoding(layout, codec.decode, buf)
+    if len(raw) % layout.dtype.itemsize:
+        raise CorruptDataError(f"{layout.path}: inner chunk decodes to {len(raw)} bytes, not whole values")
     arr = np.frombuffer(raw, dtype=layout.dtype)
     if arr.size != size:
         raise CorruptDataError(f"{layout.path}: inner chunk decodes to {arr.size} values, expected {size}")
@@ -280,7 +282,7 @@ def _decoding(layout: ArrayLayout, fn: Any, *args: Any) -> Any:
     """``fn(*args)``, a codec call; its failures (corrupt bytes) become :class:`CorruptDataError`."""
     try:
         return fn(*args)
-    except (RuntimeError, ValueError, zlib.error) as exc:
+    except (RuntimeError, ValueError, EOFError, OSError, zlib.error) as exc:  # gzip: EOFError, BadGzipFile
         raise CorruptDataError(f"{layout.path}: inner chunk cannot be decoded ({exc})") from exc
 
 

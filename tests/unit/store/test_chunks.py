@@ -60,8 +60,8 @@ def test_encoded_shard_reads_back_through_zarr(tmp_path: Path) -> None:
     out = np.empty((1, 4, 32, 32), np.int8)
     np.testing.assert_array_equal(decode_inner(memoryview(blob)[off : off + n], layout, out=out), chunks[3])
     torn = blob[off : off + n // 2]  # a truncated chunk: one clear error, into a buffer or not
-    for dst in (None, out):
-        with pytest.raises(CorruptDataError, match="inner chunk"):
+    for dst in (None, out):  # caught by the header check, before Blosc could read past the end
+        with pytest.raises(CorruptDataError, match="its header says"):
             decode_inner(torn, layout, out=dst)
     garbled = bytearray(blob[off : off + n])
     garbled[0] = 255  # a Blosc format version that does not exist: the codec's own error, reworded
@@ -82,3 +82,35 @@ def test_unusual_codecs_are_not_direct(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "t.zarr" / "b" / "zarr.json").read_text())
     layout = ArrayLayout.from_metadata("b", meta)
     assert layout is not None and not layout.direct
+
+
+@pytest.mark.parametrize(
+    ("codec", "compressor"),
+    [
+        ("zstd", {"name": "zstd", "configuration": {"level": 3}}),
+        ("gzip", {"name": "gzip", "configuration": {"level": 5}}),
+        ("raw", None),
+    ],
+)
+def test_corrupt_chunks_of_other_codecs_raise_corrupt_data(codec: str, compressor: dict | None) -> None:
+    codecs: list[dict] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    if compressor is not None:
+        codecs.append(compressor)
+    meta = {
+        "zarr_format": 3, "node_type": "array", "shape": [64, 64], "data_type": "float32",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [32, 32]}},
+        "chunk_key_encoding": {"name": "default"}, "fill_value": 0.0, "codecs": codecs,
+    }  # fmt: skip
+    layout = ArrayLayout.from_metadata("s", meta)
+    assert layout is not None and layout.direct
+    values = np.arange(32 * 32, dtype=np.float32).reshape(32, 32)
+    good = values.tobytes() if layout.codec is None else bytes(layout.codec.encode(values))
+    np.testing.assert_array_equal(decode_inner(good, layout), values)
+    out = np.empty((32, 32), np.float32)
+    bad_inputs = [good[: len(good) // 2], good[:-1]]  # truncated
+    if codec != "raw":  # raw bytes of the right length are always some valid values
+        bad_inputs += [bytes(len(good)), bytes(b ^ 0x5A for b in good)]
+    for bad in bad_inputs:
+        for dst in (None, out):
+            with pytest.raises(CorruptDataError, match="inner chunk"):
+                decode_inner(bad, layout, out=dst)
