@@ -298,6 +298,21 @@ def _teardown_remote(state: dict[str, Any]) -> None:
     shutil.rmtree(state["cache"], ignore_errors=True)
 
 
+def _remote_case(warm: bool) -> Case:
+    """The region over HTTP from the local S3 endpoint, with an empty or a filled chunk cache."""
+    return Case(
+        name=f"read_region remote, {'warm' if warm else 'cold'} cache",
+        setup=lambda: _setup_remote(warm=warm),
+        reset=_reset_remote,
+        run=_read_remote,
+        teardown=_teardown_remote,
+        repeats=3,
+        description="the same region again with the chunk cache filled (fresh reader each repeat)"
+        if warm
+        else "the same region over HTTP from the local S3 endpoint, empty chunk cache",
+    )
+
+
 def summary(results: dict[str, CaseResult]) -> list[str]:
     """The goals' figures: points vs vindex (time, memory), region vs raw decode, warm cache traffic."""
     lines = []
@@ -376,22 +391,6 @@ def cases() -> list[Case]:
             repeats=3,
             description="GeoTesseraZarr.read_region of the whole 0.2 x 0.2 degree box (float32 out)",
         ),
-        Case(
-            name="read_region remote, cold cache",
-            setup=lambda: _setup_remote(warm=False),
-            reset=_reset_remote,
-            run=_read_remote,
-            teardown=_teardown_remote,
-            repeats=3,
-            description="the same region over HTTP from the local S3 endpoint, empty chunk cache",
-        ),
-        Case(
-            name="read_region remote, warm cache",
-            setup=lambda: _setup_remote(warm=True),
-            reset=_reset_remote,
-            run=_read_remote,
-            teardown=_teardown_remote,
-            repeats=3,
-            description="the same region again with the chunk cache filled (fresh reader each repeat)",
-        ),
+        _remote_case(warm=False),
+        _remote_case(warm=True),
     ]
