@@ -36,6 +36,7 @@ MAX_MERGED_BYTES = 2 * 2**20  # per request; with one range per worker in flight
 ChunkCallback = Callable[[tuple[int, ...], "npt.NDArray[Any] | None"], None]
 T = TypeVar("T")
 Into = Callable[[tuple[int, ...]], "npt.NDArray[Any]"]
+GroupCallback = Callable[[list[tuple[int, ...]], "npt.NDArray[Any] | None"], None]
 Fallback = Callable[[ArrayLayout, tuple[int, ...]], "npt.NDArray[Any]"]
 
 
@@ -155,6 +156,23 @@ class ChunkReader:
                 on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
         return []
 
+    def _fetch_group_stacked(
+        self,
+        layout: ArrayLayout,
+        key: str,
+        items: list[tuple[tuple[int, ...], int, int]],
+        on_group: GroupCallback,
+    ) -> list[tuple[tuple[int, ...], Any]]:
+        """Fetch one merged range, decode its chunks into one (K, *inner_shape) array (holding
+        :attr:`cpu`) and hand them to ``on_group`` in one call."""
+        fetched = list(self._fetch_raw(key, items))  # the request, outside the CPU gate
+        with self.cpu:
+            stack = np.empty((len(fetched), *layout.inner_shape), dtype=layout.dtype)
+            for i, (_, raw) in enumerate(fetched):
+                decode_inner(raw, layout, out=stack[i])
+            on_group([c for c, _ in fetched], stack)
+        return []
+
     def fetch_raw_here(
         self, layout: ArrayLayout, chunks: npt.NDArray[np.int64]
     ) -> list[tuple[tuple[int, ...], bytes | memoryview | None]]:
@@ -254,12 +272,50 @@ class ChunkReader:
             for c in chunks.tolist():
                 on_chunk(tuple(c), self.fallback(layout, tuple(c)))
             return
-        limit = self.workers * 2
         if not layout.sharded:
             whole = [self._pool.submit(self._whole, layout, tuple(c)) for c in chunks.tolist()]
             for w in whole:
                 on_chunk(*w.result())
             return
+        self._submit_groups(layout, chunks, on_chunk, self._fetch_group_calling if threaded else None)
+
+    def read_chunk_groups(
+        self, layout: ArrayLayout, chunks: npt.NDArray[np.int64], on_group: GroupCallback
+    ) -> None:
+        """Like ``read_chunks(..., threaded=True)``, but one call per request rather than per chunk.
+
+        ``on_group(coords, stack)``: the chunks of one merged request, decoded into ``stack``
+        (K, *inner_shape), called in the worker that decoded them (concurrently for different
+        groups); ``on_group([c], None)`` for an absent chunk. Per-chunk Python work (and the GIL
+        hand-offs it costs) then stays out of scattered reads that touch many chunks.
+        """
+        if len(chunks) == 0:
+            return
+
+        def one(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
+            on_group([c], None if arr is None else arr[None])
+
+        if not (layout.direct and layout.sharded):
+            self.read_chunks(layout, chunks, one)
+            return
+
+        def task(layout: ArrayLayout, key: str, group: list[tuple[tuple[int, ...], int, int]], _: Any) -> Any:
+            return self._fetch_group_stacked(layout, key, group, on_group)
+
+        self._submit_groups(layout, chunks, one, task)
+
+    def _submit_groups(
+        self,
+        layout: ArrayLayout,
+        chunks: npt.NDArray[np.int64],
+        on_chunk: ChunkCallback,
+        task: Callable[..., list[tuple[tuple[int, ...], Any]]] | None,
+    ) -> None:
+        """Plan the merged requests of a direct sharded layout and run them on the pool, at most
+        ``2 x workers`` in flight. ``task(layout, key, group, on_chunk)`` runs in a worker
+        (None: fetch and decode there, then call ``on_chunk`` here for each chunk); absent
+        chunks go to ``on_chunk`` (chunk, None) here."""
+        limit = self.workers * 2
         pending: set[Future[list[tuple[tuple[int, ...], Any]]]] = set()
 
         def drain(block: bool) -> None:
@@ -273,8 +329,8 @@ class ChunkReader:
 
         try:
             for key, group in self._plan(layout, chunks, on_chunk):
-                if threaded:
-                    fut = self._pool.submit(self._fetch_group_calling, layout, key, group, on_chunk)
+                if task is not None:
+                    fut = self._pool.submit(task, layout, key, group, on_chunk)
                 else:
                     fut = self._pool.submit(self._fetch_group, layout, key, group)
                 pending.add(fut)

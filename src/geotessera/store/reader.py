@@ -28,7 +28,7 @@ from ..layouts import DEFAULT_BASE_URL
 from .cache import DiskCache
 from .chunks import ArrayLayout
 from .conventions import StoreInfo, ZoneInfo, parse_root, parse_zone, zone_group_name
-from .fetch import ChunkReader
+from .fetch import ChunkReader, usable_cores
 from .objects import LocalObjects, ObjectReader, objects_from_url
 from .sampling import NODATA, OUTSIDE, STATUS_NAMES, Zone, gather_into
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SOUTH_OFFSET_M = 10_000_000.0
 STRIP_ROWS = 256
+REMOTE_WORKERS = 8  # concurrent requests to a remote store
 
 
 def default_store_url(dataset: DatasetId | None = None) -> str:
@@ -72,7 +73,10 @@ class GeoTesseraZarr:
         storage_options: reserved for fsspec-style options; only ``{"pool_size": n}`` is used.
         cache_dir: on-disk cache of shard indexes and inner chunks for remote stores; a repeated
             read then costs no network traffic. None: memory cache of shard indexes only.
-        workers: concurrent requests.
+        workers: threads reading chunks. None: 8 for a remote store (hides request latency);
+            for a local directory, the usable CPU cores (reads there are CPU work, and more
+            threads only contend for the GIL: a 0.2-degree region read took 0.9 s with 2
+            threads and 1.3 s with 8 on a 2-core machine).
     """
 
     def __init__(
@@ -83,13 +87,15 @@ class GeoTesseraZarr:
         anonymous: bool = True,
         storage_options: dict[str, Any] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        workers: int = 8,
+        workers: int | None = None,
     ) -> None:
         if not anonymous:
             raise InvalidInputError("signed S3 requests are not supported; Tessera stores are public")
         self.url = os.fspath(url) if url is not None else DEFAULT_STORE_URL
         self.objects: ObjectReader = objects_from_url(self.url, endpoint_url=endpoint_url)
         remote = not isinstance(self.objects, LocalObjects)
+        if workers is None:
+            workers = REMOTE_WORKERS if remote else usable_cores()
         disk = DiskCache(cache_dir, self.objects.describe()) if (cache_dir is not None and remote) else None
         self.reader = ChunkReader(self.objects, disk=disk, workers=workers, fallback=self._zarr_chunk)
         root = self._json("zarr.json")

@@ -64,6 +64,16 @@ def _group(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], list[npt
     return uniq, np.split(order, starts[1:])
 
 
+def _members(
+    where: dict[tuple[int, ...], npt.NDArray[np.intp]], chunks: list[tuple[int, ...]]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The point indices of ``chunks`` (concatenated) and, for each, its chunk's position in the list."""
+    parts = [where[c] for c in chunks]
+    if len(parts) == 1:
+        return parts[0], np.zeros(len(parts[0]), dtype=np.intp)
+    return np.concatenate(parts), np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+
+
 def gather_into(
     reader: ChunkReader,
     zone: Zone,
@@ -95,12 +105,15 @@ def gather_into(
         (t, int(k // ncc), int(k % ncc)): g for k, g in zip(ids.tolist(), groups, strict=True)
     }
 
-    def on_scale(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-        g = where[c]
-        s[g] = zone.scales.fill_value if arr is None else arr[0, rows[g] % ih, cols[g] % iw]
+    def on_scales(cs: list[tuple[int, ...]], stack: npt.NDArray[Any] | None) -> None:
+        idx, k = _members(where, cs)
+        if stack is None:
+            s[idx] = zone.scales.fill_value
+        else:
+            s[idx] = stack[k, 0, rows[idx] % ih, cols[idx] % iw]
 
     coords = np.array(list(where), dtype=np.int64).reshape(-1, 3)
-    reader.read_chunks(zone.scales, coords, on_scale, threaded=True)
+    reader.read_chunk_groups(zone.scales, coords, on_scales)
     st, n_bad = classify(s, zone.scale_nodata)
     better = np.flatnonzero(st < status[dest])
     status[dest[better]] = st[better]  # rows taken as water / nodata stay NaN (they were not VALID)
@@ -117,17 +130,17 @@ def gather_into(
         key = (t, 0, k // ncc_e, k % ncc_e) if zone.band_axis_first else (t, k // ncc_e, k % ncc_e, 0)
         ewhere[key] = g
 
-    def on_emb(ck: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-        g = ewhere[ck]  # chunks hold disjoint pixels, so concurrent calls write disjoint rows
+    def on_emb(cs: list[tuple[int, ...]], stack: npt.NDArray[Any] | None) -> None:
+        g, k = _members(ewhere, cs)  # chunks hold disjoint pixels: concurrent calls write disjoint rows
         idx = good[g]
-        if arr is None:
+        if stack is None:
             out[dest[idx]] = 0.0  # absent chunk: quantised fill value 0
-        elif zone.band_axis_first:
-            out[dest[idx]] = arr[0][:, r[g] % eh, c[g] % ew].T * s[idx, None]
-        else:
-            out[dest[idx]] = arr[0][r[g] % eh, c[g] % ew, :] * s[idx, None]
+        elif zone.band_axis_first:  # (K, 1, B, eh, ew): advanced indices first -> (n, B)
+            out[dest[idx]] = stack[k, 0, :, r[g] % eh, c[g] % ew] * s[idx, None]
+        else:  # (K, 1, eh, ew, B)
+            out[dest[idx]] = stack[k, 0, r[g] % eh, c[g] % ew, :] * s[idx, None]
 
-    reader.read_chunks(el, np.array(list(ewhere), dtype=np.int64).reshape(-1, 4), on_emb, threaded=True)
+    reader.read_chunk_groups(el, np.array(list(ewhere), dtype=np.int64).reshape(-1, 4), on_emb)
     return n_bad
 
 
