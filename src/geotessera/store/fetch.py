@@ -4,16 +4,16 @@ For each shard touched: read its index once (``index_nbytes`` from the end; cach
 in memory and, for remote stores, on disk), then fetch the needed inner chunks
 as byte ranges, merging neighbours that are close in the file into one request
 (at most ``MAX_MERGED_BYTES``), and decode them with numcodecs. Chunks arrive
-through a callback, in the caller's thread or (``threaded``) in the worker that
-decoded them, so memory stays proportional to the chunks in flight plus the
-caller's output. :meth:`ChunkReader.run_each` runs whole tasks (e.g. one row of
+through a callback, one by one in the caller's thread (:meth:`ChunkReader.read_chunks`)
+or a merged request's worth at once in the worker that decoded them
+(:meth:`ChunkReader.read_chunk_groups`), so memory stays proportional to the chunks in
+flight plus the caller's output. :meth:`ChunkReader.run_each` runs whole tasks (e.g. one row of
 inner chunks: fetch, decode, assemble) on the same threads. Layouts the direct
 decoder does not handle go through zarr-python instead (``fallback``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -137,25 +137,6 @@ class ChunkReader:
         """Fetch one merged range covering ``items`` (chunk, offset, nbytes) and decode each chunk."""
         return [(c, decode_inner(raw, layout)) for c, raw in self._fetch_raw(key, items)]
 
-    def _fetch_group_calling(
-        self,
-        layout: ArrayLayout,
-        key: str,
-        items: list[tuple[tuple[int, ...], int, int]],
-        on_chunk: ChunkCallback,
-        into: Into | None = None,
-        gate: bool = True,
-    ) -> list[tuple[tuple[int, ...], Any]]:
-        """Like :meth:`_fetch_group`, but hand each chunk to ``on_chunk`` here, one at a time.
-
-        ``gate``: decode holding :attr:`cpu` (False when the caller already holds it).
-        """
-        fetched = list(self._fetch_raw(key, items))  # the request, outside the CPU gate
-        with self.cpu if gate else contextlib.nullcontext():
-            for c, raw in fetched:
-                on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
-        return []
-
     def _fetch_group_stacked(
         self,
         layout: ArrayLayout,
@@ -254,15 +235,11 @@ class ChunkReader:
         layout: ArrayLayout,
         chunks: npt.NDArray[np.int64],
         on_chunk: ChunkCallback,
-        *,
-        threaded: bool = False,
     ) -> None:
         """Call ``on_chunk(chunk_coords, array_or_None)`` for every inner chunk in ``chunks`` (K, ndim).
 
-        None means the chunk is absent (all fill value). Calls happen in this thread, unless
-        ``threaded``: then decoded chunks are handed over in the worker threads as they are
-        decoded (``on_chunk`` must be safe to call concurrently for different chunks), so
-        memory in flight is one merged range and one decoded chunk per worker.
+        None means the chunk is absent (all fill value). Calls happen in this thread; requests
+        and decoding run on the pool, at most ``2 x workers`` merged requests in flight.
         """
         if len(chunks) == 0:
             return
@@ -277,12 +254,12 @@ class ChunkReader:
             for w in whole:
                 on_chunk(*w.result())
             return
-        self._submit_groups(layout, chunks, on_chunk, self._fetch_group_calling if threaded else None)
+        self._submit_groups(layout, chunks, on_chunk, None)
 
     def read_chunk_groups(
         self, layout: ArrayLayout, chunks: npt.NDArray[np.int64], on_group: GroupCallback
     ) -> None:
-        """Like ``read_chunks(..., threaded=True)``, but one call per request rather than per chunk.
+        """Like :meth:`read_chunks`, but called in the workers, once per request rather than per chunk.
 
         ``on_group(coords, stack)``: the chunks of one merged request, decoded into ``stack``
         (K, *inner_shape), called in the worker that decoded them (concurrently for different
@@ -376,7 +353,8 @@ class ChunkReader:
                 give(*self._whole(layout, tuple(c)))
             return
         for key, group in self._plan(layout, chunks, on_chunk, parallel=False):
-            self._fetch_group_calling(layout, key, group, on_chunk, into, gate=False)
+            for c, raw in list(self._fetch_raw(key, group)):
+                on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
 
     def prefetch_indexes(self, layout: ArrayLayout, chunks: npt.NDArray[np.int64]) -> None:
         """Read (and cache) the shard indexes of the shards holding ``chunks``, concurrently."""

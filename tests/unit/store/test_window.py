@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from geotessera.store.conventions import ZoneInfo
 from geotessera.store.dequant import Dequantiser
 from geotessera.store.fetch import ChunkReader
 from geotessera.store.objects import LocalObjects
-from geotessera.store.sampling import Zone
+from geotessera.store.sampling import NODATA, VALID, WATER, Zone, gather
 from geotessera.store.window import read_window
 
 H, W = 160, 130  # not multiples of the 32 x 32 inner chunks
@@ -43,10 +44,11 @@ def test_dequantiser_matches_float32_product(bands: int, lr0: int, lr1: int, c0:
         np.testing.assert_array_equal(wide[:, 2 + w :], 5.0)
 
 
-def _zone(tmp_path: Path, bands: int) -> tuple[Zone, np.ndarray, np.ndarray]:
+def _zone(tmp_path: Path, bands: int, layout: str = "sharded") -> tuple[Zone, np.ndarray, np.ndarray]:
     """A zone of H x W pixels: random int8, scales with water (NaN), no data (+inf), implausible
     values (2.0), an all-water chunk and chunk row, and a never-written (absent) embedding
-    chunk with valid scales."""
+    chunk with valid scales. ``layout``: "sharded" (formats.md), "unsharded" (one object per
+    chunk) or "fallback" (an extra crc32c codec: not direct, read through zarr-python)."""
     rng = np.random.default_rng(7)
     q = rng.integers(-127, 128, (1, bands, H, W), dtype=np.int8)
     s = rng.uniform(0.001, 0.9, (1, H, W)).astype(np.float32)
@@ -57,23 +59,27 @@ def _zone(tmp_path: Path, bands: int) -> tuple[Zone, np.ndarray, np.ndarray]:
     s[0, 128:160] = np.nan  # a row of chunks with nothing to read
     q[0, :, 96:128, 64:96] = 0  # all fill: not stored
     root = zarr.open_group(tmp_path / "z.zarr", mode="w", zarr_format=3)
-    blosc = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    blosc: Any = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    if layout == "fallback":
+        blosc = [blosc, zarr.codecs.Crc32cCodec()]
+    shards = layout != "unsharded"
     e = root.create_array(
-        "e", shape=q.shape, dtype="int8", chunks=(1, bands, 32, 32), shards=(1, bands, 64, 64),
+        "e", shape=q.shape, dtype="int8", chunks=(1, bands, 32, 32),
+        shards=(1, bands, 64, 64) if shards else None,
         compressors=blosc, fill_value=0, dimension_names=("time", "band", "y", "x"),
     )  # fmt: skip
     e[...] = q
     a = root.create_array(
-        "s", shape=s.shape, dtype="float32", chunks=(1, 32, 32), shards=(1, 64, 64),
+        "s", shape=s.shape, dtype="float32", chunks=(1, 32, 32), shards=(1, 64, 64) if shards else None,
         compressors=blosc, fill_value=np.inf,
     )  # fmt: skip
     a[...] = s
     lay = {}
     for name in ("e", "s"):
         meta = json.loads((tmp_path / "z.zarr" / name / "zarr.json").read_text())
-        layout = ArrayLayout.from_metadata(name, meta)
-        assert layout is not None and layout.direct
-        lay[name] = layout
+        parsed = ArrayLayout.from_metadata(name, meta)
+        assert parsed is not None and parsed.direct == (layout != "fallback")
+        lay[name] = parsed
     info = ZoneInfo(31, 32631, Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5800000.0), (H, W))
     return Zone(info, lay["e"], lay["s"], [2023], "+inf"), q[0], s[0]
 
@@ -129,4 +135,37 @@ def test_read_window_leaves_blocked_pixels_alone(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out[blocked], 7.0)
     np.testing.assert_array_equal(out[~blocked], _expected(q, s, r0, r1, c0, c1)[~blocked])
     assert (have[blocked] == before[blocked]).all()
+    reader.close()
+
+
+def _zarr_fallback(root: Path) -> Any:
+    """A ChunkReader fallback: one inner chunk read through zarr-python."""
+    group = zarr.open_group(root, mode="r")
+
+    def read(layout: ArrayLayout, coords: tuple[int, ...]) -> np.ndarray:
+        sl = tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, layout.inner_shape, strict=True))
+        data = np.asarray(group[layout.path][sl])
+        pad = [(0, n - d) for n, d in zip(layout.inner_shape, data.shape, strict=True)]
+        return np.pad(data, pad, constant_values=layout.fill_value)
+
+    return read
+
+
+@pytest.mark.parametrize("layout", ["sharded", "unsharded", "fallback"])
+def test_gather_matches_reference(tmp_path: Path, layout: str) -> None:
+    zone, q, s = _zone(tmp_path, 16, layout)
+    root = tmp_path / "z.zarr"
+    reader = ChunkReader(LocalObjects(root), workers=3, fallback=_zarr_fallback(root))
+    rng = np.random.default_rng(11)
+    rows = np.r_[rng.integers(0, H, 600), 0, H - 1, 3, 100, 70, 140]  # edges, implausible, absent, water
+    cols = np.r_[rng.integers(0, W, 600), 0, W - 1, 7, 70, 40, 10]
+    vals, status, n_bad = gather(reader, zone, 0, rows, cols)
+    sc = s[rows, cols]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(sc) & (sc >= 0) & (sc < 1)
+        want = np.where(ok[:, None], q[:, rows, cols].T.astype(np.float32) * sc[:, None], np.nan)
+    want_status = np.where(ok, VALID, np.where(np.isnan(sc), WATER, NODATA))
+    np.testing.assert_array_equal(status, want_status)
+    np.testing.assert_array_equal(vals, want)
+    assert n_bad == int(((rows == 3) & (cols == 7)).sum())  # the one implausible scale (2.0)
     reader.close()
