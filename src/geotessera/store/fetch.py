@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from ..errors import CorruptDataError
 from .cache import DiskCache, LruBytes
-from .chunks import EMPTY, ArrayLayout, decode_inner, parse_shard_index
+from .chunks import EMPTY, ArrayLayout, decode_inner, decode_many, parse_shard_index
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,7 @@ class ChunkReader:
         fetched = list(self._fetch_raw(key, items))  # the request, outside the CPU gate
         with self.cpu:
             stack = np.empty((len(fetched), *layout.inner_shape), dtype=layout.dtype)
-            for i, (_, raw) in enumerate(fetched):
-                decode_inner(raw, layout, out=stack[i])
+            decode_many([raw for _, raw in fetched], layout, stack)
             on_group([c for c, _ in fetched], stack)
         return []
 

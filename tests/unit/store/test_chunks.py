@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from geotessera.errors import CorruptDataError
-from geotessera.store.chunks import ArrayLayout, ShardEncoder, decode_inner, parse_shard_index
+from geotessera.store.chunks import ArrayLayout, ShardEncoder, decode_inner, decode_many, parse_shard_index
 
 
 def _array(tmp_path: Path) -> tuple[Path, ArrayLayout]:
@@ -63,10 +63,18 @@ def test_encoded_shard_reads_back_through_zarr(tmp_path: Path) -> None:
     for dst in (None, out):  # caught by the header check, before Blosc could read past the end
         with pytest.raises(CorruptDataError, match="its header says"):
             decode_inner(torn, layout, out=dst)
+    raws = [blob[o : o + k] for o, k in index[[1, 3]].tolist()]
+    stack = np.empty((2, 1, 4, 32, 32), np.int8)
+    decode_many(raws, layout, stack)  # several chunks at once, as point sampling decodes them
+    np.testing.assert_array_equal(stack, np.stack([chunks[1], chunks[3]]))
+    with pytest.raises(CorruptDataError, match="its header says"):
+        decode_many([raws[0], torn], layout, stack)
     garbled = bytearray(blob[off : off + n])
     garbled[0] = 255  # a Blosc format version that does not exist: the codec's own error, reworded
     with pytest.raises(CorruptDataError, match="cannot be decoded"):
         decode_inner(bytes(garbled), layout, out=out)
+    with pytest.raises(CorruptDataError, match="cannot be decoded"):
+        decode_many([raws[0], bytes(garbled)], layout, stack)
 
 
 def test_unusual_codecs_are_not_direct(tmp_path: Path) -> None:
