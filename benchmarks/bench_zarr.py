@@ -1,15 +1,17 @@
 """Zarr reads at real 10 m resolution: point sampling and region reads vs. naive baselines.
 
-Store: 2 x 2 real-size sample tiles (0.2 x 0.2 degree near Cambridge, 2023), converted
-with ``build_zarr`` once and cached under the temp directory (``gt-bench-zarr``).
-Points: 100,000 uniform random points over the covered 0.2 x 0.2 degree area (a 1 x 1
-degree store would need 100 real tiles, ~11 GB; the per-point costs do not depend on the
-area once points outnumber inner chunks). Baseline for points: zarr-python ``vindex``
-with (N, 128) integer index arrays, the naive vectorised read. Region: ``read_region``
-of the whole 0.2 x 0.2 box vs. the raw decode of the same inner chunks (read + numcodecs,
-one thread). Both region cases count the same bytes (H x W x 128 of the output grid), so
-read_region's share of the decode rate is the ratio of their MB/s (= raw s / region s).
-read_region runs on the reader's thread pool; the raw decode is one thread.
+Stores: real-size sample tiles (near Cambridge, 2023, v1) converted with ``build_zarr`` once
+and cached under the temp directory: 10 x 10 tiles over the 1 x 1 degree points area
+(``gt-bench-zarr-1deg``, about 6.6 GB; its tiles are deleted once converted) and 2 x 2
+tiles for the 0.2 x 0.2 degree region cases (``gt-bench-zarr``).
+Points: 100,000 uniform random points over the 1 x 1 degree area, about one point per
+inner chunk. Baseline: zarr-python ``vindex`` with (N, 128) integer index arrays, the naive
+vectorised read; ``sample_points`` starts each repeat with a cold shard-index cache.
+Region: ``read_region`` of the whole 0.2 x 0.2 box against three raw reads of the same
+data: zarr-python slicing of the region's windows (the naive read), a direct one-thread
+decode of the same inner chunks into the raw windows, and the codec alone (decode into one
+reused buffer). All region cases count the same bytes (H x W x 128 of the output grid), so
+a share of a rate is a ratio of times. read_region runs on the reader's thread pool.
 Remote: the same region read over HTTP from the local S3 endpoint (``geotessera sample
 serve`` in a child process, serving a hard-linked copy of the store) with an on-disk
 chunk cache, cold (a fresh cache each repeat) and warm (the cache filled in setup; a fresh
@@ -29,39 +31,51 @@ import numpy as np
 
 from benchmarks.harness import Case, CaseResult
 
-BBOX = (0.0, 52.0, 0.2, 52.2)
+BBOX = (0.0, 52.0, 0.2, 52.2)  # the region (and the store of the region cases)
+POINTS_BBOX = (0.0, 52.0, 1.0, 53.0)  # the points' 1 x 1 degree area (its own 100-tile store)
 N_POINTS = 100_000
 CACHE = Path(tempfile.gettempdir()) / "gt-bench-zarr"
+POINTS_CACHE = Path(tempfile.gettempdir()) / "gt-bench-zarr-1deg"
 
 
-def _store() -> Path:
+def _store(cache: Path = CACHE, bbox: tuple[float, float, float, float] = BBOX) -> Path:
+    """The real-size Zarr store of ``bbox`` (2023, v1), built once under ``cache`` and reused.
+
+    The sample tiles are deleted once converted, except for the small region store (kept as
+    the benchmarks built before kept it).
+    """
     from geotessera.datasets import DatasetId
     from geotessera.sample.build import build_store
     from geotessera.store import build_zarr
 
-    store = CACHE / "store.zarr"
-    marker = CACHE / "ready.json"
+    store = cache / "store.zarr"
+    marker = cache / "ready.json"
     if marker.is_file():
         return store
-    src = CACHE / "tiles"
-    build_store(src, bbox=BBOX, years=(2023,), versions=("v1",), pixel_size_m=10.0, edge_tiles=False)
+    src = cache / "tiles"
+    build_store(src, bbox=bbox, years=(2023,), versions=("v1",), pixel_size_m=10.0, edge_tiles=False)
     report = build_zarr(src, store, dataset=DatasetId.parse("v1"), workers=2)
+    if cache != CACHE:
+        shutil.rmtree(src)
     marker.write_text(json.dumps({"bytes": report.bytes_written}))
     return store
 
 
+def _points_store() -> Path:
+    return _store(POINTS_CACHE, POINTS_BBOX)
+
+
 def _points() -> np.ndarray:
     rng = np.random.default_rng(42)
-    lon = rng.uniform(BBOX[0] + 1e-6, BBOX[2] - 1e-6, N_POINTS)
-    lat = rng.uniform(BBOX[1] + 1e-6, BBOX[3] - 1e-6, N_POINTS)
+    lon = rng.uniform(POINTS_BBOX[0] + 1e-6, POINTS_BBOX[2] - 1e-6, N_POINTS)
+    lat = rng.uniform(POINTS_BBOX[1] + 1e-6, POINTS_BBOX[3] - 1e-6, N_POINTS)
     return np.c_[lon, lat]
 
 
-def _setup_reader() -> dict[str, Any]:
+def _setup_points() -> dict[str, Any]:
     from geotessera.store import GeoTesseraZarr
 
-    gz = GeoTesseraZarr(_store())
-    return {"gz": gz, "points": _points()}
+    return {"gz": GeoTesseraZarr(_points_store()), "points": _points()}
 
 
 def _run_points(state: dict[str, Any]) -> dict[str, float]:
@@ -82,8 +96,7 @@ def _setup_vindex() -> dict[str, Any]:
     import zarr
     from pyproj import Transformer
 
-    store = _store()
-    g: Any = zarr.open_group(store, mode="r")["utm31"]
+    g: Any = zarr.open_group(_points_store(), mode="r")["utm31"]
     attrs = dict(g.attrs)
     res, _, x0, _, _, y0 = attrs["spatial:transform"]
     pts = _points()
@@ -120,9 +133,10 @@ def _run_region(state: dict[str, Any]) -> dict[str, float]:
 
 
 def _setup_region() -> dict[str, Any]:
-    state = _setup_reader()
-    state["bytes"] = _region_bytes(state["gz"])
-    return state
+    from geotessera.store import GeoTesseraZarr
+
+    gz = GeoTesseraZarr(_store())
+    return {"gz": gz, "bytes": _region_bytes(gz)}
 
 
 def _window(gz: Any) -> tuple[Any, tuple[int, int, int, int]]:
@@ -267,7 +281,7 @@ def _setup_remote(warm: bool) -> dict[str, Any]:
     server = ServedStore(root)
     state: dict[str, Any] = {"server": server, "url": f"{server.base_url}/store.zarr", "warm": warm}
     state["cache"] = Path(tempfile.mkdtemp(prefix="gt-bench-zcache-"))
-    with _setup_reader()["gz"] as local:
+    with _setup_region()["gz"] as local:
         state["bytes"] = _region_bytes(local)
     if warm:  # fill the cache once, untimed
         _read_remote(state)
@@ -355,7 +369,7 @@ def cases() -> list[Case]:
         ),
         Case(
             name="sample_points 100k points",
-            setup=_setup_reader,
+            setup=_setup_points,
             run=_run_points,
             repeats=3,
             description="GeoTesseraZarr.sample_points: scales first, needed inner chunks once, cold index",
