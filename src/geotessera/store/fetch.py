@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MERGE_GAP_BYTES = 64 * 1024
 MAX_MERGED_BYTES = 2 * 2**20  # per request; with one range per worker in flight, bounds memory
+MAX_DECODED_BYTES = 8 * 2**20  # decoded chunks handed over at once by read_chunk_groups
 ChunkCallback = Callable[[tuple[int, ...], "npt.NDArray[Any] | None"], None]
 T = TypeVar("T")
 Into = Callable[[tuple[int, ...]], "npt.NDArray[Any]"]
@@ -147,10 +148,13 @@ class ChunkReader:
         """Fetch one merged range, decode its chunks into one (K, *inner_shape) array (holding
         :attr:`cpu`) and hand them to ``on_group`` in one call."""
         fetched = list(self._fetch_raw(key, items))  # the request, outside the CPU gate
-        with self.cpu:
-            stack = np.empty((len(fetched), *layout.inner_shape), dtype=layout.dtype)
-            decode_many([raw for _, raw in fetched], layout, stack)
-            on_group([c for c, _ in fetched], stack)
+        per_call = max(1, MAX_DECODED_BYTES // (layout.inner_size * layout.dtype.itemsize))
+        with self.cpu:  # well-compressed chunks: a 2 MiB request may hold far more decoded
+            for i in range(0, len(fetched), per_call):
+                part = fetched[i : i + per_call]
+                stack = np.empty((len(part), *layout.inner_shape), dtype=layout.dtype)
+                decode_many([raw for _, raw in part], layout, stack)
+                on_group([c for c, _ in part], stack)
         return []
 
     def fetch_raw_here(
@@ -260,10 +264,11 @@ class ChunkReader:
     ) -> None:
         """Like :meth:`read_chunks`, but called in the workers, once per request rather than per chunk.
 
-        ``on_group(coords, stack)``: the chunks of one merged request, decoded into ``stack``
-        (K, *inner_shape), called in the worker that decoded them (concurrently for different
-        groups); ``on_group([c], None)`` for an absent chunk. Per-chunk Python work (and the GIL
-        hand-offs it costs) then stays out of scattered reads that touch many chunks.
+        ``on_group(coords, stack)``: chunks of one merged request, decoded into ``stack``
+        (K, *inner_shape, at most ``MAX_DECODED_BYTES``), called in the worker that decoded them
+        (concurrently for different groups); ``on_group([c], None)`` for an absent chunk.
+        Per-chunk Python work (and the GIL hand-offs it costs) then stays out of scattered
+        reads that touch many chunks.
         """
         if len(chunks) == 0:
             return

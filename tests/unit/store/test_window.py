@@ -169,3 +169,32 @@ def test_gather_matches_reference(tmp_path: Path, layout: str) -> None:
     np.testing.assert_array_equal(vals, want)
     assert n_bad == int(((rows == 3) & (cols == 7)).sum())  # the one implausible scale (2.0)
     reader.close()
+
+
+def test_chunk_groups_bound_the_decoded_bytes_per_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geotessera.store.fetch as fetch
+
+    zone, q, _ = _zone(tmp_path, 16)
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    chunk_bytes = 16 * 32 * 32
+    monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 3 * chunk_bytes)
+    coords = np.array([(0, 0, r, c) for r in range(5) for c in range(5)], dtype=np.int64)
+    seen: dict[tuple[int, ...], np.ndarray | None] = {}
+    sizes: list[int] = []
+
+    def on_group(cs: list[tuple[int, ...]], stack: np.ndarray | None) -> None:
+        sizes.append(len(cs))
+        for i, c in enumerate(cs):
+            seen[c] = None if stack is None else stack[i].copy()
+
+    reader.read_chunk_groups(zone.embeddings, coords, on_group)
+    assert max(sizes) == 3 and sorted(seen) == sorted(map(tuple, coords.tolist()))
+    for (_, _, r, c), got in seen.items():
+        want = q[:, r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32]
+        if got is None:  # absent: all fill
+            assert not want.any()
+        else:
+            np.testing.assert_array_equal(got[0, :, : want.shape[1], : want.shape[2]], want)
+    reader.close()
