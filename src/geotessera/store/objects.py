@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, urlsplit
@@ -41,6 +42,10 @@ class ObjectReader(Protocol):
         """The store's location, for messages and cache keys."""
         ...
 
+    def close(self) -> None:
+        """Release what the reader keeps open (files, connections)."""
+        ...
+
 
 class _Counted:
     def __init__(self) -> None:
@@ -54,15 +59,68 @@ class _Counted:
             self.bytes_read += n
 
 
+MAX_OPEN_FILES = 64  # descriptors a local store keeps open between range reads
+
+
+class _OpenFiles:
+    """Open read-only descriptors by path, kept between reads (LRU, at most ``cap``).
+
+    Scattered reads touch the same shard files thousands of times; opening each time costs
+    more than the read. A descriptor in use is never closed (reference counts), so
+    concurrent ``os.pread`` calls are safe. Stores are immutable: a file replaced on disk
+    is still read through the descriptor opened before.
+    """
+
+    def __init__(self, cap: int = MAX_OPEN_FILES) -> None:
+        self.cap = cap
+        self._open: OrderedDict[str, list[int]] = OrderedDict()  # path -> [fd, users]
+        self._lock = threading.Lock()
+
+    def pread(self, path: str, start: int, length: int) -> bytes:
+        """``length`` bytes from ``start`` (fewer at the end of the file); OSError as ``open``."""
+        with self._lock:
+            entry = self._open.get(path)
+            if entry is None:
+                entry = self._open[path] = [os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)), 0]
+            else:
+                self._open.move_to_end(path)
+            entry[1] += 1
+        try:
+            return os.pread(entry[0], length, start)
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                self._evict()
+
+    def _evict(self, keep: int | None = None) -> None:
+        """Close least recently used idle descriptors beyond ``keep`` (default the cap)."""
+        limit = self.cap if keep is None else keep
+        for path in [p for p, (_, users) in self._open.items() if users == 0]:
+            if len(self._open) <= limit:
+                break
+            os.close(self._open.pop(path)[0])
+
+    def close(self) -> None:
+        """Close every idle descriptor."""
+        with self._lock:
+            self._evict(keep=0)
+
+
 class LocalObjects(_Counted):
     """Objects under a local directory (``key`` is a relative ``/`` path)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         super().__init__()
         self.root = Path(root)
+        self._files = _OpenFiles() if hasattr(os, "pread") else None  # no pread: open per read
 
     def _path(self, key: str) -> Path:
         return self.root / key
+
+    def close(self) -> None:
+        """Close the descriptors kept open between reads."""
+        if self._files is not None:
+            self._files.close()
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -74,9 +132,12 @@ class LocalObjects(_Counted):
 
     def get_range(self, key: str, start: int, length: int) -> bytes | None:
         try:
-            with open(self._path(key), "rb") as f:
-                f.seek(start)
-                data = f.read(length)
+            if self._files is not None:
+                data = self._files.pread(f"{self.root}/{key}", start, length)
+            else:
+                with open(self._path(key), "rb") as f:
+                    f.seek(start)
+                    data = f.read(length)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         self._count(len(data))
@@ -95,6 +156,9 @@ class LocalObjects(_Counted):
 
     def describe(self) -> str:
         return str(self.root.resolve())
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class HttpObjects(_Counted):
@@ -151,6 +215,10 @@ class HttpObjects(_Counted):
 
     def describe(self) -> str:
         return self.base_url
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.clear()
 
 
 def objects_from_url(url: str | os.PathLike[str], *, endpoint_url: str | None = None) -> ObjectReader:

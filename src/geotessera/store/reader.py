@@ -379,8 +379,9 @@ class GeoTesseraZarr:
         return attrs
 
     def close(self) -> None:
-        """Stop the request threads."""
+        """Stop the request threads and release open files and connections."""
         self.reader.close()
+        self.objects.close()
 
     def __enter__(self) -> GeoTesseraZarr:
         return self
