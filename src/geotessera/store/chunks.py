@@ -282,11 +282,12 @@ def decode_many(raws: list[bytes | memoryview], layout: ArrayLayout, out: npt.ND
     for raw in raws:
         _check_blosc_header(raw, layout, nbytes)
     decompress = numcodecs.blosc.decompress
-    try:
+
+    def loop() -> None:
         for raw, dst in zip(raws, out, strict=True):
             decompress(raw, dst)
-    except RuntimeError as exc:
-        raise CorruptDataError(f"{layout.path}: inner chunk cannot be decoded ({exc})") from exc
+
+    _decoding(layout, loop)
 
 
 def _check_blosc_header(buf: bytes | memoryview, layout: ArrayLayout, nbytes: int) -> None:

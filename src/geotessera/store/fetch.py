@@ -257,7 +257,7 @@ class ChunkReader:
             for w in whole:
                 on_chunk(*w.result())
             return
-        self._submit_groups(layout, chunks, on_chunk, None)
+        self._submit_groups(layout, chunks, on_chunk, lambda k, group: self._fetch_group(layout, k, group))
 
     def read_chunk_groups(
         self, layout: ArrayLayout, chunks: npt.NDArray[np.int64], on_group: GroupCallback
@@ -280,45 +280,37 @@ class ChunkReader:
             self.read_chunks(layout, chunks, one)
             return
 
-        def task(layout: ArrayLayout, key: str, group: list[tuple[tuple[int, ...], int, int]], _: Any) -> Any:
-            return self._fetch_group_stacked(layout, key, group, on_group)
-
-        self._submit_groups(layout, chunks, one, task)
+        self._submit_groups(
+            layout, chunks, one, lambda key, group: self._fetch_group_stacked(layout, key, group, on_group)
+        )
 
     def _submit_groups(
         self,
         layout: ArrayLayout,
         chunks: npt.NDArray[np.int64],
         on_chunk: ChunkCallback,
-        task: Callable[..., list[tuple[tuple[int, ...], Any]]] | None,
+        task: Callable[[str, list[tuple[tuple[int, ...], int, int]]], list[tuple[tuple[int, ...], Any]]],
     ) -> None:
-        """Plan the merged requests of a direct sharded layout and run them on the pool, at most
-        ``2 x workers`` in flight. ``task(layout, key, group, on_chunk)`` runs in a worker
-        (None: fetch and decode there, then call ``on_chunk`` here for each chunk); absent
-        chunks go to ``on_chunk`` (chunk, None) here."""
+        """Plan the merged requests of a direct sharded layout and run ``task(key, group)`` for
+        each on the pool, at most ``2 x workers`` in flight; ``on_chunk`` gets, here, each
+        (chunk, array) pair a task returns and each absent chunk as (chunk, None)."""
         limit = self.workers * 2
         pending: set[Future[list[tuple[tuple[int, ...], Any]]]] = set()
 
-        def drain(block: bool) -> None:
+        def drain() -> None:
             nonlocal pending
-            if not pending:
-                return
-            done, pending = wait(pending, return_when=FIRST_COMPLETED) if block else (set(), pending)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 for coords, arr in fut.result():
                     on_chunk(coords, arr)
 
         try:
             for key, group in self._plan(layout, chunks, on_chunk):
-                if task is not None:
-                    fut = self._pool.submit(task, layout, key, group, on_chunk)
-                else:
-                    fut = self._pool.submit(self._fetch_group, layout, key, group)
-                pending.add(fut)
+                pending.add(self._pool.submit(task, key, group))
                 while len(pending) >= limit:
-                    drain(True)
+                    drain()
             while pending:
-                drain(True)
+                drain()
         except BaseException:
             for fut in pending:
                 fut.cancel()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from geotessera.store import objects
 from geotessera.store.objects import LocalObjects
 
 
@@ -58,4 +57,3 @@ def test_without_pread_a_file_is_opened_per_read(tmp_path: Path) -> None:
     store._files = None  # platforms without os.pread
     assert store.get_range("x", 3, 4) == b"3456"
     assert store.get_range("y", 0, 1) is None
-    assert objects.MAX_OPEN_FILES >= 8
