@@ -5,9 +5,10 @@ in memory and, for remote stores, on disk), then fetch the needed inner chunks
 as byte ranges, merging neighbours that are close in the file into one request
 (at most ``MAX_MERGED_BYTES``), and decode them with numcodecs. Chunks arrive
 through a callback, one by one in the caller's thread (:meth:`ChunkReader.read_chunks`)
-or a merged request's worth at once in the worker that decoded them
-(:meth:`ChunkReader.read_chunk_groups`), so memory stays proportional to the chunks in
-flight plus the caller's output. :meth:`ChunkReader.run_each` runs whole tasks (e.g. one row of
+or a merged request's worth at once in the worker that decoded them, to be read by
+position (:meth:`ChunkReader.read_chunk_groups`, :mod:`.picks`; a local store joins a
+shard's consecutive requests into one such task), so memory stays proportional to the
+chunks in flight plus the caller's output. :meth:`ChunkReader.run_each` runs whole tasks (e.g. one row of
 inner chunks: fetch, decode, assemble) on the same threads. Layouts the direct
 decoder does not handle go through zarr-python instead (``fallback``).
 """
@@ -27,7 +28,8 @@ import numpy.typing as npt
 
 from ..errors import CorruptDataError
 from .cache import DiskCache, LruBytes
-from .chunks import EMPTY, ArrayLayout, decode_inner, decode_many, parse_shard_index
+from .chunks import EMPTY, ArrayLayout, decode_inner, parse_shard_index
+from .picks import ChunkGroup, DecodedGroup, group_of
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,9 @@ MAX_DECODED_BYTES = 8 * 2**20  # decoded chunks handed over at once by read_chun
 ChunkCallback = Callable[[tuple[int, ...], "npt.NDArray[Any] | None"], None]
 T = TypeVar("T")
 Into = Callable[[tuple[int, ...]], "npt.NDArray[Any]"]
-GroupCallback = Callable[[list[tuple[int, ...]], "npt.NDArray[Any] | None"], None]
+GroupCallback = Callable[[list[tuple[int, ...]], "ChunkGroup | None"], None]
 Fallback = Callable[[ArrayLayout, tuple[int, ...]], "npt.NDArray[Any]"]
+Request = list[tuple[tuple[int, ...], int, int]]  # one merged range: (chunk, offset, nbytes), by offset
 
 
 def usable_cores() -> int:
@@ -59,8 +62,13 @@ class ChunkReader:
         disk: DiskCache | None = None,
         workers: int = 8,
         fallback: Fallback | None = None,
+        batch_requests: bool = False,
     ) -> None:
+        """``batch_requests``: :meth:`read_chunk_groups` hands a shard's consecutive requests to
+        one worker as one task (one decode and callback per ``MAX_DECODED_BYTES`` of chunks
+        rather than per request). For local stores, where a request costs no waiting."""
         self.objects = objects
+        self.batch_requests = batch_requests
         self.disk = disk
         self.workers = workers
         self.fallback = fallback
@@ -111,9 +119,7 @@ class ChunkReader:
             raise CorruptDataError(f"{key}: could not read bytes {start}..{start + length} of the shard")
         return data
 
-    def _fetch_raw(
-        self, key: str, items: list[tuple[tuple[int, ...], int, int]]
-    ) -> Iterator[tuple[tuple[int, ...], bytes | memoryview]]:
+    def _fetch_raw(self, key: str, items: Request) -> Iterator[tuple[tuple[int, ...], bytes | memoryview]]:
         """Encoded bytes of ``items`` (chunk, offset, nbytes): one merged range, or the disk cache."""
         if self.disk is not None:
             cached = [self.disk.get(key, f"{o}_{n}") for _, o, n in items]
@@ -133,29 +139,52 @@ class ChunkReader:
             yield coords, raw
 
     def _fetch_group(
-        self, layout: ArrayLayout, key: str, items: list[tuple[tuple[int, ...], int, int]]
+        self, layout: ArrayLayout, key: str, items: Request
     ) -> list[tuple[tuple[int, ...], Any]]:
         """Fetch one merged range covering ``items`` (chunk, offset, nbytes) and decode each chunk."""
         return [(c, decode_inner(raw, layout)) for c, raw in self._fetch_raw(key, items)]
 
-    def _fetch_group_stacked(
+    def _fetch_group_picks(
         self,
         layout: ArrayLayout,
         key: str,
-        items: list[tuple[tuple[int, ...], int, int]],
+        groups: list[Request],
         on_group: GroupCallback,
     ) -> list[tuple[tuple[int, ...], Any]]:
-        """Fetch one merged range, decode its chunks into one (K, *inner_shape) array (holding
-        :attr:`cpu`) and hand them to ``on_group`` in one call."""
-        fetched = list(self._fetch_raw(key, items))  # the request, outside the CPU gate
+        """Fetch merged ranges of one shard, decode their chunks into :class:`ChunkGroup` s of at
+        most ``MAX_DECODED_BYTES`` (holding :attr:`cpu`) and hand each to ``on_group``."""
+        fetched = [got for items in groups for got in self._fetch_raw(key, items)]  # outside the gate
         per_call = max(1, MAX_DECODED_BYTES // (layout.inner_size * layout.dtype.itemsize))
         with self.cpu:  # well-compressed chunks: a 2 MiB request may hold far more decoded
             for i in range(0, len(fetched), per_call):
                 part = fetched[i : i + per_call]
-                stack = np.empty((len(part), *layout.inner_shape), dtype=layout.dtype)
-                decode_many([raw for _, raw in part], layout, stack)
-                on_group([c for c, _ in part], stack)
+                on_group([c for c, _ in part], group_of([raw for _, raw in part], layout))
         return []
+
+    def _batches(
+        self, layout: ArrayLayout, plan: Iterable[tuple[str, Request]]
+    ) -> Iterator[tuple[str, list[Request]]]:
+        """The merged requests of ``plan``, one per task, or with :attr:`batch_requests` a
+        shard's consecutive requests together, up to ``MAX_DECODED_BYTES`` of decoded chunks
+        and as many bytes read."""
+        if not self.batch_requests:
+            for key, items in plan:
+                yield key, [items]
+            return
+        per_task = max(1, MAX_DECODED_BYTES // (layout.inner_size * layout.dtype.itemsize))
+        key0, n, nbytes = "", 0, 0
+        batch: list[Request] = []
+        for key, items in plan:
+            span = max(o + c for _, o, c in items) - items[0][1]  # the bytes its request reads
+            if batch and (key != key0 or n + len(items) > per_task or nbytes + span > MAX_DECODED_BYTES):
+                yield key0, batch
+                batch, n, nbytes = [], 0, 0
+            key0 = key
+            batch.append(items)
+            n += len(items)
+            nbytes += span
+        if batch:
+            yield key0, batch
 
     def fetch_raw_here(
         self, layout: ArrayLayout, chunks: npt.NDArray[np.int64]
@@ -189,7 +218,7 @@ class ChunkReader:
         on_chunk: ChunkCallback,
         *,
         parallel: bool = True,
-    ) -> Iterator[tuple[str, list[tuple[tuple[int, ...], int, int]]]]:
+    ) -> Iterator[tuple[str, Request]]:
         """Group inner chunks by shard, resolve their byte ranges, merge close ones.
 
         ``parallel``: read the shard indexes on the pool (False inside a pool task).
@@ -221,7 +250,7 @@ class ChunkReader:
                     entries.append((tuple(c), int(off), int(n)))
             entries.sort(key=lambda e: e[1])
             key = layout.shard_key(shard)
-            group: list[tuple[tuple[int, ...], int, int]] = []
+            group: Request = []
             for e in entries:
                 if group and (
                     e[1] - (group[-1][1] + group[-1][2]) > MERGE_GAP_BYTES
@@ -257,16 +286,18 @@ class ChunkReader:
             for w in whole:
                 on_chunk(*w.result())
             return
-        self._submit_groups(layout, chunks, on_chunk, lambda k, group: self._fetch_group(layout, k, group))
+        self._submit_groups(layout, chunks, on_chunk, lambda k, reqs: self._fetch_group(layout, k, reqs[0]))
 
     def read_chunk_groups(
         self, layout: ArrayLayout, chunks: npt.NDArray[np.int64], on_group: GroupCallback
     ) -> None:
         """Like :meth:`read_chunks`, but called in the workers, once per request rather than per chunk.
 
-        ``on_group(coords, stack)``: chunks of one merged request, decoded into ``stack``
-        (K, *inner_shape, at most ``MAX_DECODED_BYTES``), called in the worker that decoded them
-        (concurrently for different groups); ``on_group([c], None)`` for an absent chunk.
+        ``on_group(coords, group)``: chunks of one merged request, decoded into a
+        :class:`~.picks.ChunkGroup` (at most ``MAX_DECODED_BYTES``) read by position with
+        ``group.take(k, flat)``, called in the worker that decoded them (concurrently for
+        different groups); ``on_group([c], None)`` for an absent chunk. Blosc/zstd chunks
+        are left shuffled and unshuffled only where read (:mod:`.picks`).
         Per-chunk Python work (and the GIL hand-offs it costs) then stays out of scattered
         reads that touch many chunks.
         """
@@ -274,14 +305,18 @@ class ChunkReader:
             return
 
         def one(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-            on_group([c], None if arr is None else arr[None])
+            on_group([c], None if arr is None else DecodedGroup(arr[None]))
 
         if not (layout.direct and layout.sharded):
             self.read_chunks(layout, chunks, one)
             return
 
         self._submit_groups(
-            layout, chunks, one, lambda key, group: self._fetch_group_stacked(layout, key, group, on_group)
+            layout,
+            chunks,
+            one,
+            lambda key, groups: self._fetch_group_picks(layout, key, groups, on_group),
+            batch=True,
         )
 
     def _submit_groups(
@@ -289,11 +324,14 @@ class ChunkReader:
         layout: ArrayLayout,
         chunks: npt.NDArray[np.int64],
         on_chunk: ChunkCallback,
-        task: Callable[[str, list[tuple[tuple[int, ...], int, int]]], list[tuple[tuple[int, ...], Any]]],
+        task: Callable[[str, list[Request]], list[tuple[tuple[int, ...], Any]]],
+        *,
+        batch: bool = False,
     ) -> None:
-        """Plan the merged requests of a direct sharded layout and run ``task(key, group)`` for
-        each on the pool, at most ``2 x workers`` in flight; ``on_chunk`` gets, here, each
-        (chunk, array) pair a task returns and each absent chunk as (chunk, None)."""
+        """Plan the merged requests of a direct sharded layout and run ``task(key, groups)`` on
+        the pool for each (``groups``: one request, or with ``batch`` those :meth:`_batches`
+        joins), at most ``2 x workers`` in flight; ``on_chunk`` gets, here, each (chunk, array)
+        pair a task returns and each absent chunk as (chunk, None)."""
         limit = self.workers * 2
         pending: set[Future[list[tuple[tuple[int, ...], Any]]]] = set()
 
@@ -305,8 +343,9 @@ class ChunkReader:
                     on_chunk(coords, arr)
 
         try:
-            for key, group in self._plan(layout, chunks, on_chunk):
-                pending.add(self._pool.submit(task, key, group))
+            plan = self._plan(layout, chunks, on_chunk)
+            for key, groups in self._batches(layout, plan) if batch else ((k, [g]) for k, g in plan):
+                pending.add(self._pool.submit(task, key, groups))
                 while len(pending) >= limit:
                     drain()
             while pending:

@@ -97,7 +97,9 @@ class GeoTesseraZarr:
         if workers is None:
             workers = REMOTE_WORKERS if remote else usable_cores()
         disk = DiskCache(cache_dir, self.objects.describe()) if (cache_dir is not None and remote) else None
-        self.reader = ChunkReader(self.objects, disk=disk, workers=workers, fallback=self._zarr_chunk)
+        self.reader = ChunkReader(
+            self.objects, disk=disk, workers=workers, fallback=self._zarr_chunk, batch_requests=not remote
+        )
         root = self._json("zarr.json")
         if root is None:
             raise NotCoveredError(f"no Zarr store at {self.url} (zarr.json not found)")

@@ -10,7 +10,6 @@ Values are ``float32(q) * scale``; pixel status codes: :data:`VALID`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +17,7 @@ import numpy.typing as npt
 from .chunks import ArrayLayout
 from .conventions import NODATA_INF, ZoneInfo
 from .fetch import ChunkReader
+from .picks import ChunkGroup
 
 VALID, WATER, NODATA, OUTSIDE = 0, 1, 2, 3
 STATUS_NAMES = np.array(["valid", "water", "nodata", "outside"])
@@ -105,12 +105,12 @@ def gather_into(
         (t, int(k // ncc), int(k % ncc)): g for k, g in zip(ids.tolist(), groups, strict=True)
     }
 
-    def on_scales(cs: list[tuple[int, ...]], stack: npt.NDArray[Any] | None) -> None:
+    def on_scales(cs: list[tuple[int, ...]], group: ChunkGroup | None) -> None:
         idx, k = _members(where, cs)
-        if stack is None:
+        if group is None:
             s[idx] = zone.scales.fill_value
-        else:
-            s[idx] = stack[k, 0, rows[idx] % ih, cols[idx] % iw]
+        else:  # chunk (1, ih, iw)
+            s[idx] = group.take(k, (rows[idx] % ih) * iw + cols[idx] % iw)
 
     coords = np.array(list(where), dtype=np.int64).reshape(-1, 3)
     reader.read_chunk_groups(zone.scales, coords, on_scales)
@@ -130,15 +130,20 @@ def gather_into(
         key = (t, 0, k // ncc_e, k % ncc_e) if zone.band_axis_first else (t, k // ncc_e, k % ncc_e, 0)
         ewhere[key] = g
 
-    def on_emb(cs: list[tuple[int, ...]], stack: npt.NDArray[Any] | None) -> None:
+    bands = np.arange(nb)
+
+    def on_emb(cs: list[tuple[int, ...]], group: ChunkGroup | None) -> None:
         g, k = _members(ewhere, cs)  # chunks hold disjoint pixels: concurrent calls write disjoint rows
         idx = good[g]
-        if stack is None:
+        if group is None:
             out[dest[idx]] = 0.0  # absent chunk: quantised fill value 0
-        elif zone.band_axis_first:  # (K, 1, B, eh, ew): advanced indices first -> (n, B)
-            out[dest[idx]] = stack[k, 0, :, r[g] % eh, c[g] % ew] * s[idx, None]
-        else:  # (K, 1, eh, ew, B)
-            out[dest[idx]] = stack[k, 0, r[g] % eh, c[g] % ew, :] * s[idx, None]
+            return
+        pixel = ((r[g] % eh) * ew + c[g] % ew)[:, None]
+        if zone.band_axis_first:  # chunk (1, B, eh, ew)
+            flat = bands * (eh * ew) + pixel
+        else:  # chunk (1, eh, ew, B)
+            flat = pixel * nb + bands
+        out[dest[idx]] = group.take(k[:, None], flat) * s[idx, None]
 
     reader.read_chunk_groups(el, np.array(list(ewhere), dtype=np.int64).reshape(-1, 4), on_emb)
     return n_bad

@@ -16,6 +16,7 @@ from geotessera.store.conventions import ZoneInfo
 from geotessera.store.dequant import Dequantiser
 from geotessera.store.fetch import ChunkReader
 from geotessera.store.objects import LocalObjects
+from geotessera.store.picks import ChunkGroup
 from geotessera.store.sampling import NODATA, VALID, WATER, Zone, gather
 from geotessera.store.window import read_window
 
@@ -44,11 +45,14 @@ def test_dequantiser_matches_float32_product(bands: int, lr0: int, lr1: int, c0:
         np.testing.assert_array_equal(wide[:, 2 + w :], 5.0)
 
 
-def _zone(tmp_path: Path, bands: int, layout: str = "sharded") -> tuple[Zone, np.ndarray, np.ndarray]:
+def _zone(
+    tmp_path: Path, bands: int, layout: str = "sharded", scale_shuffle: str = "shuffle"
+) -> tuple[Zone, np.ndarray, np.ndarray]:
     """A zone of H x W pixels: random int8, scales with water (NaN), no data (+inf), implausible
     values (2.0), an all-water chunk and chunk row, and a never-written (absent) embedding
     chunk with valid scales. ``layout``: "sharded" (formats.md), "unsharded" (one object per
-    chunk) or "fallback" (an extra crc32c codec: not direct, read through zarr-python)."""
+    chunk) or "fallback" (an extra crc32c codec: not direct, read through zarr-python).
+    Embeddings are bit-shuffled, scales shuffled by ``scale_shuffle`` (formats.md: "shuffle")."""
     rng = np.random.default_rng(7)
     q = rng.integers(-127, 128, (1, bands, H, W), dtype=np.int8)
     s = rng.uniform(0.001, 0.9, (1, H, W)).astype(np.float32)
@@ -69,9 +73,12 @@ def _zone(tmp_path: Path, bands: int, layout: str = "sharded") -> tuple[Zone, np
         compressors=blosc, fill_value=0, dimension_names=("time", "band", "y", "x"),
     )  # fmt: skip
     e[...] = q
+    sblosc: Any = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=scale_shuffle)
+    if layout == "fallback":
+        sblosc = [sblosc, zarr.codecs.Crc32cCodec()]
     a = root.create_array(
         "s", shape=s.shape, dtype="float32", chunks=(1, 32, 32), shards=(1, 64, 64) if shards else None,
-        compressors=blosc, fill_value=np.inf,
+        compressors=sblosc, fill_value=np.inf,
     )  # fmt: skip
     a[...] = s
     lay = {}
@@ -151,11 +158,21 @@ def _zarr_fallback(root: Path) -> Any:
     return read
 
 
-@pytest.mark.parametrize("layout", ["sharded", "unsharded", "fallback"])
-def test_gather_matches_reference(tmp_path: Path, layout: str) -> None:
-    zone, q, s = _zone(tmp_path, 16, layout)
+@pytest.mark.parametrize(
+    ("layout", "scale_shuffle", "batch"),
+    [
+        ("sharded", "shuffle", False),
+        ("sharded", "shuffle", True),
+        ("sharded", "bitshuffle", True),  # scales decoded whole (bit shuffle of 4-byte values)
+        ("unsharded", "shuffle", True),
+        ("fallback", "shuffle", True),
+    ],
+)
+def test_gather_matches_reference(tmp_path: Path, layout: str, scale_shuffle: str, batch: bool) -> None:
+    zone, q, s = _zone(tmp_path, 16, layout, scale_shuffle)
     root = tmp_path / "z.zarr"
-    reader = ChunkReader(LocalObjects(root), workers=3, fallback=_zarr_fallback(root))
+    fallback = _zarr_fallback(root)
+    reader = ChunkReader(LocalObjects(root), workers=3, fallback=fallback, batch_requests=batch)
     rng = np.random.default_rng(11)
     rows = np.r_[rng.integers(0, H, 600), 0, H - 1, 3, 100, 70, 140]  # edges, implausible, absent, water
     cols = np.r_[rng.integers(0, W, 600), 0, W - 1, 7, 70, 40, 10]
@@ -171,23 +188,26 @@ def test_gather_matches_reference(tmp_path: Path, layout: str) -> None:
     reader.close()
 
 
+@pytest.mark.parametrize("batch", [False, True])
 def test_chunk_groups_bound_the_decoded_bytes_per_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: bool
 ) -> None:
     import geotessera.store.fetch as fetch
 
     zone, q, _ = _zone(tmp_path, 16)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2, batch_requests=batch)
     chunk_bytes = 16 * 32 * 32
     monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 3 * chunk_bytes)
     coords = np.array([(0, 0, r, c) for r in range(5) for c in range(5)], dtype=np.int64)
     seen: dict[tuple[int, ...], np.ndarray | None] = {}
     sizes: list[int] = []
 
-    def on_group(cs: list[tuple[int, ...]], stack: np.ndarray | None) -> None:
+    every = np.arange(16 * 32 * 32).reshape(16, 32, 32)
+
+    def on_group(cs: list[tuple[int, ...]], group: ChunkGroup | None) -> None:
         sizes.append(len(cs))
         for i, c in enumerate(cs):
-            seen[c] = None if stack is None else stack[i].copy()
+            seen[c] = None if group is None else group.take(np.array(i), every)[None]
 
     reader.read_chunk_groups(zone.embeddings, coords, on_group)
     assert max(sizes) == 3 and sorted(seen) == sorted(map(tuple, coords.tolist()))
@@ -198,3 +218,34 @@ def test_chunk_groups_bound_the_decoded_bytes_per_call(
         else:
             np.testing.assert_array_equal(got[0, :, : want.shape[1], : want.shape[2]], want)
     reader.close()
+
+
+def test_batches_join_one_shards_requests_within_both_caps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geotessera.store.fetch as fetch
+
+    zone, _, _ = _zone(tmp_path, 16)
+    chunk_bytes = 16 * 32 * 32
+    monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 4 * chunk_bytes)
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1, batch_requests=True)
+
+    def req(first: int, n: int, size: int = 100) -> list[tuple[tuple[int, ...], int, int]]:
+        return [((first + i,), (first + i) * size, size) for i in range(n)]
+
+    big = 2 * chunk_bytes
+    plan = [("a", req(0, 1)), ("a", req(5, 2)), ("a", req(9, 1)), ("a", req(20, 1)), ("a", req(30, 1)),
+            ("b", req(0, 2)), ("b", req(40, 3)), ("b", req(50, 2, big)), ("b", req(60, 1))]  # fmt: skip
+    batches = list(reader._batches(zone.embeddings, plan))
+    assert [(k, [[c[0][0] for c in g] for g in gs]) for k, gs in batches] == [
+        ("a", [[0], [5, 6], [9]]),  # 4 chunks; a fifth would exceed MAX_DECODED_BYTES decoded
+        ("a", [[20], [30]]),  # the shard ends
+        ("b", [[0, 1]]),
+        ("b", [[40, 41, 42]]),
+        ("b", [[50, 51]]),  # reads 4 x chunk_bytes: one more byte would exceed the bytes read
+        ("b", [[60]]),
+    ]
+    unbatched = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1)
+    assert list(unbatched._batches(zone.embeddings, plan)) == [(k, [g]) for k, g in plan]
+    reader.close()
+    unbatched.close()
