@@ -8,9 +8,9 @@ Points: 100,000 uniform random points over the 1 x 1 degree area, about one poin
 inner chunk. Baseline: zarr-python ``vindex`` with (N, 128) integer index arrays, the naive
 vectorised read; ``sample_points`` starts each repeat with a cold shard-index cache.
 Region: ``read_region`` of the whole 0.2 x 0.2 box against three raw reads of the same
-data: zarr-python slicing of the region's windows (the naive read), a direct one-thread
-decode of the same inner chunks into the raw windows, and the codec alone (decode into one
-reused buffer). All region cases count the same bytes (H x W x 128 of the output grid), so
+data: zarr-python slicing of the region's windows (the naive read), a direct decode of the
+same inner chunks into the raw windows (the raw decode rate), on one thread and on as many
+threads as read_region uses, and the codec alone (decode into one reused buffer). All region cases count the same bytes (H x W x 128 of the output grid), so
 a share of a rate is a ratio of times. read_region runs on the reader's thread pool.
 Remote: the same region read over HTTP from the local S3 endpoint (``geotessera sample
 serve`` in a child process, serving a hard-linked copy of the store) with an on-disk
@@ -30,11 +30,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case, CaseResult
+from geotessera.store.fetch import usable_cores
 
 BBOX = (0.0, 52.0, 0.2, 52.2)  # the region (and the store of the region cases)
 POINTS_BBOX = (0.0, 52.0, 1.0, 53.0)  # the points' 1 x 1 degree area (its own 100-tile store)
 N_POINTS = 100_000
 CACHE = Path(tempfile.gettempdir()) / "gt-bench-zarr"
+THREADS = usable_cores()  # read_region's threads on a local store
 POINTS_CACHE = Path(tempfile.gettempdir()) / "gt-bench-zarr-1deg"
 
 
@@ -219,8 +221,12 @@ def _run_codec_only(state: dict[str, Any]) -> dict[str, float]:
     return {"bytes": state["bytes"], "chunks": chunks}
 
 
-def _run_raw_window(state: dict[str, Any]) -> dict[str, float]:
-    """The region's stored arrays decoded into their raw windows: int8 (128, h, w) and scales (h, w)."""
+def _run_raw_window(state: dict[str, Any], threads: int = 1) -> dict[str, float]:
+    """The region's stored arrays decoded into their raw windows: int8 (128, h, w) and scales (h, w).
+
+    ``threads`` > 1: the chunk rows are shared among that many threads (as read_region shares them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     r0, r1, c0, c1 = state["window"]
     emb, scl = state["layouts"]
     q = np.empty((emb.shape[1], r1 - r0, c1 - c0), dtype=np.int8)
@@ -235,8 +241,15 @@ def _run_raw_window(state: dict[str, Any]) -> dict[str, float]:
 
         return place
 
-    chunks = _decode_rows(state["rows"][0], emb, into(q, *emb.inner_shape[-2:]))
-    chunks += _decode_rows(state["rows"][1], scl, into(s, *scl.inner_shape[-2:]))
+    def part(i: int) -> int:
+        n = _decode_rows(state["rows"][0][i::threads], emb, into(q, *emb.inner_shape[-2:]))
+        return n + _decode_rows(state["rows"][1][i::threads], scl, into(s, *scl.inner_shape[-2:]))
+
+    if threads == 1:
+        chunks = part(0)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            chunks = sum(pool.map(part, range(threads)))
     return {"bytes": state["bytes"], "chunks": chunks}
 
 
@@ -339,7 +352,8 @@ def summary(results: dict[str, CaseResult]) -> list[str]:
             f"{sp.metrics.get('bytes_per_point', float('nan')):.0f} bytes per point"
         )
     reg = results.get("read_region 0.2x0.2 deg")
-    for ref in ("raw decode, region window", "zarr-python raw window", "codec only, region chunks"):
+    refs = ("raw decode, region window", f"raw decode, region window, {THREADS} threads")
+    for ref in (*refs, "zarr-python raw window", "codec only, region chunks"):
         raw = results.get(ref)
         if raw and reg:
             lines.append(
@@ -389,6 +403,14 @@ def cases() -> list[Case]:
             repeats=3,
             description="read + numcodecs decode of the stored inner chunks covering the window, placed "
             "into the region's raw windows (int8 (128, h, w) and scales (h, w)), one thread",
+        ),
+        Case(
+            name=f"raw decode, region window, {THREADS} threads",
+            setup=_setup_raw_decode,
+            run=lambda state: _run_raw_window(state, THREADS),
+            repeats=3,
+            description="the same, the chunk rows shared among as many threads as read_region uses on "
+            "a local store (one per core)",
         ),
         Case(
             name="codec only, region chunks",

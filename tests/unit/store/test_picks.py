@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from geotessera.errors import CorruptDataError
 from geotessera.store.chunks import ArrayLayout, decode_inner
-from geotessera.store.picks import DecodedGroup, ShuffledGroup, group_of
+from geotessera.store.picks import DecodedGroup, ShuffledGroup, decode_into, group_of
 
 
 def _layout(dtype: str, inner: tuple[int, ...], cname: str = "zstd", shuffle: str = "bitshuffle",
@@ -134,3 +134,28 @@ def test_group_of_decoded_stack_round_trips() -> None:
     group = group_of([bytes(layout.codec.encode(a)) for a in chunks], layout)
     assert isinstance(group, DecodedGroup)
     np.testing.assert_array_equal(group.stack, np.stack(chunks))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "inner", "cname", "shuffle"),
+    [
+        ("float32", (1, 32, 32), "zstd", "shuffle"),  # formats.md scales: python-zstandard
+        ("float32", (1, 32, 32), "zstd", "noshuffle"),
+        ("int16", (3, 40), "zstd", "shuffle"),
+        ("int8", (1, 16, 32, 32), "zstd", "bitshuffle"),  # through c-blosc
+        ("float32", (1, 32, 32), "lz4", "shuffle"),
+    ],
+)
+def test_decode_into_matches_whole_decode(
+    dtype: str, inner: tuple[int, ...], cname: str, shuffle: str
+) -> None:
+    layout = _layout(dtype, inner, cname, shuffle)
+    chunks = _chunks(layout, 4, 9)
+    out = np.full((4, *inner), 3, dtype=dtype)
+    decode_into([bytes(layout.codec.encode(a)) for a in chunks], layout, out)
+    np.testing.assert_array_equal(out.view(np.uint8), np.stack(chunks).view(np.uint8))
+    with pytest.raises(ValueError, match="does not fit"):
+        decode_into([bytes(layout.codec.encode(chunks[0]))], layout, out)
+    raw = bytearray(layout.codec.encode(chunks[0]))
+    with pytest.raises(CorruptDataError, match="a: inner chunk"):
+        decode_into([bytes(raw[:-3])], layout, out[:1])
