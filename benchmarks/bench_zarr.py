@@ -7,11 +7,12 @@ tiles for the 0.2 x 0.2 degree region cases (``gt-bench-zarr``).
 Points: 100,000 uniform random points over the 1 x 1 degree area, about one point per
 inner chunk. Baseline: zarr-python ``vindex`` with (N, 128) integer index arrays, the naive
 vectorised read; ``sample_points`` starts each repeat with a cold shard-index cache.
-Region: ``read_region`` of the whole 0.2 x 0.2 box against three raw reads of the same
-data: zarr-python slicing of the region's windows (the naive read), a direct decode of the
-same inner chunks into the raw windows (the raw decode rate), on one thread and on as many
-threads as read_region uses, and the codec alone (decode into one reused buffer). All region cases count the same bytes (H x W x 128 of the output grid), so
-a share of a rate is a ratio of times. read_region runs on the reader's thread pool.
+Region: ``read_region`` of the whole 0.2 x 0.2 box against raw reads of the same data:
+zarr-python slicing of the region's windows (the naive read), a direct decode of the same
+inner chunks into the raw windows (the raw decode rate), on one thread and on as many
+threads as read_region uses, and the codec alone (decode into one reused buffer). All
+region cases count the same bytes (H x W x 128 of the output grid), so a share of a rate
+is a ratio of times. read_region runs on the reader's thread pool.
 Remote: the same region read over HTTP from the local S3 endpoint (``geotessera sample
 serve`` in a child process, serving a hard-linked copy of the store) with an on-disk
 chunk cache, cold (a fresh cache each repeat) and warm (the cache filled in setup; a fresh

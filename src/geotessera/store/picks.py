@@ -41,10 +41,26 @@ except ImportError:  # pragma: no cover - an optional speed-up (installed with t
 _FORMAT = 2
 _BYTE_SHUFFLE, _MEMCPYED, _BIT_SHUFFLE, _ONE_STREAM = 0x01, 0x02, 0x04, 0x10
 _ZSTD = 4
+_ZSTD_FORMAT = 1  # header byte 1 for zstd: the version of c-blosc's zstd stream format
 _KNOWN = _BYTE_SHUFFLE | _MEMCPYED | _BIT_SHUFFLE | _ONE_STREAM | 0xE0
 _STREAM_AT = 24  # header (16) + one block start (4) + the stream's compressed size (4)
 _HEADER = struct.Struct("<4B5i")  # the header, the first block's start and its stream's size
 _local = threading.local()
+
+
+def _strict() -> dict[str, bool]:
+    """Keyword that makes python-zstandard refuse bytes after the frame, where it has it."""
+    if zstandard is None:
+        return {}
+    frame = zstandard.ZstdCompressor().compress(b"")
+    try:
+        zstandard.ZstdDecompressor().decompress(frame, allow_extra_data=False)
+    except TypeError:  # older python-zstandard: trailing bytes are ignored
+        return {}
+    return {"allow_extra_data": False}
+
+
+_STRICT = _strict()
 
 
 class ChunkGroup(Protocol):
@@ -85,12 +101,15 @@ class ShuffledGroup:
         """See :meth:`ChunkGroup.take`."""
         k, flat = np.asarray(k), np.asarray(flat)
         size = self.dtype.itemsize
-        nbytes = self.planes.shape[1]
+        n_chunks, nbytes = self.planes.shape
+        n = nbytes // size
+        if flat.size and (flat.min() < 0 or flat.max() >= n or k.min() < 0 or k.max() >= n_chunks):
+            raise IndexError(f"positions outside the {n_chunks} chunks of {n} values")
         if self.shuffle == 0:
             return self.planes.view(self.dtype)[k, flat]
         flat_planes = self.planes.reshape(-1)
         if self.shuffle == 1:  # the value's bytes, one from each byte plane
-            lin = (k * nbytes + flat)[..., None] + np.arange(size) * (nbytes // size)
+            lin = (k * nbytes + flat)[..., None] + np.arange(size) * n
             return flat_planes.take(lin).view(self.dtype)[..., 0]
         # bit shuffle: the 8 bytes holding the value's bits, one from each bit row, as one
         # uint64; shift its bits to each byte's lowest bit and gather those into the top byte
@@ -144,8 +163,10 @@ def _shuffled(
     for raw, into in zip(raws, planes, strict=True):
         if len(raw) < _STREAM_AT:
             return None
-        version, _, flags, typesize, held, block, cbytes, first, size = _HEADER.unpack_from(raw)
+        version, codec_version, flags, typesize, held, block, cbytes, first, size = _HEADER.unpack_from(raw)
         if held != nbytes or cbytes != len(raw) or size != cbytes - _STREAM_AT:
+            return None
+        if codec_version != _ZSTD_FORMAT:
             return None
         m = _shuffle_mode(version, flags, typesize, block, first, nbytes, layout.dtype.itemsize)
         if m not in modes or (mode is not None and m != mode):
@@ -155,8 +176,13 @@ def _shuffled(
         if size == nbytes:  # stored raw
             into[:] = np.frombuffer(stream, dtype=np.uint8)
             continue
-        try:
-            data = decompress(stream, max_output_size=nbytes)
+        try:  # the frame's own size first: python-zstandard allocates what it says
+            said = zstandard.frame_content_size(stream)
+            if said == -1:
+                return None  # not recorded (c-blosc records it): c-blosc decodes into a bounded buffer
+            if said != nbytes:
+                raise CorruptDataError(f"{layout.path}: inner chunk's stream says {said} bytes, not {nbytes}")
+            data = decompress(stream, max_output_size=nbytes, **_STRICT)
         except zstandard.ZstdError as exc:
             raise CorruptDataError(f"{layout.path}: inner chunk cannot be decoded ({exc})") from exc
         if len(data) != nbytes:

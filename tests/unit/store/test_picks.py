@@ -159,3 +159,47 @@ def test_decode_into_matches_whole_decode(
     raw = bytearray(layout.codec.encode(chunks[0]))
     with pytest.raises(CorruptDataError, match="a: inner chunk"):
         decode_into([bytes(raw[:-3])], layout, out[:1])
+
+
+def _frame_with(layout: ArrayLayout, chunk: np.ndarray, stream: bytes) -> bytes:
+    """``chunk``'s Blosc frame with its zstd stream replaced (sizes adjusted to match)."""
+    frame = bytes(layout.codec.encode(chunk))
+    n, m = chunk.nbytes, len(stream)
+    return frame[:4] + struct.pack("<3i", n, n, 24 + m) + struct.pack("<2i", 20, m) + stream
+
+
+def test_streams_are_trusted_only_for_the_chunks_size() -> None:
+    layout = _layout("int8", (1, 16, 32, 32))
+    chunk = _chunks(layout, 1, 10)[0]
+    shuffled = zstandard.ZstdDecompressor().decompress(bytes(layout.codec.encode(chunk))[24:])
+    bomb = _frame_with(layout, chunk, zstandard.ZstdCompressor(level=19).compress(bytes(2**28)))
+    with pytest.raises(CorruptDataError, match="stream says 268435456 bytes, not 16384"):
+        group_of([bomb], layout)  # refused before decompressing 256 MiB
+    extra = _frame_with(layout, chunk, zstandard.ZstdCompressor().compress(shuffled) + b"tail")
+    with pytest.raises(CorruptDataError, match="a: inner chunk"):
+        group_of([extra], layout)  # c-blosc refuses bytes after the stream too
+    no_size = zstandard.ZstdCompressor(write_content_size=False)
+    unsized = _frame_with(layout, chunk, no_size.compress(shuffled))
+    _check(layout, [unsized], DecodedGroup)  # size not recorded: c-blosc decodes it, bounded
+    other = bytearray(layout.codec.encode(chunk))
+    other[1] = 7  # an unknown version of the codec's stream format: left to c-blosc, which refuses it
+    with pytest.raises(CorruptDataError, match="a: inner chunk"):
+        group_of([bytes(other)], layout)
+
+
+def test_a_garbled_stream_of_scales_raises_corrupt_data() -> None:
+    layout = _layout("float32", (1, 32, 32), shuffle="shuffle")
+    raw = bytearray(layout.codec.encode(_chunks(layout, 1, 11)[0]))
+    raw[24:28] = bytes(4)  # the zstd frame's magic number (Blosc has no checksum of the data itself)
+    with pytest.raises(CorruptDataError, match="cannot be decoded"):
+        decode_into([bytes(raw)], layout, np.empty((1, 1, 32, 32), dtype=np.float32))
+
+
+@pytest.mark.parametrize("shuffle", ["bitshuffle", "noshuffle"])
+def test_take_refuses_positions_outside_the_chunks(shuffle: str) -> None:
+    layout = _layout("int8", (1, 4, 8, 8), shuffle=shuffle)
+    group = group_of([bytes(layout.codec.encode(a)) for a in _chunks(layout, 2, 12)], layout)
+    assert isinstance(group, ShuffledGroup)
+    for k, flat in ((0, 256), (0, -1), (2, 0), (-1, 3)):
+        with pytest.raises(IndexError):
+            group.take(np.array(k), np.array(flat))
