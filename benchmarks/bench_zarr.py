@@ -38,6 +38,9 @@ POINTS_BBOX = (0.0, 52.0, 1.0, 53.0)  # the points' 1 x 1 degree area (its own 1
 N_POINTS = 100_000
 CACHE = Path(tempfile.gettempdir()) / "gt-bench-zarr"
 THREADS = usable_cores()  # read_region's threads on a local store
+# region cases take about a second; the first run in a process and fresh-memory costs on a VM
+# vary a lot, so five runs keep the median off the outliers
+REGION_REPEATS = 5
 POINTS_CACHE = Path(tempfile.gettempdir()) / "gt-bench-zarr-1deg"
 
 
@@ -401,7 +404,7 @@ def cases() -> list[Case]:
             name="raw decode, region window",
             setup=_setup_raw_decode,
             run=_run_raw_window,
-            repeats=3,
+            repeats=REGION_REPEATS,
             description="read + numcodecs decode of the stored inner chunks covering the window, placed "
             "into the region's raw windows (int8 (128, h, w) and scales (h, w)), one thread",
         ),
@@ -409,7 +412,7 @@ def cases() -> list[Case]:
             name=f"raw decode, region window, {THREADS} threads",
             setup=_setup_raw_decode,
             run=lambda state: _run_raw_window(state, THREADS),
-            repeats=3,
+            repeats=REGION_REPEATS,
             description="the same, the chunk rows shared among as many threads as read_region uses on "
             "a local store (one per core)",
         ),
@@ -417,7 +420,7 @@ def cases() -> list[Case]:
             name="codec only, region chunks",
             setup=_setup_raw_decode,
             run=_run_codec_only,
-            repeats=3,
+            repeats=REGION_REPEATS,
             description="read + numcodecs decode of the same embedding chunks into one reused buffer, "
             "no placement: the codec's own rate, one thread",
         ),
@@ -425,7 +428,7 @@ def cases() -> list[Case]:
             name="read_region 0.2x0.2 deg",
             setup=_setup_region,
             run=_run_region,
-            repeats=3,
+            repeats=REGION_REPEATS,
             description="GeoTesseraZarr.read_region of the whole 0.2 x 0.2 degree box (float32 out)",
         ),
         _remote_case(warm=False),
