@@ -64,22 +64,22 @@ class ArrayLayout:
         """Values per inner chunk."""
         return math.prod(self.inner_shape)
 
-    @property
+    @cached_property
     def inner_per_shard(self) -> tuple[int, ...]:
         """Number of inner chunks along each axis of a shard."""
         return tuple(s // i for s, i in zip(self.shard_shape, self.inner_shape, strict=True))
 
-    @property
+    @cached_property
     def n_inner(self) -> int:
         """Inner chunks per shard."""
         return math.prod(self.inner_per_shard)
 
-    @property
+    @cached_property
     def index_nbytes(self) -> int:
         """Size of the shard index in bytes (including the crc32c if present)."""
         return self.n_inner * INDEX_ENTRY_BYTES + (CRC_BYTES if self.index_crc else 0)
 
-    @property
+    @cached_property
     def grid_shape(self) -> tuple[int, ...]:
         """Number of shards (objects) along each axis."""
         return tuple(-(-n // s) for n, s in zip(self.shape, self.shard_shape, strict=True))
@@ -224,6 +224,12 @@ def parse_shard_index(buf: bytes, layout: ArrayLayout, *, key: str = "shard") ->
             raise CorruptDataError(
                 f"{key}: shard index crc32c mismatch (stored {stored.hex()}, computed {got.hex()})"
             )
+    return index_entries(buf, layout)
+
+
+def index_entries(buf: bytes, layout: ArrayLayout) -> npt.NDArray[np.uint64]:
+    """(n_inner, 2) uint64 ``(offset, nbytes)`` view of shard index bytes already checked by
+    :func:`parse_shard_index`."""
     return np.frombuffer(buf, dtype="<u8", count=layout.n_inner * 2).reshape(-1, 2)
 
 

@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from ..errors import CorruptDataError
 from .cache import DiskCache, LruBytes
-from .chunks import EMPTY, ArrayLayout, decode_inner, parse_shard_index
+from .chunks import EMPTY, ArrayLayout, decode_inner, index_entries, parse_shard_index
 from .picks import ChunkGroup, DecodedGroup, group_of
 
 log = logging.getLogger(__name__)
@@ -84,18 +84,22 @@ class ChunkReader:
 
     # --- shard indexes -----------------------------------------------------------------
     def _index_bytes(self, layout: ArrayLayout, key: str) -> bytes | None:
+        """A shard's index bytes, checked (length, crc32c) before they are cached."""
         found, data = self._index_cache.get(key)
         if found:
             return data
         if self.disk is not None:
             data = self.disk.get(key, "index")
             if data is not None:
+                parse_shard_index(data, layout, key=key)
                 self._index_cache.put(key, data)
                 return data
         n = layout.index_nbytes
         data = self.objects.get_suffix(key, n) if layout.index_at_end else self.objects.get_range(key, 0, n)
         if data is not None and len(data) < n:
             raise CorruptDataError(f"{key}: shard object is shorter ({len(data)} bytes) than its index ({n})")
+        if data is not None:
+            parse_shard_index(data, layout, key=key)
         self._index_cache.put(key, data)
         if self.disk is not None and data is not None:
             self.disk.put(key, "index", data)
@@ -103,9 +107,8 @@ class ChunkReader:
 
     def shard_index(self, layout: ArrayLayout, shard: tuple[int, ...]) -> npt.NDArray[np.uint64] | None:
         """(n_inner, 2) uint64 (offset, nbytes) of a shard, or None when the shard is absent."""
-        key = layout.shard_key(shard)
-        data = self._index_bytes(layout, key)
-        return None if data is None else parse_shard_index(data, layout, key=key)
+        data = self._index_bytes(layout, layout.shard_key(shard))
+        return None if data is None else index_entries(data, layout)
 
     # --- chunks ------------------------------------------------------------------------
     def _read_range(self, key: str, start: int, length: int) -> bytes:
@@ -240,25 +243,26 @@ class ChunkReader:
                     on_chunk(tuple(c), None)
                 continue
             local = members - np.asarray(shard) * per
-            linear = np.ravel_multi_index(tuple(local.T), layout.inner_per_shard)
-            entries = []
-            for c, lin in zip(members.tolist(), linear.tolist(), strict=True):
-                off, n = index[lin]
-                if off == EMPTY and n == EMPTY:
+            ent = index[np.ravel_multi_index(tuple(local.T), layout.inner_per_shard)]  # (m, 2)
+            absent = (ent[:, 0] == EMPTY) & (ent[:, 1] == EMPTY)
+            if absent.any():
+                for c in members[absent].tolist():
                     on_chunk(tuple(c), None)
-                else:
-                    entries.append((tuple(c), int(off), int(n)))
-            entries.sort(key=lambda e: e[1])
+                members, ent = members[~absent], ent[~absent]
+            order = np.argsort(ent[:, 0], kind="stable")  # by offset in the shard
             key = layout.shard_key(shard)
             group: Request = []
-            for e in entries:
-                if group and (
-                    e[1] - (group[-1][1] + group[-1][2]) > MERGE_GAP_BYTES
-                    or e[1] + e[2] - group[0][1] > MAX_MERGED_BYTES
-                ):
+            start = end = 0
+            for c, off, n in zip(
+                members[order].tolist(), ent[order, 0].tolist(), ent[order, 1].tolist(), strict=True
+            ):
+                if group and (off - end > MERGE_GAP_BYTES or off + n - start > MAX_MERGED_BYTES):
                     yield key, group
                     group = []
-                group.append(e)
+                if not group:
+                    start = off
+                group.append((tuple(c), off, n))
+                end = off + n
             if group:
                 yield key, group
 
