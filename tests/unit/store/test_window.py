@@ -11,6 +11,7 @@ import pytest
 import zarr
 from affine import Affine
 
+from geotessera.errors import CorruptDataError
 from geotessera.store.chunks import ArrayLayout
 from geotessera.store.conventions import ZoneInfo
 from geotessera.store.dequant import Dequantiser
@@ -249,3 +250,24 @@ def test_batches_join_one_shards_requests_within_both_caps(
     assert list(unbatched._batches(zone.embeddings, plan)) == [(k, [g]) for k, g in plan]
     reader.close()
     unbatched.close()
+
+
+def test_a_corrupt_shard_index_is_refused_every_time(tmp_path: Path) -> None:
+    zone, _, _ = _zone(tmp_path, 16)
+    path = tmp_path / "z.zarr" / zone.scales.shard_key((0, 0, 0))
+    blob = bytearray(path.read_bytes())
+    blob[-20] ^= 1  # an index entry: the crc32c no longer matches
+    path.write_bytes(bytes(blob))
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    for _ in range(2):  # not cached once refused
+        with pytest.raises(CorruptDataError, match="crc32c"):
+            gather(reader, zone, 0, np.array([1, 2]), np.array([3, 4]))
+    reader.close()
+    from geotessera.store.cache import DiskCache
+
+    cached = DiskCache(tmp_path / "cache", "store")
+    cached.put(zone.scales.shard_key((0, 0, 0)), "index", bytes(blob[-zone.scales.index_nbytes :]))
+    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2, disk=cached)
+    with pytest.raises(CorruptDataError, match="crc32c"):  # a damaged cache entry too
+        reader.shard_index(zone.scales, (0, 0, 0))
+    reader.close()
