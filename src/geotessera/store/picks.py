@@ -124,7 +124,14 @@ class ShuffledGroup:
 
 @functools.lru_cache(maxsize=64)
 def _shuffle_mode(
-    version: int, flags: int, typesize: int, blocksize: int, first_block: int, nbytes: int, itemsize: int
+    version: int,
+    codec_version: int,
+    flags: int,
+    typesize: int,
+    blocksize: int,
+    first_block: int,
+    nbytes: int,
+    itemsize: int,
 ) -> int | None:
     """The shuffle of a frame :class:`ShuffledGroup` can read (one block, one zstd stream), else
     None; the arguments are header fields and the chunk's decoded size and value size."""
@@ -132,7 +139,7 @@ def _shuffle_mode(
     if version != _FORMAT or flags & ~_KNOWN or shuffles == _BYTE_SHUFFLE | _BIT_SHUFFLE:
         return None  # another format, an unknown flag (e.g. delta), or a Blosc 2 extended header
     one_stream = bool(flags & _ONE_STREAM) or typesize == 1
-    if flags >> 5 != _ZSTD or flags & _MEMCPYED or not one_stream:
+    if flags >> 5 != _ZSTD or codec_version != _ZSTD_FORMAT or flags & _MEMCPYED or not one_stream:
         return None
     if blocksize != nbytes or first_block != _STREAM_AT - 4:
         return None  # more than one block
@@ -166,9 +173,9 @@ def _shuffled(
         version, codec_version, flags, typesize, held, block, cbytes, first, size = _HEADER.unpack_from(raw)
         if held != nbytes or cbytes != len(raw) or size != cbytes - _STREAM_AT:
             return None
-        if codec_version != _ZSTD_FORMAT:
-            return None
-        m = _shuffle_mode(version, flags, typesize, block, first, nbytes, layout.dtype.itemsize)
+        m = _shuffle_mode(
+            version, codec_version, flags, typesize, block, first, nbytes, layout.dtype.itemsize
+        )
         if m not in modes or (mode is not None and m != mode):
             return None
         mode = m
