@@ -65,6 +65,11 @@ class ArrayLayout:
         return math.prod(self.inner_shape)
 
     @cached_property
+    def inner_nbytes(self) -> int:
+        """Bytes of one decoded inner chunk."""
+        return self.inner_size * self.dtype.itemsize
+
+    @cached_property
     def inner_per_shard(self) -> tuple[int, ...]:
         """Number of inner chunks along each axis of a shard."""
         return tuple(s // i for s, i in zip(self.shard_shape, self.inner_shape, strict=True))
@@ -247,7 +252,7 @@ def decode_inner(
         raise ValueError(f"{layout.path}: output buffer {out.shape} {out.dtype} does not fit a chunk")
     blosc = isinstance(codec, numcodecs.Blosc)
     if blosc:
-        _check_blosc_header(buf, layout, size * layout.dtype.itemsize)
+        _check_blosc_header(buf, layout, layout.inner_nbytes)
     if out is not None and (codec is None or blosc):
         if codec is None:
             if len(buf) != out.nbytes:
@@ -284,7 +289,7 @@ def decode_many(raws: list[bytes | memoryview], layout: ArrayLayout, out: npt.ND
         for raw, dst in zip(raws, out, strict=True):
             decode_inner(raw, layout, out=dst)
         return
-    nbytes = layout.inner_size * layout.dtype.itemsize
+    nbytes = layout.inner_nbytes
     for raw in raws:
         _check_blosc_header(raw, layout, nbytes)
     decompress = numcodecs.blosc.decompress

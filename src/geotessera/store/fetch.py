@@ -44,6 +44,11 @@ Fallback = Callable[[ArrayLayout, tuple[int, ...]], "npt.NDArray[Any]"]
 Request = list[tuple[tuple[int, ...], int, int]]  # one merged range: (chunk, offset, nbytes), by offset
 
 
+def _chunks_per_call(layout: ArrayLayout) -> int:
+    """Decoded inner chunks handed over at once (at least one): ``MAX_DECODED_BYTES`` of them."""
+    return max(1, MAX_DECODED_BYTES // layout.inner_nbytes)
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on."""
     try:
@@ -157,7 +162,7 @@ class ChunkReader:
         """Fetch merged ranges of one shard, decode their chunks into :class:`ChunkGroup` s of at
         most ``MAX_DECODED_BYTES`` (holding :attr:`cpu`) and hand each to ``on_group``."""
         fetched = [got for items in groups for got in self._fetch_raw(key, items)]  # outside the gate
-        per_call = max(1, MAX_DECODED_BYTES // (layout.inner_size * layout.dtype.itemsize))
+        per_call = _chunks_per_call(layout)
         with self.cpu:  # well-compressed chunks: a 2 MiB request may hold far more decoded
             for i in range(0, len(fetched), per_call):
                 part = fetched[i : i + per_call]
@@ -165,16 +170,15 @@ class ChunkReader:
         return []
 
     def _batches(
-        self, layout: ArrayLayout, plan: Iterable[tuple[str, Request]]
+        self, layout: ArrayLayout, plan: Iterable[tuple[str, Request]], join: bool
     ) -> Iterator[tuple[str, list[Request]]]:
-        """The merged requests of ``plan``, one per task, or with :attr:`batch_requests` a
-        shard's consecutive requests together, up to ``MAX_DECODED_BYTES`` of decoded chunks
-        and as many bytes read."""
-        if not self.batch_requests:
+        """The merged requests of ``plan``, one per task, or with ``join`` a shard's consecutive
+        requests together, up to ``MAX_DECODED_BYTES`` of decoded chunks and as many bytes read."""
+        if not join:
             for key, items in plan:
                 yield key, [items]
             return
-        per_task = max(1, MAX_DECODED_BYTES // (layout.inner_size * layout.dtype.itemsize))
+        per_task = _chunks_per_call(layout)
         key0, n, nbytes = "", 0, 0
         batch: list[Request] = []
         for key, items in plan:
@@ -333,9 +337,9 @@ class ChunkReader:
         batch: bool = False,
     ) -> None:
         """Plan the merged requests of a direct sharded layout and run ``task(key, groups)`` on
-        the pool for each (``groups``: one request, or with ``batch`` those :meth:`_batches`
-        joins), at most ``2 x workers`` in flight; ``on_chunk`` gets, here, each (chunk, array)
-        pair a task returns and each absent chunk as (chunk, None)."""
+        the pool for each (``groups``: one request, or with ``batch`` and :attr:`batch_requests`
+        those :meth:`_batches` joins), at most ``2 x workers`` in flight; ``on_chunk`` gets,
+        here, each (chunk, array) pair a task returns and each absent chunk as (chunk, None)."""
         limit = self.workers * 2
         pending: set[Future[list[tuple[tuple[int, ...], Any]]]] = set()
 
@@ -348,7 +352,7 @@ class ChunkReader:
 
         try:
             plan = self._plan(layout, chunks, on_chunk)
-            for key, groups in self._batches(layout, plan) if batch else ((k, [g]) for k, g in plan):
+            for key, groups in self._batches(layout, plan, batch and self.batch_requests):
                 pending.add(self._pool.submit(task, key, groups))
                 while len(pending) >= limit:
                     drain()

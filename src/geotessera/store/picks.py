@@ -163,7 +163,7 @@ def _shuffled(
     """``raws`` decompressed but not unshuffled, or None unless all are well-formed frames of
     one shuffle in ``modes`` that :func:`_shuffle_mode` accepts (the caller then decodes them
     whole, which also reports what is wrong with a malformed one)."""
-    nbytes = layout.inner_size * layout.dtype.itemsize
+    nbytes = layout.inner_nbytes
     planes = np.empty((len(raws), nbytes), dtype=np.uint8)
     decompress = _decompressor().decompress
     mode = None

@@ -237,7 +237,7 @@ def test_batches_join_one_shards_requests_within_both_caps(
     big = 2 * chunk_bytes
     plan = [("a", req(0, 1)), ("a", req(5, 2)), ("a", req(9, 1)), ("a", req(20, 1)), ("a", req(30, 1)),
             ("b", req(0, 2)), ("b", req(40, 3)), ("b", req(50, 2, big)), ("b", req(60, 1))]  # fmt: skip
-    batches = list(reader._batches(zone.embeddings, plan))
+    batches = list(reader._batches(zone.embeddings, plan, True))
     assert [(k, [[c[0][0] for c in g] for g in gs]) for k, gs in batches] == [
         ("a", [[0], [5, 6], [9]]),  # 4 chunks; a fifth would exceed MAX_DECODED_BYTES decoded
         ("a", [[20], [30]]),  # the shard ends
@@ -246,10 +246,23 @@ def test_batches_join_one_shards_requests_within_both_caps(
         ("b", [[50, 51]]),  # reads 4 x chunk_bytes: one more byte would exceed the bytes read
         ("b", [[60]]),
     ]
-    unbatched = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1)
-    assert list(unbatched._batches(zone.embeddings, plan)) == [(k, [g]) for k, g in plan]
+    assert list(reader._batches(zone.embeddings, plan, False)) == [(k, [g]) for k, g in plan]
     reader.close()
-    unbatched.close()
+    joins: list[bool] = []
+    batches_of = ChunkReader._batches
+
+    def spy(self: ChunkReader, layout: ArrayLayout, plan: Any, join: bool) -> Any:
+        joins.append(join)
+        return batches_of(self, layout, plan, join)
+
+    monkeypatch.setattr(ChunkReader, "_batches", spy)
+    coords = np.array([(0, 0, 0, 0), (0, 0, 1, 1)], dtype=np.int64)
+    for batch in (False, True):
+        r = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1, batch_requests=batch)
+        r.read_chunk_groups(zone.embeddings, coords, lambda cs, g: None)
+        r.read_chunks(zone.embeddings, coords, lambda c, a: None)  # one request per task, always
+        r.close()
+    assert joins == [False, False, True, False]
 
 
 def test_a_corrupt_shard_index_is_refused_every_time(tmp_path: Path) -> None:
