@@ -87,14 +87,14 @@ def _setup_points() -> dict[str, Any]:
 def _run_points(state: dict[str, Any]) -> dict[str, float]:
     gz = state["gz"]
     gz.reader._index_cache = type(gz.reader._index_cache)()  # cold index cache each repeat
-    req0, bytes0 = gz.objects.requests, gz.objects.bytes_read
+    req0, bytes0 = gz.source.requests, gz.source.bytes_read
     vals = gz.sample_points(state["points"], 2023)
     n = len(state["points"])
     return {
         "points": n,
         "valid": float(np.isfinite(vals[:, 0]).sum()),
-        "requests_per_point": (gz.objects.requests - req0) / n,
-        "bytes_per_point": (gz.objects.bytes_read - bytes0) / n,
+        "requests_per_point": (gz.source.requests - req0) / n,
+        "bytes_per_point": (gz.source.bytes_read - bytes0) / n,
     }
 
 
@@ -188,7 +188,7 @@ def _ranges(gz: Any, lay: Any, window: tuple[int, int, int, int]) -> Ranges:
         for shard, items in by_shard.items():
             start = min(i[2] for i in items)
             end = max(i[2] + i[3] for i in items)
-            path = str(gz.objects.root / lay.shard_key(shard))
+            path = str(Path(gz.url) / lay.shard_key(shard))
             rows.append((path, start, end - start, [(cr, cc, o - start, n) for cr, cc, o, n in items]))
     return rows
 
@@ -319,8 +319,8 @@ def _read_remote(state: dict[str, Any]) -> dict[str, float]:
         return {
             "bytes": state["bytes"],
             "pixels": data.shape[0] * data.shape[1],
-            "requests": gz.objects.requests,
-            "network_bytes": gz.objects.bytes_read,
+            "requests": gz.source.requests,
+            "network_bytes": gz.source.bytes_read,
         }
 
 

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -43,10 +43,19 @@ from .layouts import (
 from .pipeline import DownloadPlan, DownloadResult, TileRef, as_tile_refs, execute, plan_tiles
 from .progress import ProgressSink
 from .regions import Region
-from .registry import Registry, load_manifest
+from .registry import Manifest, Registry, load_manifest
 from .transfer import LocalSource, Source, source_from_url
 
 log = logging.getLogger(__name__)
+
+
+class _RegistryArgs(TypedDict):
+    """Where the manifest comes from when it is not the base URL's own."""
+
+    registry_path: str | os.PathLike[str] | None
+    registry_dir: str | os.PathLike[str] | None
+    registry_url: str | None
+
 
 TileTuple = tuple[int, float, float]
 """(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
@@ -124,11 +133,9 @@ class GeoTessera(EmbeddingReads):
         self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
         self.progress = progress
         self.layout: Layout = _layout_for(self.settings.base_url, layout)
-        self._registry_args = {
-            "registry_path": registry_path,
-            "registry_dir": registry_dir,
-            "registry_url": registry_url,
-        }
+        self._registry_args = _RegistryArgs(
+            registry_path=registry_path, registry_dir=registry_dir, registry_url=registry_url
+        )
         self._registry: Registry | None = None
         self._source: Source | None = None
 
@@ -141,6 +148,7 @@ class GeoTessera(EmbeddingReads):
             self._source = source_from_url(
                 self.settings.base_url,
                 pool_size=self.settings.workers,
+                retry=self.settings.retry,
                 require_checksum=self.layout.name != SOURCE_COOP_LAYOUT.name,
             )
         return self._source
@@ -153,16 +161,18 @@ class GeoTessera(EmbeddingReads):
             self._registry = Registry(manifest)
         return self._registry
 
-    def _load_manifest(self) -> Any:
+    def _load_manifest(self) -> Manifest:
         try:
             return load_manifest(
                 self.dataset,
                 base_url=self.settings.base_url,
+                source=self.source,  # one HTTP client for manifests and tiles
                 cache_dir=self.settings.cache_dir,
                 offline=self.settings.offline,
                 freshness_timeout_s=self.settings.freshness_timeout_s,
+                retry=self.settings.retry,
                 layout=self.layout,
-                **self._registry_args,  # type: ignore[arg-type]
+                **self._registry_args,
             )
         except SourceError as exc:
             if exc.status != 404:

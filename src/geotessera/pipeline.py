@@ -25,6 +25,7 @@ from .datasets import DatasetId
 from .errors import GeoTesseraError, InvalidInputError
 from .export import normalize_bands, normalize_compress, read_sidecar, write_embedding_geotiff
 from .export._outputs import output_error
+from .files import atomic_write, is_complete, remove_receipt
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -37,8 +38,7 @@ from .layouts import (
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
 from .tiles import open_tile
-from .transfer import LocalSource, Source, TransferItem, is_complete, run
-from .transfer.atomic import atomic_write, remove_receipt
+from .transfer import LocalSource, Source, TransferItem, run
 
 log = logging.getLogger(__name__)
 

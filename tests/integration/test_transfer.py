@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from geotessera.errors import IntegrityError, SourceError
+from geotessera.files import is_complete, read_receipt
 from geotessera.progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, Retrying
 from geotessera.transfer import (
     HttpSource,
@@ -26,8 +27,6 @@ from geotessera.transfer import (
     TransferError,
     TransferItem,
     UnreachableError,
-    is_complete,
-    read_receipt,
     run,
 )
 from support.fault_server import Fault, FaultServer, crc64nvme_header

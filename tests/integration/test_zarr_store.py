@@ -275,9 +275,9 @@ def test_reader_over_local_s3_endpoint(served: SampleServer, reader: GeoTesseraZ
         np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
         bbox = (5.95, 51.98, 6.05, 52.02)
         first, _, _ = gz.read_region(bbox, 2024)
-        before = gz.objects.requests
+        before = gz.source.requests
         again, _, _ = gz.read_region(bbox, 2024)
-        assert gz.objects.requests == before  # warm disk cache: no network traffic
+        assert gz.source.requests == before  # warm disk cache: no network traffic
         np.testing.assert_array_equal(again, first)
         np.testing.assert_array_equal(first, reader.read_region(bbox, 2024)[0])
         ds: Any = gz.open_zone(zone=32)

@@ -18,8 +18,8 @@ from typing import Any
 from .._version import __version__
 from ..datasets import DatasetId, version_path
 from ..errors import CorruptDataError, MixedDatasetError
+from ..files import atomic_path
 from ..layouts import METADATA_FILE
-from ..transfer.atomic import atomic_path
 
 
 def read_sidecar(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -36,8 +36,8 @@ from typing import Any, Self
 
 from .._optional import require
 from ..errors import GeoTesseraError, InvalidInputError, SourceError
+from ..files import crc64nvme_file
 from ..progress import ItemDone, PlanReady, ProgressSink, emit
-from ..transfer.checksum import crc64nvme_file
 from ._moto import _QuietMotoServer
 
 __all__ = ["DEFAULT_BUCKET", "DEFAULT_REGION", "SampleServer", "UploadSummary"]

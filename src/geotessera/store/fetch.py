@@ -26,7 +26,8 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import CorruptDataError
+from ..errors import CorruptDataError, SourceError
+from ..transfer import Source
 from .cache import DiskCache, LruBytes
 from .chunks import EMPTY, ArrayLayout, decode_inner, index_entries, parse_shard_index
 from .picks import ChunkGroup, DecodedGroup, group_of
@@ -42,6 +43,16 @@ Into = Callable[[tuple[int, ...]], "npt.NDArray[Any]"]
 GroupCallback = Callable[[list[tuple[int, ...]], "ChunkGroup | None"], None]
 Fallback = Callable[[ArrayLayout, tuple[int, ...]], "npt.NDArray[Any]"]
 Request = list[tuple[tuple[int, ...], int, int]]  # one merged range: (chunk, offset, nbytes), by offset
+
+
+def _absent_as_none(read: Callable[..., bytes], *args: Any) -> bytes | None:
+    """``read(*args)``, or None when the object does not exist (HTTP 404 or no such file)."""
+    try:
+        return read(*args)
+    except SourceError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def _chunks_per_call(layout: ArrayLayout) -> int:
@@ -62,7 +73,7 @@ class ChunkReader:
 
     def __init__(
         self,
-        objects: Any,
+        source: Source,
         *,
         disk: DiskCache | None = None,
         workers: int = 8,
@@ -72,7 +83,7 @@ class ChunkReader:
         """``batch_requests``: :meth:`read_chunk_groups` hands a shard's consecutive requests to
         one worker as one task (one decode and callback per ``MAX_DECODED_BYTES`` of chunks
         rather than per request). For local stores, where a request costs no waiting."""
-        self.objects = objects
+        self.source = source
         self.batch_requests = batch_requests
         self.disk = disk
         self.workers = workers
@@ -87,6 +98,15 @@ class ChunkReader:
         """Stop the worker threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    # --- objects -----------------------------------------------------------------------
+    def read_object(self, key: str) -> bytes | None:
+        """The whole object ``key``, or None when the store has no such object (absent reads as
+        the fill value in Zarr); any other failure, a 403 included, raises :class:`SourceError`."""
+        return _absent_as_none(self.source.read_bytes, key)
+
+    def _range(self, key: str, start: int, length: int) -> bytes | None:
+        return _absent_as_none(self.source.get_range, key, start, length)
+
     # --- shard indexes -----------------------------------------------------------------
     def _index_bytes(self, layout: ArrayLayout, key: str) -> bytes | None:
         """A shard's index bytes, checked (length, crc32c) before they are cached."""
@@ -100,7 +120,9 @@ class ChunkReader:
                 self._index_cache.put(key, data)
                 return data
         n = layout.index_nbytes
-        data = self.objects.get_suffix(key, n) if layout.index_at_end else self.objects.get_range(key, 0, n)
+        data = (
+            _absent_as_none(self.source.get_suffix, key, n) if layout.index_at_end else self._range(key, 0, n)
+        )
         if data is not None and len(data) < n:
             raise CorruptDataError(f"{key}: shard object is shorter ({len(data)} bytes) than its index ({n})")
         if data is not None:
@@ -122,7 +144,7 @@ class ChunkReader:
             hit = self.disk.get(key, tag)
             if hit is not None:
                 return hit
-        data = self.objects.get_range(key, start, length)
+        data = self._range(key, start, length)
         if data is None or len(data) != length:
             raise CorruptDataError(f"{key}: could not read bytes {start}..{start + length} of the shard")
         return data
@@ -213,7 +235,7 @@ class ChunkReader:
         key = layout.shard_key(coords)
         data = self.disk.get(key, "all") if self.disk is not None else None
         if data is None:
-            data = self.objects.get(key)
+            data = self.read_object(key)
             if data is not None and self.disk is not None:
                 self.disk.put(key, "all", data)
         return coords, None if data is None else decode_inner(data, layout)

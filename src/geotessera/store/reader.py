@@ -25,11 +25,11 @@ from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning
 from ..grid import points_to_keys, utm_zone
 from ..layouts import DEFAULT_BASE_URL
+from ..transfer import CountingSource, LocalSource, source_from_url
 from .cache import DiskCache
 from .chunks import ArrayLayout
 from .conventions import StoreInfo, ZoneInfo, parse_root, parse_zone, zone_group_name
 from .fetch import ChunkReader, usable_cores
-from .objects import LocalObjects, ObjectReader, objects_from_url
 from .sampling import NODATA, OUTSIDE, STATUS_NAMES, Zone, gather_into
 
 log = logging.getLogger(__name__)
@@ -92,13 +92,16 @@ class GeoTesseraZarr:
         if not anonymous:
             raise InvalidInputError("signed S3 requests are not supported; Tessera stores are public")
         self.url = os.fspath(url) if url is not None else DEFAULT_STORE_URL
-        self.objects: ObjectReader = objects_from_url(self.url, endpoint_url=endpoint_url)
-        remote = not isinstance(self.objects, LocalObjects)
+        location = source_from_url(self.url, s3_endpoint=endpoint_url, require_checksum=False)
+        remote = not isinstance(location, LocalSource)
         if workers is None:
             workers = REMOTE_WORKERS if remote else usable_cores()
-        disk = DiskCache(cache_dir, self.objects.describe()) if (cache_dir is not None and remote) else None
+        self._root = location.root if isinstance(location, LocalSource) else None
+        self.source = CountingSource(location)
+        """Where the store's objects are read; counts requests and bytes."""
+        disk = DiskCache(cache_dir, location.describe()) if (cache_dir is not None and remote) else None
         self.reader = ChunkReader(
-            self.objects, disk=disk, workers=workers, fallback=self._zarr_chunk, batch_requests=not remote
+            self.source, disk=disk, workers=workers, fallback=self._zarr_chunk, batch_requests=not remote
         )
         root = self._json("zarr.json")
         if root is None:
@@ -111,7 +114,7 @@ class GeoTesseraZarr:
 
     # --- metadata -----------------------------------------------------------------------
     def _json(self, key: str) -> dict[str, Any] | None:
-        data = self.objects.get(key)
+        data = self.reader.read_object(key)
         if data is None:
             return None
         try:
@@ -187,11 +190,11 @@ class GeoTesseraZarr:
         return np.pad(data, pad, constant_values=layout.fill_value) if any(p[1] for p in pad) else data
 
     def _zarr_store(self) -> Any:
-        if isinstance(self.objects, LocalObjects):
-            return str(self.objects.root)
-        from .zarrstore import ObjectsStore
+        if self._root is not None:
+            return str(self._root)
+        from .zarrstore import SourceStore
 
-        return ObjectsStore(self.objects)
+        return SourceStore(self.source)
 
     @property
     def years(self) -> list[int]:
@@ -383,7 +386,7 @@ class GeoTesseraZarr:
     def close(self) -> None:
         """Stop the request threads and release open files and connections."""
         self.reader.close()
-        self.objects.close()
+        self.source.close()
 
     def __enter__(self) -> GeoTesseraZarr:
         return self

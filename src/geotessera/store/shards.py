@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..files import crc64nvme_file
 from ..tiles import load_tile_arrays
-from ..transfer.checksum import crc64nvme_file
 from .chunks import ArrayLayout, ShardEncoder
 from .conventions import N_BANDS, zone_group_name
 from .inputs import TileInput, cell_mask

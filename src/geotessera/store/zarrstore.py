@@ -1,4 +1,4 @@
-"""A read-only zarr-python store over an :class:`~.objects.ObjectReader` (for xarray and the fallback).
+"""A read-only zarr-python store over a :class:`~geotessera.transfer.Source` (for xarray and the fallback).
 
 It lets ``xarray.open_zarr`` and ``zarr.open_group`` read a store over plain
 https / anonymous S3 without fsspec or aiohttp. Blocking reads run in
@@ -14,37 +14,49 @@ from typing import Any
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from .objects import ObjectReader
+from ..errors import SourceError
+from ..transfer import Source
 
 
-class ObjectsStore(Store):
-    """Read-only zarr store reading keys through ``objects``."""
+def _or_none(read: Any, *args: Any) -> bytes | None:
+    try:
+        data: bytes = read(*args)
+    except SourceError as exc:
+        if exc.status == 404:  # absent: zarr reads the fill value
+            return None
+        raise
+    return data
+
+
+class SourceStore(Store):
+    """Read-only zarr store reading keys through ``source`` (a missing key is absent; a 403 raises)."""
 
     supports_writes = False
     supports_deletes = False
     supports_partial_writes = False
     supports_listing = False
 
-    def __init__(self, objects: ObjectReader) -> None:
+    def __init__(self, source: Source) -> None:
         super().__init__(read_only=True)
-        self.objects = objects
+        self.source = source
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ObjectsStore) and other.objects.describe() == self.objects.describe()
+        return isinstance(other, SourceStore) and other.source.describe() == self.source.describe()
 
     def __hash__(self) -> int:
-        return hash(self.objects.describe())
+        return hash(self.source.describe())
 
     def _read(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+        src = self.source
         if byte_range is None:
-            return self.objects.get(key)
+            return _or_none(src.read_bytes, key)
         if isinstance(byte_range, RangeByteRequest):
-            return self.objects.get_range(key, byte_range.start, byte_range.end - byte_range.start)
+            return _or_none(src.get_range, key, byte_range.start, byte_range.end - byte_range.start)
         if isinstance(byte_range, OffsetByteRequest):
-            data = self.objects.get(key)
+            data = _or_none(src.read_bytes, key)
             return None if data is None else data[byte_range.offset :]
         if isinstance(byte_range, SuffixByteRequest):
-            return self.objects.get_suffix(key, byte_range.suffix)
+            return _or_none(src.get_suffix, key, byte_range.suffix)
         raise TypeError(f"unexpected byte range {byte_range!r}")
 
     async def get(
@@ -59,7 +71,7 @@ class ObjectsStore(Store):
         return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
-        return await asyncio.to_thread(lambda: self.objects.get_range(key, 0, 1) is not None)
+        return await asyncio.to_thread(lambda: _or_none(self.source.get_range, key, 0, 1) is not None)
 
     async def set(self, key: str, value: Buffer) -> None:
         raise PermissionError("this store is read-only")
@@ -80,9 +92,4 @@ class ObjectsStore(Store):
         yield ""  # pragma: no cover
 
     def __repr__(self) -> str:
-        return f"ObjectsStore({self.objects.describe()!r})"
-
-
-def as_any(store: ObjectsStore) -> Any:
-    """The store typed as Any (xarray's stubs predate zarr 3 stores)."""
-    return store
+        return f"SourceStore({self.source.describe()!r})"

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import GeoTesseraError, InvalidInputError
+from ..files import is_complete
 from ..progress import ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from ._errors import TransferCancelledError, UnreachableError
-from .atomic import is_complete
 from .sources import FetchResult, Source
 
 __all__ = ["FailedItem", "TransferError", "TransferItem", "TransferReport", "run"]

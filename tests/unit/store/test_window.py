@@ -16,10 +16,10 @@ from geotessera.store.chunks import ArrayLayout
 from geotessera.store.conventions import ZoneInfo
 from geotessera.store.dequant import Dequantiser
 from geotessera.store.fetch import ChunkReader
-from geotessera.store.objects import LocalObjects
 from geotessera.store.picks import ChunkGroup
 from geotessera.store.sampling import NODATA, VALID, WATER, Zone, gather
 from geotessera.store.window import read_window
+from geotessera.transfer import LocalSource
 
 H, W = 160, 130  # not multiples of the 32 x 32 inner chunks
 
@@ -108,7 +108,7 @@ def _expected(q: np.ndarray, s: np.ndarray, r0: int, r1: int, c0: int, c1: int) 
 @pytest.mark.parametrize("window", [(0, H, 0, W), (5, 101, 17, 90), (-9, 40, 100, W + 11), (150, 170, -5, 3)])
 def test_read_window_matches_reference(tmp_path: Path, bands: int, window: tuple[int, int, int, int]) -> None:
     zone, q, s = _zone(tmp_path, bands)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=3)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=3)
     r0, r1, c0, c1 = window
     out = np.full((r1 - r0, c1 - c0, bands), 12345.0, dtype=np.float32)  # garbage: all is written
     have = np.zeros((r1 - r0, c1 - c0), dtype=bool)
@@ -128,7 +128,7 @@ def test_read_window_matches_reference(tmp_path: Path, bands: int, window: tuple
 
 def test_read_window_leaves_blocked_pixels_alone(tmp_path: Path) -> None:
     zone, q, s = _zone(tmp_path, 16)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2)
     r0, r1, c0, c1 = 10, 170, 3, 125
     h, w = r1 - r0, c1 - c0
     rng = np.random.default_rng(3)
@@ -173,7 +173,7 @@ def test_gather_matches_reference(tmp_path: Path, layout: str, scale_shuffle: st
     zone, q, s = _zone(tmp_path, 16, layout, scale_shuffle)
     root = tmp_path / "z.zarr"
     fallback = _zarr_fallback(root)
-    reader = ChunkReader(LocalObjects(root), workers=3, fallback=fallback, batch_requests=batch)
+    reader = ChunkReader(LocalSource(root), workers=3, fallback=fallback, batch_requests=batch)
     rng = np.random.default_rng(11)
     rows = np.r_[rng.integers(0, H, 600), 0, H - 1, 3, 100, 70, 140]  # edges, implausible, absent, water
     cols = np.r_[rng.integers(0, W, 600), 0, W - 1, 7, 70, 40, 10]
@@ -196,7 +196,7 @@ def test_chunk_groups_bound_the_decoded_bytes_per_call(
     import geotessera.store.fetch as fetch
 
     zone, q, _ = _zone(tmp_path, 16)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2, batch_requests=batch)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2, batch_requests=batch)
     chunk_bytes = 16 * 32 * 32
     monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 3 * chunk_bytes)
     coords = np.array([(0, 0, r, c) for r in range(5) for c in range(5)], dtype=np.int64)
@@ -229,7 +229,7 @@ def test_batches_join_one_shards_requests_within_both_caps(
     zone, _, _ = _zone(tmp_path, 16)
     chunk_bytes = 16 * 32 * 32
     monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 4 * chunk_bytes)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1, batch_requests=True)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=1, batch_requests=True)
 
     def req(first: int, n: int, size: int = 100) -> list[tuple[tuple[int, ...], int, int]]:
         return [((first + i,), (first + i) * size, size) for i in range(n)]
@@ -258,7 +258,7 @@ def test_batches_join_one_shards_requests_within_both_caps(
     monkeypatch.setattr(ChunkReader, "_batches", spy)
     coords = np.array([(0, 0, 0, 0), (0, 0, 1, 1)], dtype=np.int64)
     for batch in (False, True):
-        r = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1, batch_requests=batch)
+        r = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=1, batch_requests=batch)
         r.read_chunk_groups(zone.embeddings, coords, lambda cs, g: None)
         r.read_chunks(zone.embeddings, coords, lambda c, a: None)  # one request per task, always
         r.close()
@@ -271,7 +271,7 @@ def test_a_corrupt_shard_index_is_refused_every_time(tmp_path: Path) -> None:
     blob = bytearray(path.read_bytes())
     blob[-20] ^= 1  # an index entry: the crc32c no longer matches
     path.write_bytes(bytes(blob))
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2)
     for _ in range(2):  # not cached once refused
         with pytest.raises(CorruptDataError, match="crc32c"):
             gather(reader, zone, 0, np.array([1, 2]), np.array([3, 4]))
@@ -280,7 +280,7 @@ def test_a_corrupt_shard_index_is_refused_every_time(tmp_path: Path) -> None:
 
     cached = DiskCache(tmp_path / "cache", "store")
     cached.put(zone.scales.shard_key((0, 0, 0)), "index", bytes(blob[-zone.scales.index_nbytes :]))
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2, disk=cached)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2, disk=cached)
     with pytest.raises(CorruptDataError, match="crc32c"):  # a damaged cache entry too
         reader.shard_index(zone.scales, (0, 0, 0))
     reader.close()

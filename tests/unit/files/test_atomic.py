@@ -9,16 +9,17 @@ from typing import Any
 
 import pytest
 
-import geotessera.transfer.atomic as atomic_mod
+import geotessera.files.atomic as atomic_mod
+import geotessera.files.receipts as receipts_mod
 from geotessera.errors import OutputError
-from geotessera.transfer.atomic import (
+from geotessera.files import (
     atomic_write,
     is_complete,
     read_receipt,
     receipt_path,
     write_receipt,
 )
-from geotessera.transfer.checksum import crc64nvme_b64
+from geotessera.files.checksum import crc64nvme_b64
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -151,7 +152,7 @@ def test_is_complete_does_not_rehash_unless_asked(tmp_path: Path, monkeypatch: p
     def no_hashing(*args: Any, **kwargs: Any) -> str:
         raise AssertionError("is_complete re-hashed without verify=True")
 
-    monkeypatch.setattr(atomic_mod, "crc64nvme_file", no_hashing)
+    monkeypatch.setattr(receipts_mod, "crc64nvme_file", no_hashing)
     assert is_complete(path)
     monkeypatch.undo()
     assert not is_complete(path, verify=True)

@@ -11,7 +11,7 @@ from awscrt.checksums import crc64nvme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geotessera.transfer.checksum import Crc64Nvme, crc64nvme_b64, crc64nvme_file, crc64nvme_to_b64
+from geotessera.files.checksum import Crc64Nvme, crc64nvme_b64, crc64nvme_file, crc64nvme_to_b64
 
 
 def test_check_vector() -> None:
