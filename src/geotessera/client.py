@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from .config import Settings
+from .config import RetryPolicy, Settings
 from .datasets import DatasetId
 from .embeddings import EmbeddingReads
 from .errors import (
@@ -105,6 +105,9 @@ class GeoTessera(EmbeddingReads):
         base_url: bucket URL or local mirror directory (default ``GEOTESSERA_BASE_URL`` or the public S3).
         offline: never touch the network for manifests.
         workers: concurrent downloads (default 8).
+        retries: retries of a failed request (429, 5xx, resets, timeouts) after the first
+            attempt, or a full :class:`~geotessera.config.RetryPolicy` (default 5 retries,
+            ``GEOTESSERA_RETRIES``); tiles and manifests alike. 403 and 404 are never retried.
         progress: a sink receiving progress events of long operations.
         layout: "s3" (the seed's bucket layout) or "source-coop" (Source Cooperative); by
             default "source-coop" for its gateway URL, else "s3".
@@ -123,12 +126,13 @@ class GeoTessera(EmbeddingReads):
         base_url: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         workers: int | None = None,
+        retries: int | RetryPolicy | None = None,
         progress: ProgressSink | None = None,
         layout: str | None = None,
     ) -> None:
         self.dataset = DatasetId.parse(dataset_version, dataset_variant)
         self.settings = Settings.resolve(
-            base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers
+            base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers, retries=retries
         )
         self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
         self.progress = progress

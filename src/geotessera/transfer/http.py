@@ -287,7 +287,7 @@ class HttpClient:
         headers = {CHECKSUM_MODE_HEADER: "ENABLED"}
         if validator is not None and validator.etag:
             headers["If-None-Match"] = validator.etag
-        if validator is not None and validator.last_modified:
+        elif validator is not None and validator.last_modified:  # RFC 9110: the ETag decides
             headers["If-Modified-Since"] = validator.last_modified
         offset = sink.size
         can_resume = state.known and (state.expected_crc is not None or state.etag is not None)
