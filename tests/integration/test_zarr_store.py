@@ -314,3 +314,25 @@ def test_cli_build_is_resumable(sample: Path, tmp_path: Path) -> None:
     assert again.exit_code == 0 and "0 shards written" in again.output
     with GeoTesseraZarr(target) as gz:
         assert gz.zones == [31] and gz.years == [2023]
+
+
+def test_a_rerun_removes_the_temporary_shards_of_a_killed_build(
+    sample: Path, store: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from geotessera.files._names import temp_path
+
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    arrays = copy / "utm31" / "embeddings"
+    shard = next(p for p in arrays.rglob("*") if p.is_file() and p.name != "zarr.json")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a writer that has exited, as a killed build's worker
+    left = shard.with_name(temp_path(shard).name.replace(f"-{os.getpid()}-", f"-{proc.pid}-"))
+    left.write_bytes(b"half a shard")
+    report = build_zarr(sample, copy, dataset=DS, years=[2023], zones=[31], workers=1)
+    assert report.shards_written == 0 and report.shards_skipped > 0  # nothing else to redo
+    assert not left.exists() and shard.exists()

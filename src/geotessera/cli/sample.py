@@ -36,7 +36,6 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
     Prints the base URL to use as GEOTESSERA_BASE_URL. Binds 127.0.0.1 only; anonymous
     clients may read, HEAD and list, with CRC64NVMe checksums as on the real bucket.
     """
-    import os
     import signal
     import threading
     from types import FrameType
@@ -59,9 +58,9 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
         click.echo(server.base_url)
         click.echo(f"GEOTESSERA_BASE_URL={server.base_url}")
         if ready_file is not None:
-            tmp = ready_file.with_name(f".{ready_file.name}.tmp")
-            tmp.write_text(server.base_url + "\n", encoding="utf-8")
-            os.replace(tmp, ready_file)
+            from ..files import write_atomic
+
+            write_atomic(ready_file, (server.base_url + "\n").encode(), fsync=False)
         click.echo("press Ctrl-C to stop", err=True)
         while not stop.wait(0.5):
             pass

@@ -253,7 +253,11 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
 
 
 def write_atomic(
-    path: str | os.PathLike[str], data: bytes, *, fsync: bool = True, clean: bool = True
+    path: str | os.PathLike[str],
+    data: bytes | bytearray | memoryview,
+    *,
+    fsync: bool = True,
+    clean: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path, fsync=fsync, clean=clean) as out:

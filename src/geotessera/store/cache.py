@@ -2,8 +2,9 @@
 
 Published stores are immutable, so entries are keyed by store location, object key
 and byte range, and never expire; a rebuilt store gets a fresh ``cache_dir``
-(or delete the directory). Writes are atomic (temporary file + ``os.replace``),
-so concurrent readers never see a partial entry.
+(or delete the directory). Writes are atomic (:func:`geotessera.files.write_atomic`, no
+fsync: a lost entry is fetched again), so concurrent readers never see a partial entry;
+a directory's stale temporary files are swept the first time this process writes there.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
+
+from ..errors import OutputError
+from ..files import remove_stale_temps_under, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,8 @@ class DiskCache:
         self.root = Path(cache_dir) / digest
         self.hits = 0
         self.misses = 0
+        self._swept: set[Path] = set()
+        self._lock = threading.Lock()
 
     def _path(self, key: str, tag: str) -> Path:
         return self.root / key / tag
@@ -36,21 +41,24 @@ class DiskCache:
         try:
             data = self._path(key, tag).read_bytes()
         except OSError:
-            self.misses += 1
+            with self._lock:
+                self.misses += 1
             return None
-        self.hits += 1
+        with self._lock:
+            self.hits += 1
         return data
 
     def put(self, key: str, tag: str, data: bytes | memoryview) -> None:
         """Store bytes atomically; cache write failures are logged, never raised."""
         path = self._path(key, tag)
+        with self._lock:
+            sweep = path.parent not in self._swept
+            self._swept.add(path.parent)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except OSError as exc:
+            if sweep and path.parent.is_dir():
+                remove_stale_temps_under(path.parent)
+            write_atomic(path, data, fsync=False, clean=False)
+        except (OSError, OutputError) as exc:
             log.warning("cannot write cache entry %s: %s", path, exc)
 
 

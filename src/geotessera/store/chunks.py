@@ -368,9 +368,7 @@ class ShardEncoder:
         ib = self._index.tobytes()
         self._file.write(ib)
         self._file.write(np.uint32(google_crc32c.value(ib)).tobytes())
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._file.close()  # made durable by the caller's atomic_path
         return self._offset + len(ib) + CRC_BYTES
 
     def abort(self) -> None:

@@ -4,8 +4,8 @@ Memory per worker is bounded by one row band of the shard, not the shard:
 int8 (128, 32, 4096) = 16 MiB plus float32 (32, 4096) = 512 KiB, the band's
 slice of each tile (about 3 MiB for a real tile, read from memory-mapped
 ``.npy`` files) and two shard indexes of 256 KiB and 64 KiB. Encoded chunks go
-straight to a temporary file beside the shard object, which replaces the shard
-with ``os.replace`` when complete; the receipt is written after both arrays'
+straight to a temporary file beside the shard object (:func:`geotessera.files.atomic_path`),
+which replaces the shard when complete; the receipt is written after both arrays'
 shards, so a shard is complete only by its receipt.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..files import crc64nvme_file
+from ..files import atomic_path, crc64nvme_file, write_atomic
 from ..tiles import load_tile_arrays
 from .chunks import ArrayLayout, ShardEncoder
 from .conventions import N_BANDS, zone_group_name
@@ -109,14 +107,8 @@ def _crc(path: Path, size: int, mtime_ns: int) -> str:
     return crc64nvme_file(path)
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".receipt-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(data, indent=1).encode())
 
 
 @lru_cache(maxsize=256)
@@ -152,14 +144,6 @@ def requantize_per_band(
     return q2, scale
 
 
-def _place(path: Path, tmp: Path, n_chunks: int) -> None:
-    if n_chunks:
-        os.replace(tmp, path)
-        return
-    tmp.unlink(missing_ok=True)
-    path.unlink(missing_ok=True)  # an all-fill shard is simply absent
-
-
 def write_shard_task(task: ShardTask) -> tuple[int, int]:
     """Write the ``embeddings`` and ``scales`` shards of ``task``, then their receipts.
 
@@ -172,28 +156,26 @@ def write_shard_task(task: ShardTask) -> tuple[int, int]:
     lay_s = _layout(group / "scales" / "zarr.json", f"{group.name}/scales")
     path_e = task.store / lay_e.shard_key((task.t, 0, task.shard_row, task.shard_col))
     path_s = task.store / lay_s.shard_key((task.t, task.shard_row, task.shard_col))
-    for p in (path_e, path_s):
-        p.parent.mkdir(parents=True, exist_ok=True)
-    tmp_e = Path(tempfile.mkstemp(prefix=f".{path_e.name}.", suffix=".partial", dir=path_e.parent)[1])
-    tmp_s = Path(tempfile.mkstemp(prefix=f".{path_s.name}.", suffix=".partial", dir=path_s.parent)[1])
-    enc_e, enc_s = ShardEncoder(lay_e, tmp_e), ShardEncoder(lay_s, tmp_s)
-    try:
-        n_bad = _fill(task, enc_e, enc_s)
-        size = enc_e.finish() + enc_s.finish()
-    except BaseException:
-        enc_e.abort()
-        enc_s.abort()
-        tmp_e.unlink(missing_ok=True)
-        tmp_s.unlink(missing_ok=True)
-        raise
-    _place(path_e, tmp_e, enc_e.n_chunks)
-    _place(path_s, tmp_s, enc_s.n_chunks)
+    with atomic_path(path_e) as tmp_e, atomic_path(path_s) as tmp_s:
+        encoders: list[ShardEncoder] = []
+        try:
+            encoders += [ShardEncoder(lay_e, tmp_e), ShardEncoder(lay_s, tmp_s)]
+            enc_e, enc_s = encoders
+            n_bad = _fill(task, enc_e, enc_s)
+            size = enc_e.finish() + enc_s.finish()
+        except BaseException:
+            for enc in encoders:
+                enc.abort()
+            raise
+    for path, enc in ((path_e, enc_e), (path_s, enc_s)):
+        if not enc.n_chunks:
+            path.unlink(missing_ok=True)  # an all-fill shard is simply absent
     entries = task.plan_entries()
     for e, (tile, _, _) in zip(entries, sorted(task.placed, key=lambda p: p[0].cell), strict=True):
         e["embedding_crc64nvme"] = _crc(tile.embedding_path, e["embedding_bytes"], e["embedding_mtime_ns"])
         e["scales_crc64nvme"] = _crc(tile.scales_path, e["scales_bytes"], e["scales_mtime_ns"])
     for array, n in (("embeddings", enc_e.n_chunks), ("scales", enc_s.n_chunks)):
-        _write_json_atomic(
+        _write_json(
             task.receipt_path(array),
             {
                 "version": RECEIPT_VERSION,

@@ -34,6 +34,7 @@ from .._optional import require
 from .._version import __version__
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, OutputError
+from ..files import remove_stale_temps_under
 from ..progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
 from .conventions import N_BANDS, parse_root, parse_zone, root_attributes, zone_attributes, zone_group_name
 from .inputs import TileInput, discover_tiles, pixel_size_of
@@ -311,6 +312,7 @@ def _build(
 ) -> BuildReport:
     res = pixel_size_of(tiles)
     root = _open_root(store, ds, res)
+    remove_stale_temps_under(store)  # shards of a killed build that no rerun may rewrite
     by_zone: dict[int, list[TileInput]] = defaultdict(list)
     for t in tiles:
         by_zone[t.zone].append(t)
