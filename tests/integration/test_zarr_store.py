@@ -14,12 +14,13 @@ import zarr
 from pyproj import Transformer
 
 from geotessera.datasets import DatasetId
-from geotessera.errors import InvalidInputError
+from geotessera.errors import InvalidInputError, SourceError
 from geotessera.grid import Cell
 from geotessera.progress import Event, ItemDone
 from geotessera.sample.build import build_store
 from geotessera.sample.serve import SampleServer
 from geotessera.store import GeoTesseraZarr, build_zarr
+from geotessera.store.fetch import usable_cores
 from geotessera.store.inputs import TileInput, cell_mask, discover_tiles
 from geotessera.tiles import dequantize_embedding, load_tile_arrays
 
@@ -336,3 +337,65 @@ def test_a_rerun_removes_the_temporary_shards_of_a_killed_build(
     report = build_zarr(sample, copy, dataset=DS, years=[2023], zones=[31], workers=1)
     assert report.shards_written == 0 and report.shards_skipped > 0  # nothing else to redo
     assert not left.exists() and shard.exists()
+
+
+def test_settings_come_from_the_environment_like_geotessera(
+    served: SampleServer, store: Path, reader: GeoTesseraZarr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pts = np.array([[5.99, 52.04], [6.01, 52.04]])
+    expected = reader.sample_points(pts, 2023)
+    monkeypatch.setenv("GEOTESSERA_BASE_URL", served.base_url)  # the store is {base}/zarr/v1.zarr
+    monkeypatch.setenv("GEOTESSERA_WORKERS", "3")
+    monkeypatch.setenv("GEOTESSERA_CACHE_DIR", str(tmp_path / "cache"))
+    with GeoTesseraZarr() as gz:
+        assert gz.url == f"{served.base_url}/zarr/v1.zarr" and gz.reader.workers == 3
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+    assert list((tmp_path / "cache" / "zarr").rglob("*"))  # the chosen cache holds what was read
+    monkeypatch.setenv("GEOTESSERA_OFFLINE", "1")  # offline: the cache serves what it holds
+    with GeoTesseraZarr() as gz:
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+        assert gz.source.requests == 0
+        with pytest.raises(SourceError, match="offline"):
+            gz.read_region((5.7, 51.95, 5.8, 52.0), 2024)  # never read, so never cached
+    monkeypatch.delenv("GEOTESSERA_CACHE_DIR")
+    with pytest.raises(SourceError, match="offline"):
+        GeoTesseraZarr()  # remote, offline and nothing cached: at once, not after timeouts
+    with GeoTesseraZarr(store) as gz:  # an explicit location wins; a local one is read in place
+        assert gz.url == str(store) and gz.reader.workers == 3
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+    monkeypatch.delenv("GEOTESSERA_WORKERS")
+    monkeypatch.delenv("GEOTESSERA_BASE_URL")
+    base = tmp_path / "mirror"
+    (base / "zarr").mkdir(parents=True)
+    (base / "zarr" / "v1.zarr").symlink_to(store)
+    with GeoTesseraZarr(base_url=base) as gz:  # a local base: {base}/zarr/v1.zarr, on the usable cores
+        assert gz.url == str(base / "zarr" / "v1.zarr") and gz.reader.workers == usable_cores()
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+
+
+def test_a_forbidden_shard_raises_and_an_absent_one_reads_as_fill(
+    store: Path, reader: GeoTesseraZarr, tmp_path: Path
+) -> None:
+    from support.fault_server import Fault, FaultServer
+
+    objects = {p.relative_to(store).as_posix(): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    pts = np.array([[5.99, 52.04]])
+    expected = reader.sample_points(pts, 2023)
+    shards = [k for k in objects if k.startswith("utm31/scales/c/")]
+    with FaultServer(objects) as server:
+        with GeoTesseraZarr(server.url, retries=0) as gz:
+            np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+        for key in shards:
+            server.script(key, Fault.http_status(403, times=None))
+        with (
+            GeoTesseraZarr(server.url, retries=0) as gz,
+            pytest.raises(SourceError, match="access denied") as info,
+        ):
+            gz.sample_points(pts, 2023)
+        assert info.value.status == 403
+        server.clear_faults()
+        for key in shards:
+            del server.objects[key]  # absent (404): all fill, so no data, and no error
+        with GeoTesseraZarr(server.url, retries=0) as gz:
+            values, status = gz.sample_points(pts, 2023, return_status=True)
+        assert np.isnan(values).all() and list(status) == ["nodata"]

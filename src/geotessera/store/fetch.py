@@ -100,9 +100,15 @@ class ChunkReader:
 
     # --- objects -----------------------------------------------------------------------
     def read_object(self, key: str) -> bytes | None:
-        """The whole object ``key``, or None when the store has no such object (absent reads as
-        the fill value in Zarr); any other failure, a 403 included, raises :class:`SourceError`."""
-        return _absent_as_none(self.source.read_bytes, key)
+        """The whole object ``key`` (from the disk cache when it holds it), or None when the store
+        has no such object (absent reads as the fill value in Zarr); any other failure, a 403
+        included, raises :class:`SourceError`."""
+        data = self.disk.get(key, "all") if self.disk is not None else None
+        if data is None:
+            data = _absent_as_none(self.source.read_bytes, key)
+            if data is not None and self.disk is not None:
+                self.disk.put(key, "all", data)
+        return data
 
     def _range(self, key: str, start: int, length: int) -> bytes | None:
         return _absent_as_none(self.source.get_range, key, start, length)
@@ -232,12 +238,7 @@ class ChunkReader:
 
     def _whole(self, layout: ArrayLayout, coords: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
         """An unsharded chunk: the whole object (cached on disk for remote stores)."""
-        key = layout.shard_key(coords)
-        data = self.disk.get(key, "all") if self.disk is not None else None
-        if data is None:
-            data = self.read_object(key)
-            if data is not None and self.disk is not None:
-                self.disk.put(key, "all", data)
+        data = self.read_object(layout.shard_key(coords))
         return coords, None if data is None else decode_inner(data, layout)
 
     def _plan(

@@ -1,9 +1,11 @@
 """``GeoTesseraZarr``: read Tessera embeddings from a geoemb Zarr store without downloading tiles.
 
-Default store: :data:`DEFAULT_STORE_URL`, i.e. ``{DEFAULT_BASE_URL}/zarr/{vpath}.zarr`` on
-the public bucket (``zarr/v1.zarr`` for the default dataset, ``zarr/v1.1-cambridge.zarr``
-for another variant). Locations: an https URL, ``s3://bucket/path`` (anonymous,
-path-style on ``endpoint_url``, default the us-west-2 endpoint) or a local path.
+Where the store is: an explicit ``url`` (an https URL, ``s3://bucket/path`` read anonymously,
+path-style on ``endpoint_url`` (default the us-west-2 endpoint), or a local path) wins;
+otherwise the dataset's store under the base of :class:`~geotessera.config.Settings`
+(``base_url=`` or ``GEOTESSERA_BASE_URL``, default the public bucket):
+``{base}/zarr/{vpath}.zarr`` (``zarr/v1.zarr`` for the default dataset,
+``zarr/v1.1-cambridge.zarr`` for another variant), as :func:`store_url` spells it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import numpy.typing as npt
 from affine import Affine
 from pyproj import CRS, Transformer
 
+from ..config import RetryPolicy, Settings
 from ..datasets import DatasetId
-from ..errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning
+from ..errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning, SourceError
 from ..grid import points_to_keys, utm_zone
 from ..layouts import DEFAULT_BASE_URL
-from ..transfer import CountingSource, LocalSource, source_from_url
+from ..transfer import CountingSource, LocalSource, OfflineSource, Source, source_from_url
 from .cache import DiskCache
 from .chunks import ArrayLayout
 from .conventions import StoreInfo, ZoneInfo, parse_root, parse_zone, zone_group_name
@@ -39,14 +42,46 @@ STRIP_ROWS = 256
 REMOTE_WORKERS = 8  # concurrent requests to a remote store
 
 
-def default_store_url(dataset: DatasetId | None = None) -> str:
-    """Public store URL of a dataset: ``{DEFAULT_BASE_URL}/zarr/{vpath}[-{variant}].zarr``."""
+def store_url(base: str, dataset: DatasetId | None = None) -> str:
+    """The store of ``dataset`` under a base URL or directory: ``{base}/zarr/{vpath}[-{variant}].zarr``."""
     ds = dataset or DatasetId()
     suffix = "" if ds.variant == DatasetId().variant else f"-{ds.variant}"
-    return f"{DEFAULT_BASE_URL}/zarr/{ds.vpath}{suffix}.zarr"
+    name = f"zarr/{ds.vpath}{suffix}.zarr"
+    return f"{base.rstrip('/')}/{name}" if "://" in base else os.path.join(base, *name.split("/"))
+
+
+def default_store_url(dataset: DatasetId | None = None) -> str:
+    """Public store URL of a dataset: ``{DEFAULT_BASE_URL}/zarr/{vpath}[-{variant}].zarr``."""
+    return store_url(DEFAULT_BASE_URL, dataset)
 
 
 DEFAULT_STORE_URL = default_store_url()
+
+
+def _open_location(
+    url: str, settings: Settings, endpoint_url: str | None, pool_size: int | None
+) -> tuple[Source, DiskCache | None, int]:
+    """(source, disk cache or None, worker threads) of the store at ``url`` under ``settings``."""
+    if "://" not in url or url.lower().startswith("file://"):
+        local = source_from_url(url)
+        return local, None, settings.workers if "workers" in settings.chosen else usable_cores()
+    workers = settings.workers if "workers" in settings.chosen else REMOTE_WORKERS
+    disk = DiskCache(settings.cache_dir / "zarr", url) if "cache_dir" in settings.chosen else None
+    if settings.offline:
+        if disk is None:
+            raise SourceError(
+                f"offline: the Zarr store {url} is remote and no cache is set (give cache_dir= or "
+                "GEOTESSERA_CACHE_DIR where an earlier online read cached what you need)"
+            )
+        return OfflineSource(f"the Zarr store {url}"), disk, workers
+    source = source_from_url(
+        url,
+        s3_endpoint=endpoint_url,
+        pool_size=pool_size or workers + 1,
+        retry=settings.retry,
+        require_checksum=False,  # whole objects are checked when a checksum is sent; ranges never are
+    )
+    return source, disk, workers
 
 
 class Strip(NamedTuple):
@@ -66,42 +101,66 @@ def _transformer(src: str, dst: str) -> Transformer:
 class GeoTesseraZarr:
     """Reader of one geoemb store (one dataset, all years, one group per UTM zone).
 
+    Settings are taken like :class:`~geotessera.GeoTessera` takes them: explicit argument >
+    ``GEOTESSERA_*`` environment > default (:class:`~geotessera.config.Settings`).
+
     Args:
-        url: https URL, ``s3://bucket/path``, or a local directory (default :data:`DEFAULT_STORE_URL`).
+        url: the store (https URL, ``s3://bucket/path`` or a local directory); wins over
+            ``base_url``. Default: :func:`store_url` of the base and the dataset.
+        dataset_version, dataset_variant: the dataset whose store is read when ``url`` is not
+            given (default v1 / vultr).
+        base_url: bucket URL or local directory holding ``zarr/`` (``GEOTESSERA_BASE_URL``;
+            default the public bucket).
+        cache_dir: ``GEOTESSERA_CACHE_DIR``; when given (either way) a remote store's shard
+            indexes, inner chunks and metadata are kept under ``{cache_dir}/zarr/``, so a
+            repeated read costs no network traffic. Default: a memory cache of shard indexes only.
+        workers: threads reading chunks (``GEOTESSERA_WORKERS``). Default: 8 for a remote store
+            (hides request latency); for a local directory the usable CPU cores (reads there are
+            CPU work, and more threads only contend for the GIL: a 0.2-degree region read took
+            0.9 s with 2 threads and 1.3 s with 8 on a 2-core machine).
+        retries: retries of a failed request (429, 5xx, resets, timeouts), or a full
+            :class:`~geotessera.config.RetryPolicy` (``GEOTESSERA_RETRIES``, default 5). A 403 is
+            never retried, and never read as an absent chunk: it raises :class:`SourceError`.
+        offline: ``GEOTESSERA_OFFLINE``; a remote store is then read from ``cache_dir`` only, and
+            anything not cached raises :class:`SourceError` at once.
         endpoint_url: S3 endpoint for ``s3://`` URLs (e.g. a local endpoint ``http://127.0.0.1:PORT``).
         anonymous: unsigned requests (the public bucket). Signed requests are not supported.
-        storage_options: reserved for fsspec-style options; only ``{"pool_size": n}`` is used.
-        cache_dir: on-disk cache of shard indexes and inner chunks for remote stores; a repeated
-            read then costs no network traffic. None: memory cache of shard indexes only.
-        workers: threads reading chunks. None: 8 for a remote store (hides request latency);
-            for a local directory, the usable CPU cores (reads there are CPU work, and more
-            threads only contend for the GIL: a 0.2-degree region read took 0.9 s with 2
-            threads and 1.3 s with 8 on a 2-core machine).
+        storage_options: fsspec-style options; only ``{"pool_size": n}`` (connections kept) is used.
     """
 
     def __init__(
         self,
         url: str | os.PathLike[str] | None = None,
         *,
+        dataset_version: str | None = None,
+        dataset_variant: str | None = None,
+        base_url: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        workers: int | None = None,
+        retries: int | RetryPolicy | None = None,
+        offline: bool | None = None,
         endpoint_url: str | None = None,
         anonymous: bool = True,
         storage_options: dict[str, Any] | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        workers: int | None = None,
     ) -> None:
         if not anonymous:
             raise InvalidInputError("signed S3 requests are not supported; Tessera stores are public")
-        self.url = os.fspath(url) if url is not None else DEFAULT_STORE_URL
-        location = source_from_url(self.url, s3_endpoint=endpoint_url, require_checksum=False)
-        remote = not isinstance(location, LocalSource)
-        if workers is None:
-            workers = REMOTE_WORKERS if remote else usable_cores()
+        self.settings = Settings.resolve(
+            base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers, retries=retries
+        )
+        self.dataset = DatasetId.parse(dataset_version, dataset_variant)
+        self.url = os.fspath(url) if url is not None else store_url(self.settings.base_url, self.dataset)
+        pool = int((storage_options or {}).get("pool_size", 0)) or None
+        location, disk, n = _open_location(self.url, self.settings, endpoint_url, pool)
         self._root = location.root if isinstance(location, LocalSource) else None
         self.source = CountingSource(location)
         """Where the store's objects are read; counts requests and bytes."""
-        disk = DiskCache(cache_dir, location.describe()) if (cache_dir is not None and remote) else None
         self.reader = ChunkReader(
-            self.source, disk=disk, workers=workers, fallback=self._zarr_chunk, batch_requests=not remote
+            self.source,
+            disk=disk,
+            workers=n,
+            fallback=self._zarr_chunk,
+            batch_requests=self._root is not None,
         )
         root = self._json("zarr.json")
         if root is None:

@@ -15,7 +15,6 @@ Atomic writes, receipts and CRC64NVMe live in :mod:`geotessera.files`.
 from __future__ import annotations
 
 from ._errors import TransferCancelledError, UnreachableError
-from .counting import CountingSource
 from .engine import FailedItem, TransferError, TransferItem, TransferReport, run
 from .http import RetryPolicy, parse_retry_after
 from .sources import (
@@ -28,6 +27,7 @@ from .sources import (
     Validator,
     source_from_url,
 )
+from .wrappers import CountingSource, OfflineSource
 
 __all__ = [
     "DEFAULT_S3_ENDPOINT",
@@ -37,6 +37,7 @@ __all__ = [
     "HttpSource",
     "LocalSource",
     "ObjectInfo",
+    "OfflineSource",
     "RetryPolicy",
     "Source",
     "TransferCancelledError",

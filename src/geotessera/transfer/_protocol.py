@@ -5,7 +5,7 @@ Every byte geotessera reads comes through a :class:`Source`: tiles (the transfer
 manifests (the registry) and Zarr chunks (the store). Implementations:
 :class:`~.sources.HttpSource` (one pooled, retried HTTP client) and
 :class:`~.local.LocalSource` (a directory read in place); wrappers such as
-:class:`~.counting.CountingSource` add behaviour around either. ``tests/contract`` runs the
+:class:`~.wrappers.CountingSource` add behaviour around either. ``tests/contract`` runs the
 same cases against each. Re-exported by :mod:`geotessera.transfer.sources`.
 """
 

@@ -1,8 +1,11 @@
-"""A :class:`~.sources.Source` wrapper counting requests and bytes (benchmarks report them per point).
+"""Behaviour added to any :class:`~.sources.Source` by wrapping it, never by subclassing one.
 
-Behaviour is added to sources by wrapping, never by subclassing an implementation: the
-wrapper forwards every call to ``inner`` and observes it. A fault-injecting or
-latency-adding wrapper follows the same shape.
+- :class:`CountingSource` counts requests and bytes (benchmarks report them per point);
+- :class:`OfflineSource` refuses every read at once (``offline=True`` with a remote store:
+  what a cache does not hold is an error, not a wait for the network).
+
+A wrapper forwards to ``inner`` what it does not change; a fault-injecting or latency-adding
+wrapper follows the same shape.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import os
 import threading
 
+from ..errors import SourceError
 from ..progress import ProgressSink
 from ._protocol import FetchResult, ObjectInfo, Source, Validator
 
-__all__ = ["CountingSource"]
+__all__ = ["CountingSource", "OfflineSource"]
 
 
 class CountingSource:
@@ -95,3 +99,62 @@ class CountingSource:
 
     def __repr__(self) -> str:
         return f"CountingSource({self.inner!r})"
+
+
+class OfflineSource:
+    """A source that never reads: every call raises :class:`SourceError` naming the key and
+    ``describe`` of the source it stands for (``status`` None: not "absent")."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def _refuse(self, key: str) -> SourceError:
+        return SourceError(f"offline: {key} of {self.description} is not cached; go online to read it")
+
+    def get(
+        self,
+        key: str,
+        *,
+        dest_path: str | os.PathLike[str],
+        expected_size: int | None = None,
+        progress: ProgressSink | None = None,
+        cancel: threading.Event | None = None,
+    ) -> FetchResult:
+        """Refused."""
+        raise self._refuse(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        """Refused."""
+        raise self._refuse(key)
+
+    def read_if_changed(
+        self, key: str, validator: Validator | None = None, *, timeout_s: float | None = None
+    ) -> tuple[bytes | None, Validator]:
+        """Refused."""
+        raise self._refuse(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Refused."""
+        raise self._refuse(key)
+
+    def get_suffix(self, key: str, length: int) -> bytes:
+        """Refused."""
+        raise self._refuse(key)
+
+    def head(self, key: str) -> ObjectInfo:
+        """Refused."""
+        raise self._refuse(key)
+
+    def exists(self, key: str) -> bool:
+        """Refused."""
+        raise self._refuse(key)
+
+    def describe(self) -> str:
+        """The offline source's description."""
+        return self.description
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __repr__(self) -> str:
+        return f"OfflineSource({self.description!r})"
