@@ -12,35 +12,30 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
+from affine import Affine
 
+from .arrays import TilePaths, as_points, iter_tile_strips, points_by_tile, read_tile, sample_tiles
 from .config import RetryPolicy, Settings
 from .datasets import DatasetId
-from .embeddings import EmbeddingReads
 from .errors import (
     CoverageWarning,
     GeoTesseraError,
-    InvalidInputError,
     NotCoveredError,
     SourceError,
 )
-from .export import check_output_dataset, check_output_dir, make_output_dir, write_sidecar
+from .export import check_output_dataset, check_output_dir
 from .grid import Cell
-from .layouts import (
-    LOCAL_OUTPUT_LAYOUT,
-    METADATA_FILE,
-    S3_LAYOUT,
-    SOURCE_COOP_BASE_URL,
-    SOURCE_COOP_LAYOUT,
-    Layout,
-)
-from .pipeline import DownloadPlan, DownloadResult, TileRef, as_tile_refs, execute, plan_tiles
+from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for
+from .pipeline import DownloadPlan, DownloadResult, TileRef, as_tile_refs, download, plan_tiles
 from .progress import ProgressSink
 from .regions import Region
 from .registry import Manifest, Registry, load_manifest
@@ -61,24 +56,6 @@ TileTuple = tuple[int, float, float]
 """(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
 
 
-def _layout_for(base_url: str, name: str | None) -> Layout:
-    """The layout named, or the one the base URL implies (Source Cooperative gateway, output dir)."""
-    layouts: dict[str, Layout] = {
-        "s3": S3_LAYOUT,
-        "source-coop": SOURCE_COOP_LAYOUT,
-        "local-output": LOCAL_OUTPUT_LAYOUT,
-    }
-    if name is not None:
-        if name not in layouts:
-            raise InvalidInputError(f"unknown layout {name!r}; choose one of {', '.join(layouts)}")
-        return layouts[name]
-    if base_url.startswith(SOURCE_COOP_BASE_URL):
-        return SOURCE_COOP_LAYOUT
-    if "://" not in base_url and (Path(base_url) / METADATA_FILE).is_file():
-        return LOCAL_OUTPUT_LAYOUT  # a directory geotessera downloaded into, used as a mirror
-    return S3_LAYOUT
-
-
 @dataclass
 class Coverage:
     """Result of :meth:`GeoTessera.region_coverage`."""
@@ -91,7 +68,7 @@ class Coverage:
     """A few of the missing tiles, for messages."""
 
 
-class GeoTessera(EmbeddingReads):
+class GeoTessera:
     """Client for Tessera embeddings of one dataset (version + variant).
 
     Args:
@@ -136,34 +113,36 @@ class GeoTessera(EmbeddingReads):
         )
         self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
         self.progress = progress
-        self.layout: Layout = _layout_for(self.settings.base_url, layout)
+        self.layout: Layout = layout_for(self.settings.base_url, layout)
         self._registry_args = _RegistryArgs(
             registry_path=registry_path, registry_dir=registry_dir, registry_url=registry_url
         )
         self._registry: Registry | None = None
         self._source: Source | None = None
+        self._lock = threading.RLock()  # the lazy members above may be first touched from any thread
 
     # --- composition ---------------------------------------------------------
     @property
     def source(self) -> Source:
         """Where tile bytes come from (created on first use)."""
-        if self._source is None:
-            # Source Cooperative serves no CRC64NVMe header: its objects are checked by size only.
-            self._source = source_from_url(
-                self.settings.base_url,
-                pool_size=self.settings.workers,
-                retry=self.settings.retry,
-                require_checksum=self.layout.name != SOURCE_COOP_LAYOUT.name,
-            )
-        return self._source
+        with self._lock:
+            if self._source is None:
+                # Source Cooperative serves no CRC64NVMe header: its objects are checked by size only.
+                self._source = source_from_url(
+                    self.settings.base_url,
+                    pool_size=self.settings.workers,
+                    retry=self.settings.retry,
+                    require_checksum=self.layout.name != SOURCE_COOP_LAYOUT.name,
+                )
+            return self._source
 
     @property
     def registry(self) -> Registry:
         """The manifest registry of this client's dataset (loaded offline-first on first use)."""
-        if self._registry is None:
-            manifest = self._load_manifest()
-            self._registry = Registry(manifest)
-        return self._registry
+        with self._lock:
+            if self._registry is None:
+                self._registry = Registry(self._load_manifest())
+            return self._registry
 
     def _load_manifest(self) -> Manifest:
         try:
@@ -189,12 +168,11 @@ class GeoTessera(EmbeddingReads):
                 f"{exc} (published datasets: version v1 variant vultr, version v1.1 variant cambridge)"
             ) from exc
 
-        return self._registry
-
     def close(self) -> None:
         """Release pooled connections."""
-        if self._source is not None:
-            self._source.close()
+        with self._lock:
+            if self._source is not None:
+                self._source.close()
             self._source = None
 
     def __enter__(self) -> GeoTessera:
@@ -256,20 +234,13 @@ class GeoTessera(EmbeddingReads):
         return self._run_plan(plan, progress)
 
     def _run_plan(self, plan: DownloadPlan, progress: ProgressSink | None) -> DownloadResult:
-        check_output_dataset(plan.out_dir, self.dataset, fmt=plan.fmt, bands=plan.bands)
-        make_output_dir(plan.out_dir)
-        record = {
-            "fmt": plan.fmt,
-            "source_url": self.settings.base_url,
-            "bands": plan.bands,
-            "compress": plan.compress,
-        }
-        write_sidecar(plan.out_dir, self.dataset, tiles=[], **record)  # type: ignore[arg-type]
-        result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
-        complete = [t.name for t in [*result.done, *result.skipped]]
-        if complete:
-            write_sidecar(plan.out_dir, self.dataset, tiles=complete, **record)  # type: ignore[arg-type]
-        return result
+        return download(
+            plan,
+            self.source,
+            source_url=self.settings.base_url,
+            workers=self.settings.workers,
+            progress=progress or self.progress,
+        )
 
     def export_embedding_geotiffs(
         self,
@@ -303,7 +274,7 @@ class GeoTessera(EmbeddingReads):
             warnings.warn(msg, CoverageWarning, stacklevel=3)
 
     # --- arrays ------------------------------------------------------------------
-    def _mirror_paths(self, tile: TileRef) -> tuple[Path, Path, Path] | None:
+    def _mirror_paths(self, tile: TileRef) -> TilePaths | None:
         """(embedding, scales, landmask) read in place from a local mirror, or None."""
         if not isinstance(self.source, LocalSource):
             return None
@@ -313,19 +284,19 @@ class GeoTessera(EmbeddingReads):
             self.layout.scales_key(ds, tile.year, c),
             self.layout.landmask_key(ds, c),
         )
-        paths = tuple(self.source.local_path(k) for k in keys)
-        return paths if all(p.exists() for p in paths) else None  # type: ignore[return-value]
+        emb, scl, lm = (self.source.local_path(k) for k in keys)
+        return (emb, scl, lm) if emb.exists() and scl.exists() and lm.exists() else None
 
     def _ensure_local(
         self, tiles: Sequence[TileRef], *, progress: ProgressSink | None = None
-    ) -> tuple[dict[TileRef, tuple[Path, Path, Path]], DownloadResult | None]:
+    ) -> tuple[dict[TileRef, TilePaths], DownloadResult | None]:
         """Local (embedding, scales, landmask) paths of the covered ``tiles``, fetching what is missing.
 
         A local mirror is read in place; otherwise the files are fetched (verified,
         concurrently) into ``embeddings_dir``. Returns the paths of the tiles that are
         available and the download result (None when nothing had to be fetched).
         """
-        paths: dict[TileRef, tuple[Path, Path, Path]] = {}
+        paths: dict[TileRef, TilePaths] = {}
         fetch: list[TileRef] = []
         for t in tiles:
             mirror = self._mirror_paths(t)
@@ -351,7 +322,7 @@ class GeoTessera(EmbeddingReads):
                 paths[j.tile] = (j.embedding, j.scales, j.landmask)
         return paths, result
 
-    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> tuple[Path, Path, Path]:
+    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> TilePaths:
         """Local paths of one tile; raises :class:`NotCoveredError` or the fetch's own error."""
         self.registry.require_tile(tile.year, tile.cell.lon, tile.cell.lat)
         paths, result = self._ensure_local([tile], progress=progress)
@@ -362,6 +333,78 @@ class GeoTessera(EmbeddingReads):
             raise exc
         message = result.failed[0][1] if result is not None and result.failed else "unknown error"
         raise SourceError(f"tile {tile.cell.name} for {tile.year} could not be fetched: {message}")
+
+    def fetch_embedding(
+        self,
+        lon: float,
+        lat: float,
+        year: int,
+        *,
+        bands: Sequence[int] | None = None,
+        progress: ProgressSink | None = None,
+    ) -> tuple[npt.NDArray[np.float32], Any, Affine]:
+        """Dequantised embedding of the tile containing (lon, lat) for ``year``.
+
+        Returns (array float32 (H, W, 128) -- or (H, W, len(bands)) -- NaN where nodata, the
+        tile's CRS (rasterio, from its landmask), its Affine transform).
+        """
+        tile = TileRef(int(year), Cell.from_point(lon, lat))
+        return read_tile(self._tile_files(tile, progress=progress), bands=bands, name=tile.cell.name)
+
+    def iter_embedding_strips(
+        self, lon: float, lat: float, year: int, *, rows: int = 256, bands: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """Stream a tile as row strips: ``(first_row, strip (rows, W, B) float32)``; memory stays
+        near one strip. The CRS and transform are those of :meth:`fetch_embedding`."""
+        tile = TileRef(int(year), Cell.from_point(lon, lat))
+        return iter_tile_strips(self._tile_files(tile), rows=rows, bands=bands, name=tile.cell.name)
+
+    def fetch_embeddings(
+        self,
+        tiles: Iterable[Any],
+        *,
+        bands: Sequence[int] | None = None,
+        progress: ProgressSink | None = None,
+    ) -> Iterator[tuple[int, float, float, npt.NDArray[np.float32], Any, Affine]]:
+        """Yield ``(year, tile_lon, tile_lat, embedding (H, W, B) float32, crs, transform)`` per tile.
+
+        All tiles are fetched first (concurrently, verified, into ``embeddings_dir``); then each
+        is dequantised as it is yielded, so memory holds one tile at a time. Tiles that cannot be
+        fetched are skipped with a :class:`CoverageWarning`.
+        """
+        refs = as_tile_refs(tiles)
+        paths, result = self._ensure_local(refs, progress=progress)
+        if result is not None:
+            self._warn_failures(result)
+        for t in refs:
+            if t in paths:
+                arr, crs, transform = read_tile(paths[t], bands=bands, name=t.cell.name)
+                yield t.year, t.cell.lon, t.cell.lat, arr, crs, transform
+
+    def sample_embeddings_at_points(
+        self, points: npt.ArrayLike, year: int, *, progress: ProgressSink | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Embeddings at points: (N, 128) float32, NaN rows where a point is not covered.
+
+        ``points`` is an (N, 2) array-like of (lon, lat) in degrees; input order is kept.
+        Each tile is fetched once (concurrently) and only the needed pixels are read.
+        """
+        pts = as_points(points)
+        members = points_by_tile(pts, int(year))
+        covered = [t for t in members if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+        paths, result = self._ensure_local(covered, progress=progress) if covered else ({}, None)
+        missing = [t for t in members if t not in paths]
+        if missing:
+            n_pts = sum(len(members[t]) for t in missing)
+            failed = len(result.failed) if result is not None else 0
+            msg = (
+                f"{n_pts} of {len(pts)} points lie in tiles not covered for {year}"
+                + (f" or that could not be fetched ({failed} tiles)" if failed else "")
+                + ": their rows are NaN"
+            )
+            log.warning(msg)
+            warnings.warn(msg, CoverageWarning, stacklevel=2)
+        return sample_tiles(pts, members, paths)
 
     # --- information -----------------------------------------------------------
     def get_available_years(self) -> list[int]:

@@ -8,9 +8,11 @@ layout is the second public layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from .datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId
+from .errors import InvalidInputError
 from .grid import Cell
 
 DEFAULT_BASE_URL = "https://s3.us-west-2.amazonaws.com/tessera-embeddings"
@@ -142,3 +144,23 @@ def local_geotiff_path(year: int, cell: Cell) -> str:
 
 def local_landmask_path(cell: Cell) -> str:
     return f"{LANDMASKS_DIR}/{cell.name}.tiff"
+
+
+def layout_for(base_url: str, name: str | None = None) -> Layout:
+    """The layout named (``s3``, ``source-coop``, ``local-output``), or the one ``base_url``
+    implies: Source Cooperative for its gateway, the output layout for a directory geotessera
+    downloaded into (it holds ``tessera_metadata.json``), else the seed's S3 layout."""
+    layouts: dict[str, Layout] = {
+        "s3": S3_LAYOUT,
+        "source-coop": SOURCE_COOP_LAYOUT,
+        "local-output": LOCAL_OUTPUT_LAYOUT,
+    }
+    if name is not None:
+        if name not in layouts:
+            raise InvalidInputError(f"unknown layout {name!r}; choose one of {', '.join(layouts)}")
+        return layouts[name]
+    if base_url.startswith(SOURCE_COOP_BASE_URL):
+        return SOURCE_COOP_LAYOUT
+    if "://" not in base_url and (Path(base_url) / METADATA_FILE).is_file():
+        return LOCAL_OUTPUT_LAYOUT
+    return S3_LAYOUT

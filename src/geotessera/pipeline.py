@@ -23,7 +23,15 @@ from typing import Any, Literal
 
 from .datasets import DatasetId
 from .errors import GeoTesseraError, InvalidInputError
-from .export import normalize_bands, normalize_compress, read_sidecar, write_embedding_geotiff
+from .export import (
+    check_output_dataset,
+    make_output_dir,
+    normalize_bands,
+    normalize_compress,
+    read_sidecar,
+    write_embedding_geotiff,
+    write_sidecar,
+)
 from .export._outputs import output_error
 from .files import atomic_write, is_complete, remove_receipt
 from .grid import Cell
@@ -392,3 +400,28 @@ def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
         remove_receipt(p)
         p.unlink(missing_ok=True)
     return [tiff]
+
+
+def download(
+    plan: DownloadPlan,
+    source: Source,
+    *,
+    source_url: str,
+    workers: int = 8,
+    progress: ProgressSink | None = None,
+) -> DownloadResult:
+    """Execute ``plan`` into its output directory, recorded in its ``tessera_metadata.json``.
+
+    The directory is claimed for the plan's dataset (sidecar written) before the first byte
+    arrives, so even an interrupted run can never be resumed with another dataset; the
+    sidecar then lists the complete tiles. ``source_url`` is recorded as where they came from.
+    """
+    check_output_dataset(plan.out_dir, plan.dataset, fmt=plan.fmt, bands=plan.bands)
+    make_output_dir(plan.out_dir)
+    record = {"fmt": plan.fmt, "source_url": source_url, "bands": plan.bands, "compress": plan.compress}
+    write_sidecar(plan.out_dir, plan.dataset, tiles=[], **record)  # type: ignore[arg-type]
+    result = execute(plan, source, workers=workers, progress=progress)
+    complete = [t.name for t in [*result.done, *result.skipped]]
+    if complete:
+        write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+    return result

@@ -13,6 +13,7 @@ import xarray as xr
 import zarr
 from pyproj import Transformer
 
+from geotessera.config import Settings
 from geotessera.datasets import DatasetId
 from geotessera.errors import InvalidInputError, SourceError
 from geotessera.grid import Cell
@@ -20,8 +21,9 @@ from geotessera.progress import Event, ItemDone
 from geotessera.sample.build import build_store
 from geotessera.sample.serve import SampleServer
 from geotessera.store import GeoTesseraZarr, build_zarr
-from geotessera.store.fetch import usable_cores
-from geotessera.store.inputs import TileInput, cell_mask, discover_tiles
+from geotessera.store.build.sources import tile_files
+from geotessera.store.build.tiles import TileInput, cell_mask, tile_inputs
+from geotessera.store.read.chunk_reader import usable_cores
 from geotessera.tiles import dequantize_embedding, load_tile_arrays
 
 DS = DatasetId.parse("v1")
@@ -45,7 +47,10 @@ def store(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiles(sample: Path) -> list[TileInput]:
-    return discover_tiles(sample, DS)
+    files = tile_files(
+        sample, DS, years=None, zones=None, download_dir=sample / "unused", settings=Settings()
+    )
+    return tile_inputs(files)
 
 
 @pytest.fixture(scope="module")
@@ -399,3 +404,53 @@ def test_a_forbidden_shard_raises_and_an_absent_one_reads_as_fill(
         with GeoTesseraZarr(server.url, retries=0) as gz:
             values, status = gz.sample_points(pts, 2023, return_status=True)
         assert np.isnan(values).all() and list(status) == ["nodata"]
+
+
+def test_a_killed_http_build_resumes_without_refetching_finished_tiles(
+    sample: Path, reader: GeoTesseraZarr, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from geotessera.files import read_receipt
+    from support.fault_server import Fault, FaultServer
+
+    objects = {p.relative_to(sample).as_posix(): p.read_bytes() for p in sample.rglob("*") if p.is_file()}
+    tiles_keys = [k for k in objects if k.endswith(".npy")]
+    download, target = tmp_path / "tiles", tmp_path / "http.zarr"
+    env = {**os.environ, "GEOTESSERA_CACHE_DIR": str(tmp_path / "cache"), "GEOTESSERA_WORKERS": "2"}
+    with FaultServer(objects) as server:
+        for key in tiles_keys:
+            server.script(key, Fault.slow(0.4))  # the killed run gets through only part of them
+        cli = "import sys; from geotessera.cli import main; sys.exit(main())"
+        cmd = [sys.executable, "-c", cli, "zarr", "build", server.url, str(target)]
+        log = (tmp_path / "build.log").open("wb")
+        proc = subprocess.Popen([*cmd, "--download-dir", str(download)], env=env, stderr=log, stdout=log)
+        try:
+            deadline = time.monotonic() + 60
+            while len(list(download.rglob(".*.npy.receipt.json"))) < 4 and time.monotonic() < deadline:
+                assert proc.poll() is None, (tmp_path / "build.log").read_text()
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            log.close()
+        finished = {r.key: p for p in download.rglob("*.npy") if (r := read_receipt(p)) is not None and r.key}
+        assert 4 <= len(finished) < len(tiles_keys)  # killed mid-download
+        server.clear_faults()
+        before = len(server.requests)
+        report = build_zarr(server.url, target, dataset=DS, download_dir=download, workers=2)
+        fetched = {r.key for r in server.requests[before:] if r.method == "GET"}
+    assert not fetched & set(finished)  # finished tiles were not fetched again
+    assert set(tiles_keys) - set(finished) <= fetched  # the rest were
+    assert report.shards_written > 0 and not list(download.rglob("*.part"))
+    pts = np.array([[5.99, 52.04], [6.01, 52.04], [5.85, 51.95]])
+    with GeoTesseraZarr(target) as gz:
+        for year in YEARS:
+            np.testing.assert_array_equal(gz.sample_points(pts, year), reader.sample_points(pts, year))
+    # the kept download directory is itself a valid source (a download output directory, npy)
+    again = build_zarr(download, tmp_path / "again.zarr", dataset=DS, years=[2024], workers=2)
+    assert again.tiles == len([k for k in tiles_keys if "/2024/" in k and not k.endswith("_scales.npy")])

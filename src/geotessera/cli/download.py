@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import (
+    ClientArgs,
     bands_option,
     client_options,
     make_client,
@@ -16,6 +17,11 @@ from .options import (
     year_option,
 )
 
+if TYPE_CHECKING:
+    from ..client import Coverage, GeoTessera
+    from ..pipeline import DownloadPlan, TileRef
+    from ..regions import Region
+
 
 def _output_dir(value: str) -> Path:
     if not value.strip():
@@ -23,7 +29,12 @@ def _output_dir(value: str) -> Path:
     return Path(value)
 
 
-def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> Any:
+def resolve_region(
+    bbox: tuple[float, ...] | None,
+    tile: tuple[float, float] | None,
+    region_file: Path | None,
+    country: str | None,
+) -> Region:
     """The one region the user named (exactly one of the four options)."""
     from ..regions import Region
 
@@ -85,8 +96,8 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
 @verbose_option
 def command(
     output: Path,
-    bbox: Any,
-    tile: Any,
+    bbox: tuple[float, ...] | None,
+    tile: tuple[float, float] | None,
     region_file: Path | None,
     country: str | None,
     fmt: str,
@@ -95,7 +106,7 @@ def command(
     compress: str,
     dry_run: bool,
     list_files: bool,
-    client_args: dict[str, Any],
+    client_args: ClientArgs,
 ) -> None:
     """Download embeddings for a region in your preferred format.
 
@@ -146,7 +157,7 @@ def command(
         raise click.exceptions.Exit(1)
 
 
-def _report_missing(gt: Any, cov: Any) -> None:
+def _report_missing(gt: GeoTessera, cov: Coverage) -> None:
     from .render import stderr
 
     for t in cov.missing_examples[:5]:
@@ -158,7 +169,7 @@ def _report_missing(gt: Any, cov: Any) -> None:
         stderr.print(f"  ... and {more} more tile-years not covered", highlight=False)
 
 
-def _print_plan(plan: Any) -> None:
+def _print_plan(plan: DownloadPlan) -> None:
     n_tiles = len(plan.jobs)
     click.echo(f"tiles: {n_tiles} ({len(plan.complete)} already complete)")
     click.echo(f"files to fetch: {len(plan.transfers)}")
@@ -168,7 +179,7 @@ def _print_plan(plan: Any) -> None:
         click.echo(f"  {j.tile.cell.name} {j.tile.year}")
 
 
-def _report_failures(failed: list[Any]) -> None:
+def _report_failures(failed: list[tuple[TileRef, str]]) -> None:
     """List failed tiles; a cause shared by many tiles (an endpoint down, a full disk) is said once."""
     from .render import stderr
 

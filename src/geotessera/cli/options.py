@@ -21,9 +21,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from ..client import GeoTessera
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -252,12 +255,32 @@ def client_options(f: F) -> F:
     return dataset_options(source_options(wrapper))  # type: ignore[return-value]
 
 
-def make_client(client_args: dict[str, Any]) -> Any:
+class ClientArgs(TypedDict):
+    """What :func:`client_options` hands a command: the client options the user typed (or None)."""
+
+    dataset_version: str | None
+    dataset_variant: str | None
+    base_url: str | None
+    cache_dir: Path | None
+    registry_dir: Path | None
+    offline: bool | None
+    workers: int | None
+
+
+def make_client(client_args: ClientArgs) -> GeoTessera:
     """A :class:`~geotessera.client.GeoTessera` from the values of :func:`client_options`."""
     from ..client import GeoTessera
 
-    a = dict(client_args)
-    return GeoTessera(a.pop("dataset_version"), a.pop("dataset_variant"), **a)
+    a = client_args
+    return GeoTessera(
+        a["dataset_version"],
+        a["dataset_variant"],
+        cache_dir=a["cache_dir"],
+        registry_dir=a["registry_dir"],
+        base_url=a["base_url"],
+        offline=a["offline"],
+        workers=a["workers"],
+    )
 
 
 def bbox4(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:

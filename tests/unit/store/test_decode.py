@@ -10,7 +10,9 @@ import pytest
 import zarr
 
 from geotessera.errors import CorruptDataError
-from geotessera.store.chunks import ArrayLayout, ShardEncoder, decode_inner, decode_many, parse_shard_index
+from geotessera.store.build.encoder import ShardEncoder
+from geotessera.store.layout import ArrayLayout, parse_shard_index
+from geotessera.store.read.decode import decode_inner, decode_many
 
 
 def _array(tmp_path: Path) -> tuple[Path, ArrayLayout]:

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from geotessera.errors import CorruptDataError
-from geotessera.store.chunks import ArrayLayout, decode_inner
-from geotessera.store.picks import DecodedGroup, ShuffledGroup, decode_into, group_of
+from geotessera.store.layout import ArrayLayout
+from geotessera.store.read.chunk_groups import DecodedGroup, ShuffledGroup, decode_into, group_of
+from geotessera.store.read.decode import decode_inner
 
 
 def _layout(dtype: str, inner: tuple[int, ...], cname: str = "zstd", shuffle: str = "bitshuffle",

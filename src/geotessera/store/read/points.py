@@ -1,59 +1,30 @@
-"""Zone-level reads of scattered pixels (points), reading each inner chunk once.
+"""Scattered pixels (points): embeddings at lon/lat points, reading each inner chunk once.
 
-Reads ``scales`` first and fetches ``embeddings`` chunks only where some
-pixel has a usable scale, so water and empty areas cost one small request.
-Windows (regions) are read by :mod:`.window`.
-Values are ``float32(q) * scale``; pixel status codes: :data:`VALID`,
-:data:`WATER`, :data:`NODATA` (never embedded) and :data:`OUTSIDE` (set by callers).
+:func:`sample` routes points to the zone of their tile (and, near a seam, to the neighbouring
+zone when their own has no data there), projects them onto the zone grid and reads the
+pixels with :func:`gather_into`: ``scales`` first, then ``embeddings`` chunks only where some
+pixel has a usable scale, so water and empty areas cost one small request. Values are
+``float32(q) * scale``; statuses are those of :mod:`.zones`. Windows (regions) are read by
+:mod:`.windows`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from pyproj import CRS, Transformer
 
-from .chunks import ArrayLayout
-from .conventions import NODATA_INF, ZoneInfo
-from .fetch import ChunkReader
-from .picks import ChunkGroup
+from ...grid import points_to_keys, utm_zones
+from .chunk_groups import ChunkGroup
+from .chunk_reader import ChunkReader
+from .zones import NODATA, OUTSIDE, VALID, Zone, classify
 
-VALID, WATER, NODATA, OUTSIDE = 0, 1, 2, 3
-STATUS_NAMES = np.array(["valid", "water", "nodata", "outside"])
-
-
-@dataclass
-class Zone:
-    """One readable zone: its grid, array layouts and years (time index order)."""
-
-    info: ZoneInfo
-    embeddings: ArrayLayout
-    scales: ArrayLayout
-    years: list[int]
-    scale_nodata: str  # "+inf" or "NaN"
-
-    @property
-    def band_axis_first(self) -> bool:
-        """True for the (time, band, y, x) layout of formats.md; False for (time, y, x, band)."""
-        dims = self.embeddings.dimension_names
-        return dims is None or list(dims) == ["time", "band", "y", "x"]
-
-
-def classify(s: npt.NDArray[np.float32], nodata: str) -> tuple[npt.NDArray[np.uint8], int]:
-    """Status codes of scales under the store's convention, and the count of implausible scales.
-
-    ``+inf`` convention: +inf (fill) -> NODATA, NaN -> WATER. ``NaN`` convention: NaN -> NODATA.
-    A finite scale outside [0, 1) is implausible -> NODATA (reported by the caller).
-    """
-    st = np.full(s.shape, NODATA, dtype=np.uint8)
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(s)
-        ok = finite & (s >= 0) & (s < 1)
-    st[ok] = VALID
-    if nodata == NODATA_INF:
-        st[np.isnan(s)] = WATER
-    return st, int((finite & ~ok).sum())
+SEAM_DEG = 0.1
+"""Points this close (degrees) to their zone's edge may be served by the neighbouring zone."""
+ZoneLookup = Callable[[int], "Zone | None"]
 
 
 def _group(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], list[npt.NDArray[np.intp]]]:
@@ -159,3 +130,87 @@ def gather(
     status = np.full(n, OUTSIDE, dtype=np.uint8)
     n_bad = gather_into(reader, zone, t, rows, cols, out, np.arange(n), status)
     return out, status, n_bad
+
+
+@lru_cache(maxsize=64)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
+
+
+def sample(
+    zone: ZoneLookup,
+    reader: ChunkReader,
+    lon: npt.NDArray[np.float64],
+    lat: npt.NDArray[np.float64],
+    years: Sequence[int],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8], int]:
+    """Values (Y, N, 128) float32 (NaN where not valid), statuses (Y, N) uint8 and the count of
+    implausible scales at points ``lon``, ``lat`` (N,) degrees, for each of ``years``.
+
+    ``zone(z)`` is the readable zone ``z`` (None when the store has none). A point within one
+    pixel outside a zone grid snaps to its edge; a point within :data:`SEAM_DEG` of a seam whose
+    own zone has no data there is served by the neighbouring zone.
+    """
+    lon_i, _ = points_to_keys(lon, lat)
+    own = utm_zones(lon_i / 100)
+    n = len(lon)
+    out = np.full((len(years), n, 128), np.nan, dtype=np.float32)
+    status = np.full((len(years), n), OUTSIDE, dtype=np.uint8)
+    n_bad = 0
+    for yi, y in enumerate(years):
+        n_bad += _sample_zones(zone, reader, lon, lat, own, np.arange(n), y, out[yi], status[yi])
+        seam = np.flatnonzero(status[yi] >= NODATA)
+        if len(seam):
+            off = lon[seam] - ((own[seam] - 1) * 6 - 180)  # degrees east of the own zone's west edge
+            for delta, near in ((-1, off < SEAM_DEG), (1, off > 6 - SEAM_DEG)):
+                sel = seam[near]
+                if len(sel):
+                    n_bad += _sample_zones(
+                        zone,
+                        reader,
+                        lon,
+                        lat,
+                        own[sel] + delta,
+                        sel,
+                        y,
+                        out[yi],
+                        status[yi],
+                        only_better=True,
+                    )
+    return out, status, n_bad
+
+
+def _sample_zones(
+    zone: ZoneLookup,
+    reader: ChunkReader,
+    lon: npt.NDArray[np.float64],
+    lat: npt.NDArray[np.float64],
+    zone_of: npt.NDArray[np.int64],
+    idx: npt.NDArray[np.int64],
+    year: int,
+    out: npt.NDArray[np.float32],
+    status: npt.NDArray[np.uint8],
+    only_better: bool = False,
+) -> int:
+    """Sample points ``idx`` (``zone_of`` aligned with it) into out/status; the implausible count."""
+    n_bad = 0
+    for z in np.unique(zone_of).tolist():
+        if not 1 <= z <= 60:
+            continue
+        zz = zone(int(z))
+        sel = idx[zone_of == z]
+        if zz is None or year not in zz.years or len(sel) == 0:
+            if zz is not None and not only_better:
+                status[sel] = np.minimum(status[sel], NODATA)
+            continue
+        info = zz.info
+        x, y = _transformer("EPSG:4326", f"EPSG:{info.epsg}").transform(lon[sel], lat[sel])
+        fc = (np.asarray(x) - info.x0) / info.res
+        fr = (info.y0 - np.asarray(y)) / info.res
+        col, row = np.floor(fc).astype(np.int64), np.floor(fr).astype(np.int64)
+        h, w = info.shape
+        inside = (row >= -1) & (row <= h) & (col >= -1) & (col <= w)
+        row, col = np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)
+        sel, row, col = sel[inside], row[inside], col[inside]
+        n_bad += gather_into(reader, zz, zz.years.index(year), row, col, out, sel, status)
+    return n_bad

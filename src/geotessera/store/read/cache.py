@@ -16,8 +16,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import OutputError
-from ..files import remove_stale_temps_under, write_atomic
+from ...errors import OutputError
+from ...files import remove_stale_temps_under, write_atomic
 
 log = logging.getLogger(__name__)
 

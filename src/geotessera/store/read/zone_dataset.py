@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
-from .conventions import ZoneInfo, zone_group_name
+from ..conventions import ZoneInfo, zone_group_name
 
 
 def zone_dataset(

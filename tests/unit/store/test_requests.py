@@ -8,9 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import geotessera.store.fetch as fetch
-from geotessera.store.chunks import EMPTY, ArrayLayout
-from geotessera.store.fetch import ChunkReader
+from geotessera.store.layout import EMPTY, ArrayLayout
+from geotessera.store.read.requests import MAX_MERGED_BYTES, MERGE_GAP_BYTES, plan_requests
 
 LAYOUT = ArrayLayout("a", (1, 256, 256), np.dtype("float32"), 0.0, (1, 128, 128), (1, 32, 32), True,
                      None, True, True, "/", False, None)  # fmt: skip  # 2 x 2 shards of 4 x 4 chunks
@@ -39,7 +38,7 @@ def _reference(chunks: list[Chunk], indexes: dict[Chunk, np.ndarray]) -> tuple[l
         group: list = []
         for e in entries:
             gap = e[1] - (group[-1][1] + group[-1][2]) if group else 0
-            if group and (gap > fetch.MERGE_GAP_BYTES or e[1] + e[2] - group[0][1] > fetch.MAX_MERGED_BYTES):
+            if group and (gap > MERGE_GAP_BYTES or e[1] + e[2] - group[0][1] > MAX_MERGED_BYTES):
                 requests.append((LAYOUT.shard_key(shard), group))
                 group = []
             group.append(e)
@@ -69,25 +68,19 @@ def test_plan_matches_the_rule(
             entries[lin] = (off, sizes[lin])
             off += sizes[lin]
     indexes: dict[Chunk, np.ndarray] = {(0, r, c): entries for r in range(2) for c in range(2)}
-    reader = ChunkReader(None, workers=1)
-    reader.shard_index = lambda layout, shard: indexes[shard]  # type: ignore[method-assign]
     chunks = [(0, r, c) for r, c in picks]
     seen: list[tuple[int, ...]] = []
-    plan = list(reader._plan(LAYOUT, np.array(chunks, dtype=np.int64), lambda c, arr: seen.append(c),
-                             parallel=False))  # fmt: skip
+    picked = np.array(chunks, dtype=np.int64)
+    plan = list(plan_requests(LAYOUT, picked, lambda shards: [indexes[s] for s in shards], seen.append))
     want_absent, want_requests = _reference(chunks, indexes)
     assert sorted(seen) == sorted(want_absent)
     assert plan == want_requests
-    reader.close()
 
 
 def test_a_request_spans_at_most_max_merged_bytes() -> None:
     entries = np.full((16, 2), EMPTY, dtype="<u8")
-    half = fetch.MAX_MERGED_BYTES // 2
+    half = MAX_MERGED_BYTES // 2
     entries[0], entries[1], entries[2] = (0, half), (half, half), (2 * half, 1)  # 2 chunks fill it exactly
-    reader = ChunkReader(None, workers=1)
-    reader.shard_index = lambda layout, shard: entries  # type: ignore[method-assign]
-    plan = list(reader._plan(LAYOUT, np.array([(0, 0, 0), (0, 0, 1), (0, 0, 2)]), lambda c, a: None,
-                             parallel=False))  # fmt: skip
+    plan = list(plan_requests(LAYOUT, np.array([(0, 0, 0), (0, 0, 1), (0, 0, 2)]),
+                              lambda shards: [entries for _ in shards], lambda c: None))  # fmt: skip
     assert [[c for c, _, _ in group] for _, group in plan] == [[(0, 0, 0), (0, 0, 1)], [(0, 0, 2)]]
-    reader.close()

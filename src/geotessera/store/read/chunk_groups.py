@@ -30,8 +30,9 @@ import numcodecs
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import CorruptDataError
-from .chunks import ArrayLayout, decode_many
+from ...errors import CorruptDataError
+from ..layout import ArrayLayout
+from .decode import decode_many
 
 try:
     import zstandard
@@ -217,7 +218,7 @@ def decode_into(raws: list[bytes | memoryview], layout: ArrayLayout, out: npt.ND
 
     Byte-shuffled or unshuffled zstd frames (the scales of formats.md) are decompressed with
     python-zstandard and unshuffled by one transpose (c-blosc costs about 25 us per call
-    more); others go through :func:`~.chunks.decode_many`. Same errors as that.
+    more); others go through :func:`~.decode.decode_many`. Same errors as that.
     """
     k = len(raws)
     if out.shape != (k, *layout.inner_shape) or out.dtype != layout.dtype or not out.flags.c_contiguous:

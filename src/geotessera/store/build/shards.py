@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..files import atomic_path, crc64nvme_file, write_atomic
-from ..tiles import load_tile_arrays
-from .chunks import ArrayLayout, ShardEncoder
-from .conventions import N_BANDS, zone_group_name
-from .inputs import TileInput, cell_mask
+from ...files import atomic_path, crc64nvme_file, write_atomic
+from ...tiles import load_tile_arrays, valid_scale_mask
+from ..conventions import N_BANDS, zone_group_name
+from ..layout import ArrayLayout
+from .encoder import ShardEncoder
+from .tiles import TileInput, cell_mask
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,8 @@ def _layout(meta_path: Path, array_path: str) -> ArrayLayout:
 
 def _clean_scales(s: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float32], int]:
     """(valid mask, scales with NaN for water/invalid, count of implausible finite scales)."""
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(s)
-        valid = finite & (s >= 0) & (s < 1)
+    finite = np.isfinite(s)
+    valid = valid_scale_mask(s)
     out = np.where(valid, s, np.float32(np.nan)).astype(np.float32)
     return valid, out, int((finite & ~valid).sum())
 
@@ -133,8 +133,8 @@ def requantize_per_band(
     q: npt.NDArray[np.int8], s: npt.NDArray[np.float32]
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
     """Per-pixel-per-band scales (h, w, 128) -> one scale per pixel (h, w), requantising q (h, w, 128)."""
+    bad = ~valid_scale_mask(s)
     with np.errstate(invalid="ignore", over="ignore"):
-        bad = ~(np.isfinite(s) & (s >= 0) & (s < 1))
         v = q.astype(np.float32) * np.where(bad, 0, s)
         amax = np.abs(v).max(axis=2)
         scale = (amax / 127).astype(np.float32)

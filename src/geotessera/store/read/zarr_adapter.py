@@ -14,8 +14,8 @@ from typing import Any
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from ..errors import SourceError
-from ..transfer import Source
+from ...errors import SourceError
+from ...transfer import Source
 
 
 def _or_none(read: Any, *args: Any) -> bytes | None:

@@ -1,19 +1,19 @@
-"""Direct access to sharded Zarr v3 chunks: shard index parsing, inner chunk decode and shard encode.
+"""What the reader and the builder know about a Zarr v3 array: :class:`ArrayLayout`, its codec,
+and the shard index of the ``sharding_indexed`` codec.
 
-zarr-python costs 0.5-1.4 ms per inner chunk; decoding one directly takes about
-0.16 ms (``performance-notes.md``). The ``sharding_indexed`` codec stores the
-inner chunks back to back and, at the end (or start) of the shard object, an
-index of ``(offset, nbytes)`` uint64 little-endian pairs, one per inner chunk in
-C order, followed by a 4-byte crc32c; ``offset = nbytes = 2**64 - 1`` marks an
-absent chunk (fill value). :class:`ArrayLayout` recognises the layouts this
-module can decode; anything else returns ``None`` and callers fall back to zarr.
+The ``sharding_indexed`` codec stores the inner chunks back to back and, at the end (or start)
+of the shard object, an index of ``(offset, nbytes)`` uint64 little-endian pairs, one per inner
+chunk in C order, followed by a 4-byte crc32c; ``offset = nbytes = 2**64 - 1`` marks an absent
+chunk (fill value). :class:`ArrayLayout` recognises the layouts the direct decoder handles;
+anything else is marked ``direct=False`` (read through zarr-python) or gives ``None``.
+Decoding inner chunks is :mod:`.read.decode`; writing shards :mod:`.build.encoder`.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-import os
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,7 +21,6 @@ from typing import Any
 
 import google_crc32c
 import numcodecs
-import numcodecs.blosc
 import numpy as np
 import numpy.typing as npt
 
@@ -206,15 +205,15 @@ def _codec(config: dict[str, Any] | None) -> Any:
     raise ValueError(f"unsupported compressor {name!r}")
 
 
-_CODEC_CACHE: dict[str, Any] = {}
+@functools.lru_cache(maxsize=64)
+def _codec_of(config: str) -> Any:
+    return _codec(json.loads(config))
 
 
 def codec_for(layout: ArrayLayout) -> Any:
-    """The numcodecs codec decoding ``layout``'s inner chunks (None: raw little-endian bytes)."""
-    key = repr(layout.compressor)
-    if key not in _CODEC_CACHE:
-        _CODEC_CACHE[key] = _codec(layout.compressor)
-    return _CODEC_CACHE[key]
+    """The numcodecs codec of ``layout``'s inner chunks (None: raw little-endian bytes); built once
+    per configuration (thread-safe)."""
+    return _codec_of(json.dumps(layout.compressor, sort_keys=True))
 
 
 def parse_shard_index(buf: bytes, layout: ArrayLayout, *, key: str = "shard") -> npt.NDArray[np.uint64]:
@@ -238,139 +237,8 @@ def index_entries(buf: bytes, layout: ArrayLayout) -> npt.NDArray[np.uint64]:
     return np.frombuffer(buf, dtype="<u8", count=layout.n_inner * 2).reshape(-1, 2)
 
 
-def decode_inner(
-    buf: bytes | memoryview, layout: ArrayLayout, out: npt.NDArray[Any] | None = None
-) -> npt.NDArray[Any]:
-    """Decode one inner chunk's bytes into an array of ``layout.inner_shape``.
-
-    ``out``: a C-contiguous array of the chunk's size and dtype to decode into (Blosc and raw
-    chunks are decoded in place, others copied); it is returned reshaped.
-    """
-    codec = layout.codec
-    size = layout.inner_size
-    if out is not None and (out.dtype != layout.dtype or out.size != size or not out.flags.c_contiguous):
-        raise ValueError(f"{layout.path}: output buffer {out.shape} {out.dtype} does not fit a chunk")
-    blosc = isinstance(codec, numcodecs.Blosc)
-    if blosc:
-        _check_blosc_header(buf, layout, layout.inner_nbytes)
-    if out is not None and (codec is None or blosc):
-        if codec is None:
-            if len(buf) != out.nbytes:
-                raise CorruptDataError(
-                    f"{layout.path}: inner chunk holds {len(buf)} bytes, expected {out.nbytes}"
-                )
-            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(buf, dtype=np.uint8)
-        else:
-            _decoding(layout, numcodecs.blosc.decompress, buf, out)  # the codec's call, minus its checks
-        return out.reshape(layout.inner_shape)
-    raw = buf if codec is None else _decoding(layout, codec.decode, buf)
-    if len(raw) % layout.dtype.itemsize:
-        raise CorruptDataError(f"{layout.path}: inner chunk decodes to {len(raw)} bytes, not whole values")
-    arr = np.frombuffer(raw, dtype=layout.dtype)
-    if arr.size != size:
-        raise CorruptDataError(f"{layout.path}: inner chunk decodes to {arr.size} values, expected {size}")
-    if out is not None:
-        out.reshape(-1)[:] = arr
-        return out.reshape(layout.inner_shape)
-    return arr.reshape(layout.inner_shape)
-
-
-def decode_many(raws: list[bytes | memoryview], layout: ArrayLayout, out: npt.NDArray[Any]) -> None:
-    """Decode inner chunks ``raws`` into ``out`` (K, *inner_shape), C-contiguous.
-
-    Same checks and errors as :func:`decode_inner`; for Blosc, the headers are checked first
-    and the chunks then decoded in a tight loop, so a thread holds the GIL only briefly
-    between chunks (scattered reads decode tens of thousands of them).
-    """
-    fits = out.shape == (len(raws), *layout.inner_shape) and out.dtype == layout.dtype
-    if not (fits and out.flags.c_contiguous):
-        raise ValueError(f"{layout.path}: output {out.shape} {out.dtype} does not fit {len(raws)} chunks")
-    if not isinstance(layout.codec, numcodecs.Blosc):
-        for raw, dst in zip(raws, out, strict=True):
-            decode_inner(raw, layout, out=dst)
-        return
-    nbytes = layout.inner_nbytes
-    for raw in raws:
-        _check_blosc_header(raw, layout, nbytes)
-    decompress = numcodecs.blosc.decompress
-
-    def loop() -> None:
-        for raw, dst in zip(raws, out, strict=True):
-            decompress(raw, dst)
-
-    _decoding(layout, loop)
-
-
-def _check_blosc_header(buf: bytes | memoryview, layout: ArrayLayout, nbytes: int) -> None:
-    """A Blosc chunk must say it holds ``nbytes`` and be exactly as long as its header says
-    (Blosc itself would read past a truncated buffer)."""
-    if len(buf) < 16:
-        raise CorruptDataError(
-            f"{layout.path}: inner chunk of {len(buf)} bytes is shorter than a Blosc header"
-        )
-    held, cbytes = int.from_bytes(buf[4:8], "little"), int.from_bytes(buf[12:16], "little")
-    if held != nbytes:
-        raise CorruptDataError(f"{layout.path}: inner chunk holds {held} bytes, expected {nbytes}")
-    if cbytes != len(buf):
-        raise CorruptDataError(f"{layout.path}: inner chunk is {len(buf)} bytes, its header says {cbytes}")
-
-
-def _decoding(layout: ArrayLayout, fn: Any, *args: Any) -> Any:
-    """``fn(*args)``, a codec call; its failures (corrupt bytes) become :class:`CorruptDataError`."""
-    try:
-        return fn(*args)
-    except (RuntimeError, ValueError, EOFError, OSError, zlib.error) as exc:  # gzip: EOFError, BadGzipFile
-        raise CorruptDataError(f"{layout.path}: inner chunk cannot be decoded ({exc})") from exc
-
-
 def inner_linear(layout: ArrayLayout, inner_coords: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Linear (C-order) index within a shard of inner-chunk coordinates (..., ndim) local to the shard."""
     return np.ravel_multi_index(tuple(np.moveaxis(inner_coords, -1, 0)), layout.inner_per_shard).astype(
         np.int64
     )
-
-
-class ShardEncoder:
-    """Streams inner chunks of one shard to a file, then appends the index (index at the end).
-
-    Memory: one encoded inner chunk at a time plus the index (16 bytes per inner chunk).
-    Chunks equal to the fill value everywhere are skipped (``write_empty_chunks=False``).
-    """
-
-    def __init__(self, layout: ArrayLayout, path: str | os.PathLike[str]) -> None:
-        if not (layout.sharded and layout.index_at_end and layout.index_crc):
-            raise ValueError("ShardEncoder writes sharded arrays with a crc32c index at the end")
-        self.layout = layout
-        self._codec = codec_for(layout)
-        self._index = np.full((layout.n_inner, 2), EMPTY, dtype="<u8")
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in finish()/abort()
-        self._offset = 0
-        self.n_chunks = 0
-
-    def add(self, linear: int, chunk: npt.NDArray[Any]) -> None:
-        """Encode and append inner chunk ``linear`` (C order in the shard) unless it is all fill."""
-        fill = self.layout.fill_value
-        if isinstance(fill, float) and math.isnan(fill):
-            empty = bool(np.isnan(chunk).all())
-        else:
-            empty = bool((chunk == fill).all())
-        if empty:
-            return
-        data = np.ascontiguousarray(chunk, dtype=self.layout.dtype)
-        enc = data.tobytes() if self._codec is None else bytes(self._codec.encode(data))
-        self._file.write(enc)
-        self._index[linear] = (self._offset, len(enc))
-        self._offset += len(enc)
-        self.n_chunks += 1
-
-    def finish(self) -> int:
-        """Write the index and close; returns the shard's size in bytes (0 chunks -> still a valid shard)."""
-        ib = self._index.tobytes()
-        self._file.write(ib)
-        self._file.write(np.uint32(google_crc32c.value(ib)).tobytes())
-        self._file.close()  # made durable by the caller's atomic_path
-        return self._offset + len(ib) + CRC_BYTES
-
-    def abort(self) -> None:
-        """Close without finishing (the caller deletes the partial file)."""
-        self._file.close()

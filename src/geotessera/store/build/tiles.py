@@ -1,11 +1,10 @@
-"""The tiles a Zarr build reads: discovery in a local bucket-layout mirror, pixel grids, cell masks.
+"""The tiles a Zarr build writes: their pixel grids on the zone grid, and which pixels are theirs.
 
-A build source is a directory in the seed bucket layout (``formats.md`` §3):
-``{vpath}/manifest.parquet`` lists the tiles (when absent the embedding
-directory is scanned), landmask GeoTIFFs give each tile's grid (when absent the
-grid is derived from the cell and the tile's shape). Grids are expressed in the
-zone's northern CRS (EPSG:326NN): a 327NN tile's northings get 10,000,000 m
-subtracted, so one zone is one continuous grid.
+Landmask GeoTIFFs give each tile's grid (when absent the grid is derived from the cell and
+the tile's shape). Grids are expressed in the zone's northern CRS (EPSG:326NN): a 327NN
+tile's northings get :data:`~geotessera.grid.SOUTH_OFFSET_M` subtracted, so one zone is one
+continuous grid. :func:`cell_mask` says which pixel centres lie in a tile's own cell. Where
+the tiles come from is :mod:`.sources`.
 """
 
 from __future__ import annotations
@@ -21,15 +20,13 @@ import numpy.typing as npt
 from affine import Affine
 from pyproj import Transformer
 
-from ..datasets import DatasetId
-from ..errors import CorruptDataError, NotCoveredError
-from ..grid import Cell, PixelGrid, utm_zone
-from ..layouts import S3_LAYOUT
-from ..tiles import read_landmask_grid, read_npy_header
+from ...errors import CorruptDataError
+from ...grid import SOUTH_OFFSET_M, Cell, PixelGrid, utm_zone
+from ...tiles import read_landmask_grid, read_npy_header
+from .sources import TileFiles
 
 log = logging.getLogger(__name__)
 
-SOUTH_OFFSET_M = 10_000_000.0
 #: Pixel sizes tried when a tile has no landmask and its size must be inferred (metres).
 CANDIDATE_PIXEL_SIZES_M = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 120.0, 200.0, 250.0)
 _EDGE_SAMPLES = 512
@@ -56,60 +53,6 @@ class TileInput:
         return f"{self.year}/{self.cell.name}"
 
 
-def _manifest_rows(root: Path, ds: DatasetId, years: set[int] | None) -> list[tuple[int, Cell]] | None:
-    path = root / S3_LAYOUT.manifest_key(ds)
-    if not path.is_file():
-        return None
-    import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for bad files
-        raise CorruptDataError(f"{path}: cannot read manifest ({exc})") from exc
-    names = set(table.column_names)
-    if "variant" in names:
-        table = table.filter(pc.equal(table.column("variant"), ds.variant))
-    if "version" in names:
-        versions = [DatasetId.parse(v, ds.variant).version for v in table.column("version").to_pylist()]
-        table = table.filter(pa_mask([v == ds.version for v in versions]))
-    if "year" not in names:
-        raise CorruptDataError(f"{path}: manifest lacks the 'year' column")
-    if "lon_i" in names and "lat_i" in names:
-        lon_i = table.column("lon_i").to_numpy().astype(np.int64)
-        lat_i = table.column("lat_i").to_numpy().astype(np.int64)
-    elif "lon" in names and "lat" in names:
-        lon_i = np.round(table.column("lon").to_numpy() * 100).astype(np.int64)
-        lat_i = np.round(table.column("lat").to_numpy() * 100).astype(np.int64)
-    else:
-        raise CorruptDataError(f"{path}: manifest lacks lon/lat (or lon_i/lat_i) columns")
-    out = []
-    for y, lo, la in zip(table.column("year").to_pylist(), lon_i.tolist(), lat_i.tolist(), strict=True):
-        if years is None or int(y) in years:
-            out.append((int(y), Cell.from_key(lo, la)))
-    return out
-
-
-def pa_mask(values: list[bool]) -> object:
-    """A pyarrow boolean array (helper for table filters)."""
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.bool_())
-
-
-def _scan_rows(root: Path, ds: DatasetId, years: set[int] | None) -> list[tuple[int, Cell]]:
-    base = root / ds.vpath / ds.emb_dir
-    out: list[tuple[int, Cell]] = []
-    if not base.is_dir():
-        return out
-    for ydir in sorted(base.iterdir()):
-        if not (ydir.is_dir() and ydir.name.isdigit()) or (years is not None and int(ydir.name) not in years):
-            continue
-        for tdir in sorted(ydir.glob("grid_*")):
-            out.append((int(ydir.name), Cell.from_name(tdir.name)))
-    return out
-
-
 def _grid_from_shape(cell: Cell, shape: tuple[int, int], name: str) -> PixelGrid:
     for p in CANDIDATE_PIXEL_SIZES_M:
         g = PixelGrid.from_cell(cell, p)
@@ -128,35 +71,23 @@ def northern(grid: PixelGrid) -> PixelGrid:
     return grid
 
 
-def discover_tiles(
-    root: Path, ds: DatasetId, *, years: set[int] | None = None, zones: set[int] | None = None
-) -> list[TileInput]:
-    """The tiles of ``ds`` under a local mirror ``root`` (bucket layout), filtered by years and zones."""
-    rows = _manifest_rows(root, ds, years)
-    if rows is None:
-        rows = _scan_rows(root, ds, years)
+def tile_inputs(files: list[TileFiles]) -> list[TileInput]:
+    """The tiles of a build with their grids in the zone's northern CRS, ordered by (year, lat, lon).
+
+    A tile's grid is its landmask's when there is one, else derived from the cell and the
+    embedding's shape; a shape or CRS that contradicts the tile is :class:`CorruptDataError`.
+    """
     tiles: list[TileInput] = []
-    for year, cell in sorted(set(rows), key=lambda r: (r[0], r[1].iy, r[1].ix)):
-        if zones is not None and utm_zone(cell.lon) not in zones:
-            continue
-        emb = root / S3_LAYOUT.embedding_key(ds, year, cell)
-        scl = root / S3_LAYOUT.scales_key(ds, year, cell)
-        if not (emb.is_file() and scl.is_file()):
-            log.warning("skipping %s/%s: embedding or scales file missing under %s", year, cell.name, root)
-            continue
-        _, shape, _ = read_npy_header(emb)
-        lm = root / S3_LAYOUT.landmask_key(ds, cell)
-        grid = (
-            read_landmask_grid(lm) if lm.is_file() else _grid_from_shape(cell, (shape[0], shape[1]), str(emb))
-        )
+    for f in sorted(files, key=lambda f: (f.year, f.cell.iy, f.cell.ix)):
+        _, shape, _ = read_npy_header(f.embedding)
+        lm = f.landmask
+        grid = read_landmask_grid(lm) if lm.is_file() else _grid_from_shape(f.cell, (shape[0], shape[1]), str(f.embedding))
         if grid.shape != tuple(shape[:2]):
-            raise CorruptDataError(f"{emb}: shape {shape[:2]} differs from its landmask grid {grid.shape}")
+            raise CorruptDataError(f"{f.embedding}: shape {shape[:2]} differs from its landmask grid {grid.shape}")
         grid = northern(grid)
-        if grid.epsg % 100 != utm_zone(cell.lon):
+        if grid.epsg % 100 != utm_zone(f.cell.lon):
             raise CorruptDataError(f"{lm}: CRS EPSG:{grid.epsg} is not the zone of the tile centre")
-        tiles.append(TileInput(cell, year, emb, scl, grid))
-    if not tiles:
-        raise NotCoveredError(f"no tiles of dataset {ds} found under {root} for the requested years/zones")
+        tiles.append(TileInput(f.cell, f.year, f.embedding, f.scales, grid))
     return tiles
 
 

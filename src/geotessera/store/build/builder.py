@@ -1,6 +1,7 @@
 """Tiles -> one sharded Zarr v3 store per dataset (``formats.md`` §6), resumable, shard by shard.
 
-Plan: every (zone, year) tile is placed on its zone's grid at
+The tiles come from :mod:`.sources` (the registry's rows; a remote source's files fetched by
+the transfer engine into a kept download directory). Plan: every (zone, year) tile is placed on its zone's grid at
 ``col = floor((tile_x0 - x0) / res)``, ``row = floor((y0 - tile_y0) / res)``;
 tiles are grouped by the shards they touch. A worker writes one shard of
 ``embeddings`` and one of ``scales`` (see :mod:`.shards`), then a receipt per
@@ -16,13 +17,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,18 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from .._optional import require
-from .._version import __version__
-from ..datasets import DatasetId
-from ..errors import CorruptDataError, InvalidInputError, OutputError
-from ..files import remove_stale_temps_under
-from ..progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
-from .conventions import N_BANDS, parse_root, parse_zone, root_attributes, zone_attributes, zone_group_name
-from .inputs import TileInput, discover_tiles, pixel_size_of
+from ..._optional import require
+from ..._version import __version__
+from ...config import Settings
+from ...datasets import DatasetId
+from ...errors import CorruptDataError, InvalidInputError, OutputError
+from ...files import remove_stale_temps_under
+from ...progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
+from ...tasks import map_bounded
+from ..conventions import N_BANDS, parse_root, parse_zone, root_attributes, zone_attributes, zone_group_name
 from .shards import SHARD, ShardTask, read_receipt, receipt_matches, write_shard_task
+from .sources import default_download_dir, tile_files
+from .tiles import TileInput, pixel_size_of, tile_inputs
 
 log = logging.getLogger(__name__)
 
@@ -222,38 +224,6 @@ def _consolidate(store: Path) -> None:
         zarr.consolidate_metadata(store)
 
 
-def _fetch_http(url: str, ds: DatasetId, years: set[int] | None, tmp: Path) -> Path:
-    """Download the manifest, tiles and landmasks of ``ds`` from an http(s) base URL into ``tmp``."""
-    from ..layouts import S3_LAYOUT
-    from ..transfer import source_from_url
-
-    with source_from_url(url) as src:
-        key = S3_LAYOUT.manifest_key(ds)
-        (tmp / key).parent.mkdir(parents=True, exist_ok=True)
-        src.get(key, dest_path=tmp / key)
-        for t in discover_tiles_keys(tmp, ds, years):
-            for k in t:
-                if k.endswith(".tiff") and not src.exists(k):
-                    continue
-                (tmp / k).parent.mkdir(parents=True, exist_ok=True)
-                src.get(k, dest_path=tmp / k)
-    return tmp
-
-
-def discover_tiles_keys(root: Path, ds: DatasetId, years: set[int] | None) -> Iterable[tuple[str, str, str]]:
-    """Object keys (embedding, scales, landmask) of every manifest row of ``ds`` under ``root``."""
-    from ..layouts import S3_LAYOUT
-    from .inputs import _manifest_rows
-
-    rows = _manifest_rows(root, ds, years) or []
-    for year, cell in rows:
-        yield (
-            S3_LAYOUT.embedding_key(ds, year, cell),
-            S3_LAYOUT.scales_key(ds, year, cell),
-            S3_LAYOUT.landmask_key(ds, cell),
-        )
-
-
 def build_zarr(
     source: str | os.PathLike[str],
     store_path: str | os.PathLike[str],
@@ -262,44 +232,47 @@ def build_zarr(
     years: Iterable[int] | None = None,
     zones: Iterable[int] | None = None,
     workers: int = 2,
+    download_dir: str | os.PathLike[str] | None = None,
+    settings: Settings | None = None,
     progress: ProgressSink | None = None,
 ) -> BuildReport:
-    """Convert the tiles of ``dataset`` under ``source`` into the Zarr store at ``store_path``.
+    """Convert the tiles of ``dataset`` from ``source`` into the Zarr store at ``store_path``.
 
     Args:
-        source: a local directory in the bucket layout, or an http(s) base URL (tiles are
-            downloaded, verified, into a temporary directory first).
+        source: a local directory in the bucket layout, a geotessera download output directory
+            (npy, with or without ``geotessera registry build``), or an http(s) / ``s3://``
+            base URL (see :mod:`.sources`).
         store_path: local directory of the Zarr v3 store (created, or updated in place).
         dataset: which (version, variant) to convert; a store holds one dataset.
         years: years to convert (default all in the source).
         zones: UTM zones to convert (default all).
         workers: shards written in parallel (threads). Memory per worker is about 40 MiB.
-        progress: sink for ``PlanReady`` / ``ItemDone`` / ``ItemSkipped`` events (one per shard).
+        download_dir: where a remote source's tiles are downloaded and kept (default
+            ``{store_path}.tiles``); a rerun resumes there without fetching finished tiles.
+        settings: how a remote source is read (workers, retries, manifest cache, offline);
+            default :meth:`Settings.resolve` (``GEOTESSERA_*`` environment).
+        progress: sink for the download's events (a remote source), then ``PlanReady`` /
+            ``ItemDone`` / ``ItemSkipped`` per shard (label ``shards``).
 
     Returns:
         A :class:`BuildReport`. Rerunning after an interruption skips complete shards.
     """
-    if workers < 1:
-        raise InvalidInputError(f"workers must be >= 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidInputError(f"workers must be a whole number >= 1, got {workers!r}")
     start = time.perf_counter()
     year_set = {int(y) for y in years} if years is not None else None
     zone_set = {int(z) for z in zones} if zones is not None else None
     store = Path(store_path)
-    text = os.fspath(source)
-    tmp_dir = None
-    try:
-        if text.startswith(("http://", "https://")):
-            tmp_dir = Path(tempfile.mkdtemp(prefix="geotessera-zarr-src-"))
-            root_dir = _fetch_http(text, dataset, year_set, tmp_dir)
-        else:
-            root_dir = Path(text)
-            if not root_dir.is_dir():
-                raise InvalidInputError(f"source {text!r} is neither a directory nor an http(s) URL")
-        tiles = discover_tiles(root_dir, dataset, years=year_set, zones=zone_set)
-        return _build(tiles, store, dataset, workers, progress, start)
-    finally:
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+    files = tile_files(
+        source,
+        dataset,
+        years=year_set,
+        zones=zone_set,
+        download_dir=download_dir if download_dir is not None else default_download_dir(store),
+        settings=settings if settings is not None else Settings.resolve(),
+        progress=progress,
+    )
+    return _build(tile_inputs(files), store, dataset, workers, progress, start)
 
 
 def _build(
@@ -350,32 +323,12 @@ def _build(
 
 
 def _run(todo: list[ShardTask], workers: int, report: BuildReport, progress: ProgressSink | None) -> None:
+    def done(task: ShardTask, result: tuple[int, int]) -> None:
+        nbytes, n_bad = result
+        report.shards_written += 1
+        report.bytes_written += nbytes
+        report.invalid_scale_pixels += n_bad
+        emit(progress, ItemDone(task.key, nbytes))
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zarr-shard") as pool:
-        pending: set[Future[tuple[int, int]]] = set()
-        it = iter(todo)
-        by_future: dict[Future[tuple[int, int]], ShardTask] = {}
-        try:
-            for task in it:
-                fut = pool.submit(write_shard_task, task)
-                pending.add(fut)
-                by_future[fut] = task
-                if len(pending) >= workers * 2:
-                    break
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    nbytes, n_bad = fut.result()
-                    report.shards_written += 1
-                    report.bytes_written += nbytes
-                    report.invalid_scale_pixels += n_bad
-                    emit(progress, ItemDone(by_future.pop(fut).key, nbytes))
-                for task in it:
-                    fut = pool.submit(write_shard_task, task)
-                    pending.add(fut)
-                    by_future[fut] = task
-                    if len(pending) >= workers * 2:
-                        break
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+        map_bounded(pool, write_shard_task, todo, limit=2 * workers, on_result=done)

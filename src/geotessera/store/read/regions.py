@@ -13,22 +13,31 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from ..errors import InvalidInputError, ScaleWarning
-from ..grid import as_bbox, cells_in_bbox, points_to_keys, utm_zone
-from .sampling import NODATA, Zone, gather
-from .window import read_window
+from ...errors import InvalidInputError, ScaleWarning
+from ...grid import SOUTH_OFFSET_M, as_bbox, cells_in_bbox, points_to_keys, utm_zone, utm_zones
+from .chunk_reader import ChunkReader
+from .points import ZoneLookup, gather
+from .windows import read_window
+from .zones import NODATA, Zone
 
-if TYPE_CHECKING:
-    from .reader import GeoTesseraZarr, Strip
-
-SOUTH_OFFSET_M = 10_000_000.0
 _DENSIFY = 21
+STRIP_ROWS = 256
+
+
+class Strip(NamedTuple):
+    """A row strip of a region: ``data`` (h, W, 128) float32 starting at output row ``row``."""
+
+    row: int
+    data: npt.NDArray[np.float32]
+    transform: Affine
+    crs: CRS
 
 
 def region_grid(
@@ -96,8 +105,7 @@ def _owners(crs: CRS, transform: Affine, r0: int, r1: int, w: int) -> np.ndarray
     px, py = transform @ (cols.ravel(), rows.ravel())
     lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(px, py)
     lon_i, _ = points_to_keys(np.clip(lon, -180, 180), np.clip(lat, -90, 90))
-    zone = np.clip(np.floor((lon_i / 100 + 180) / 6).astype(np.int64) + 1, 1, 60)
-    return zone.reshape(r1 - r0, w)
+    return utm_zones(lon_i / 100).reshape(r1 - r0, w)
 
 
 def _boundaries(h: int, strip_rows: int | None, first_row: int, chunk_rows: int) -> list[int]:
@@ -116,27 +124,29 @@ def _boundaries(h: int, strip_rows: int | None, first_row: int, chunk_rows: int)
 
 
 def iter_strips(
-    gz: GeoTesseraZarr,
+    zone: ZoneLookup,
+    reader: ChunkReader,
+    gsd: float,
     bbox: Any,
     year: int,
     *,
     target_crs: Any = None,
     resolution: float | None = None,
-    strip_rows: int | None = 256,
-    into: np.ndarray | None = None,
+    strip_rows: int | None = STRIP_ROWS,
+    into: npt.NDArray[np.float32] | None = None,
 ) -> Iterator[Strip]:
     """Row strips (h <= strip_rows, W, 128) float32 of the region; see :meth:`GeoTesseraZarr.iter_region`.
 
-    ``strip_rows`` None: one strip when the region is a plain window of one zone (read_region),
-    else 256 rows. ``into``: fill this (H, W, 128) array in place instead of allocating strips.
+    ``zone(z)``: the readable zone ``z`` of the store (None when absent); ``gsd``: its pixel
+    size (m). ``strip_rows`` None: one strip when the region is a plain window of one zone
+    (read_region), else 256 rows. ``into``: fill this (H, W, 128) array in place instead of
+    allocating strips.
     """
-    from .reader import Strip
-
-    crs, transform, (h, w), zones = region_grid(bbox, gz.info.gsd, target_crs, resolution)
+    crs, transform, (h, w), zones = region_grid(bbox, gsd, target_crs, resolution)
     epsg = crs.to_epsg()
     found: list[tuple[int, Zone]] = []
     for z in zones:
-        zz = gz.zone(z)
+        zz = zone(z)
         if zz is not None and year in zz.years:
             found.append((z, zz))
     direct = None  # the one zone holding the whole box, when read window by window
@@ -149,7 +159,7 @@ def iter_strips(
         eh = direct[0].embeddings.inner_shape[2]
         starts = _boundaries(h, strip_rows, direct[1][0], eh)
     else:
-        starts = list(range(0, h, strip_rows or 256))
+        starts = list(range(0, h, strip_rows or STRIP_ROWS))
     n_bad = 0
     for r0, r1 in zip(starts, [*starts[1:], h], strict=True):
         if into is not None:  # read_region: fill the caller's array in place, no copy
@@ -160,7 +170,7 @@ def iter_strips(
         if direct is not None:  # writes every pixel: no NaN prefill
             zz, off = direct
             t = zz.years.index(year)
-            n_bad += read_window(gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have)
+            n_bad += read_window(reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have)
             yield Strip(r0, out, transform @ Affine.translation(0, r0), crs)
             continue
         out.fill(np.nan)
@@ -169,7 +179,7 @@ def iter_strips(
         if owner is not None:  # second pass: any zone may fill what the owning zone left empty
             passes += [(z, None) for z in zones]
         for z, allow in passes:
-            zz = gz.zone(z)
+            zz = zone(z)
             if zz is None or year not in zz.years:
                 continue
             t = zz.years.index(year)
@@ -177,7 +187,7 @@ def iter_strips(
             off = _aligned(epsg, transform, info.epsg, info.x0, info.y0, info.res)
             if off is not None:
                 n_bad += read_window(
-                    gz.reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have, allow
+                    reader, zz, t, off[0] + r0, off[0] + r1, off[1], off[1] + w, out, have, allow
                 )
                 continue
             cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(r0, r1) + 0.5)
@@ -189,7 +199,7 @@ def iter_strips(
             if allow is not None:
                 ok &= allow.ravel()
             idx = np.flatnonzero(ok)
-            vals, st, bad = gather(gz.reader, zz, t, zr[idx], zc[idx])
+            vals, st, bad = gather(reader, zz, t, zr[idx], zc[idx])
             n_bad += bad
             keep = st != NODATA
             flat_out = out.reshape(-1, out.shape[2])

@@ -13,33 +13,34 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 from affine import Affine
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
-from ..config import RetryPolicy, Settings
-from ..datasets import DatasetId
-from ..errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning, SourceError
-from ..grid import points_to_keys, utm_zone
-from ..layouts import DEFAULT_BASE_URL
-from ..transfer import CountingSource, LocalSource, OfflineSource, Source, source_from_url
+from ...config import RetryPolicy, Settings
+from ...datasets import DatasetId
+from ...errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning, SourceError
+from ...grid import utm_zone
+from ...layouts import DEFAULT_BASE_URL
+from ...transfer import CountingSource, LocalSource, OfflineSource, Source, source_from_url
+from ..conventions import StoreInfo, parse_root, zone_from_group_name
+from ..layout import ArrayLayout
 from .cache import DiskCache
-from .chunks import ArrayLayout
-from .conventions import StoreInfo, ZoneInfo, parse_root, parse_zone, zone_group_name
-from .fetch import ChunkReader, usable_cores
-from .sampling import NODATA, OUTSIDE, STATUS_NAMES, Zone, gather_into
+from .chunk_reader import ChunkReader, usable_cores
+from .points import sample as sample_pixels
+from .regions import STRIP_ROWS, Strip, iter_strips, region_grid
+from .zones import STATUS_NAMES, Zone, load_zone
 
 log = logging.getLogger(__name__)
 
-SOUTH_OFFSET_M = 10_000_000.0
-STRIP_ROWS = 256
-REMOTE_WORKERS = 8  # concurrent requests to a remote store
+REMOTE_WORKERS = 8
+"""Threads reading a remote store by default: enough requests in flight to hide their latency."""
 
 
 def store_url(base: str, dataset: DatasetId | None = None) -> str:
@@ -82,20 +83,6 @@ def _open_location(
         require_checksum=False,  # whole objects are checked when a checksum is sent; ranges never are
     )
     return source, disk, workers
-
-
-class Strip(NamedTuple):
-    """A row strip of a region: ``data`` (h, W, 128) float32 starting at output row ``row``."""
-
-    row: int
-    data: npt.NDArray[np.float32]
-    transform: Affine
-    crs: CRS
-
-
-@lru_cache(maxsize=64)
-def _transformer(src: str, dst: str) -> Transformer:
-    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
 
 
 class GeoTesseraZarr:
@@ -170,6 +157,7 @@ class GeoTesseraZarr:
         self._consolidated: dict[str, Any] | None = dict(cons) if isinstance(cons, dict) else None
         self._zones: dict[int, Zone | None] = {}
         self._zarr_group: Any = None
+        self._lock = threading.Lock()  # the lazy caches above are filled from any thread
 
     # --- metadata -----------------------------------------------------------------------
     def _json(self, key: str) -> dict[str, Any] | None:
@@ -184,65 +172,36 @@ class GeoTesseraZarr:
 
     def _meta(self, path: str) -> dict[str, Any] | None:
         if self._consolidated is not None:
-            return self._consolidated.get(path)
+            meta: dict[str, Any] | None = self._consolidated.get(path)
+            return meta
         return self._json(f"{path}/zarr.json")
 
     @property
     def zones(self) -> list[int]:
         """UTM zones present (from consolidated metadata; otherwise the zones read so far)."""
         if self._consolidated is not None:
-            from .conventions import zone_from_group_name
-
             return sorted(z for k in self._consolidated if "/" not in k and (z := zone_from_group_name(k)))
-        return sorted(z for z, v in self._zones.items() if v is not None)
+        with self._lock:
+            return sorted(z for z, v in self._zones.items() if v is not None)
 
     def zone(self, zone: int) -> Zone | None:
-        """The readable zone ``zone`` (None when the store has no such group)."""
-        if zone not in self._zones:
-            self._zones[zone] = self._load_zone(zone)
-        return self._zones[zone]
-
-    def _load_zone(self, zone: int) -> Zone | None:
-        name = zone_group_name(zone)
-        gmeta = self._meta(name)
-        if gmeta is None:
-            return None
-        metas = {a: self._meta(f"{name}/{a}") for a in ("embeddings", "scales", "time")}
-        for a, m in metas.items():
-            if m is None:
-                raise CorruptDataError(f"{self.url}: zone group {name} has no {a!r} array")
-        lay = {a: ArrayLayout.from_metadata(f"{name}/{a}", m) for a, m in metas.items() if m is not None}
-        if any(v is None for v in lay.values()):
-            raise CorruptDataError(f"{self.url}: zone group {name} has an irregular chunk grid")
-        emb, scl, tim = lay["embeddings"], lay["scales"], lay["time"]
-        assert emb is not None and scl is not None and tim is not None  # for mypy; checked above
-        info: ZoneInfo = parse_zone(name, gmeta.get("attributes", {}), fallback_shape=scl.shape[1:3])  # type: ignore[arg-type]
-        years: list[int] = [0] * tim.shape[0]
-        buf = np.zeros(tim.shape[0], dtype=np.int64)
-
-        def on(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-            n = tim.inner_shape[0]
-            if arr is not None:
-                part = arr[: max(0, min(n, tim.shape[0] - c[0] * n))]
-                buf[c[0] * n : c[0] * n + len(part)] = part
-
-        self.reader.read_chunks(
-            tim,
-            np.arange(tim.grid_shape[0] * (tim.shard_shape[0] // tim.inner_shape[0]), dtype=np.int64).reshape(
-                -1, 1
-            ),
-            on,
-        )
-        years = [int(y) for y in buf]
-        return Zone(info, emb, scl, years, self.info.scale_nodata)
+        """The readable zone ``zone`` (None when the store has no such group); loaded once."""
+        with self._lock:
+            if zone in self._zones:
+                return self._zones[zone]
+        loaded = load_zone(zone, self._meta, self.reader, self.info.scale_nodata, self.url)
+        with self._lock:
+            return self._zones.setdefault(zone, loaded)  # a racing loader's equal result is kept
 
     def _zarr_chunk(self, layout: ArrayLayout, coords: tuple[int, ...]) -> npt.NDArray[Any]:
-        """Fallback: one inner chunk read through zarr-python."""
-        if self._zarr_group is None:
-            import zarr
+        """Fallback: one inner chunk read through zarr-python (called from reader threads)."""
+        with self._lock:
+            if self._zarr_group is None:
+                import zarr
 
-            self._zarr_group = zarr.open_group(self._zarr_store(), mode="r")
-        arr = self._zarr_group[layout.path]
+                self._zarr_group = zarr.open_group(self._zarr_store(), mode="r")
+            group = self._zarr_group
+        arr = group[layout.path]
         sl = tuple(slice(c * s, (c + 1) * s) for c, s in zip(coords, layout.inner_shape, strict=True))
         data = np.asarray(arr[sl])
         pad = [(0, s - d) for s, d in zip(layout.inner_shape, data.shape, strict=True)]
@@ -251,7 +210,7 @@ class GeoTesseraZarr:
     def _zarr_store(self) -> Any:
         if self._root is not None:
             return str(self._root)
-        from .zarrstore import SourceStore
+        from .zarr_adapter import SourceStore
 
         return SourceStore(self.source)
 
@@ -268,6 +227,26 @@ class GeoTesseraZarr:
             )
 
     # --- points -------------------------------------------------------------------------
+    @overload
+    def sample_points(
+        self,
+        points: npt.ArrayLike,
+        year: int | None = None,
+        *,
+        years: Sequence[int] | None = None,
+        return_status: Literal[False] = False,
+    ) -> npt.NDArray[np.float32]: ...
+
+    @overload
+    def sample_points(
+        self,
+        points: npt.ArrayLike,
+        year: int | None = None,
+        *,
+        years: Sequence[int] | None = None,
+        return_status: Literal[True],
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.str_]]: ...
+
     def sample_points(
         self,
         points: npt.ArrayLike,
@@ -275,7 +254,7 @@ class GeoTesseraZarr:
         *,
         years: Sequence[int] | None = None,
         return_status: bool = False,
-    ) -> Any:
+    ) -> npt.NDArray[np.float32] | tuple[npt.NDArray[np.float32], npt.NDArray[np.str_]]:
         """Embeddings at points.
 
         Args:
@@ -291,79 +270,25 @@ class GeoTesseraZarr:
         pts = np.asarray(points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise InvalidInputError(f"points must be an (N, 2) array of lon, lat; got shape {pts.shape}")
-        ylist = [int(y) for y in years] if years is not None else None
-        if ylist is None:
-            if year is None:
-                raise InvalidInputError("give year=... or years=[...]")
-            ylist_eff = [int(year)]
+        if years is not None:
+            wanted = [int(y) for y in years]
+        elif year is not None:
+            wanted = [int(year)]
         else:
-            ylist_eff = ylist
-        for y in ylist_eff:
+            raise InvalidInputError("give year=... or years=[...]")
+        for y in wanted:
             self._require_year(y)
-        lon, lat = pts[:, 0], pts[:, 1]
-        lon_i, _ = points_to_keys(lon, lat)
-        own = np.clip(np.floor((lon_i / 100 + 180) / 6).astype(np.int64) + 1, 1, 60)
-        n = len(pts)
-        out = np.full((len(ylist_eff), n, 128), np.nan, dtype=np.float32)
-        status = np.full((len(ylist_eff), n), OUTSIDE, dtype=np.uint8)
-        n_bad = 0
-        for yi, y in enumerate(ylist_eff):
-            n_bad += self._sample_zones(lon, lat, own, np.arange(n), y, out[yi], status[yi])
-            seam = np.flatnonzero(status[yi] >= NODATA)
-            if len(seam):
-                off = lon[seam] - ((own[seam] - 1) * 6 - 180)  # degrees east of the own zone's west edge
-                for delta, near in ((-1, off < 0.1), (1, off > 5.9)):
-                    sel = seam[near]
-                    if len(sel):
-                        zones = own[sel] + delta
-                        n_bad += self._sample_zones(
-                            lon, lat, zones, sel, y, out[yi], status[yi], only_better=True
-                        )
+        out, status, n_bad = sample_pixels(self.zone, self.reader, pts[:, 0], pts[:, 1], wanted)
         if n_bad:
             warnings.warn(
                 f"{n_bad} sampled pixels have implausible scales outside [0, 1); returned as NaN",
                 ScaleWarning,
                 stacklevel=2,
             )
-        vals = out if ylist is not None else out[0]
-        if not return_status:
-            return vals
         names = STATUS_NAMES[status]
-        return vals, (names if ylist is not None else names[0])
-
-    def _sample_zones(
-        self,
-        lon: npt.NDArray[np.float64],
-        lat: npt.NDArray[np.float64],
-        zone_of: npt.NDArray[np.int64],
-        idx: npt.NDArray[np.int64],
-        year: int,
-        out: npt.NDArray[np.float32],
-        status: npt.NDArray[np.uint8],
-        only_better: bool = False,
-    ) -> int:
-        """Sample points ``idx`` (zone_of aligned with idx) into out/status; returns implausible count."""
-        n_bad = 0
-        for z in np.unique(zone_of).tolist():
-            if not 1 <= z <= 60:
-                continue
-            zz = self.zone(int(z))
-            sel = idx[zone_of == z]
-            if zz is None or year not in zz.years or len(sel) == 0:
-                if zz is not None and not only_better:
-                    status[sel] = np.minimum(status[sel], NODATA)
-                continue
-            info = zz.info
-            x, y = _transformer("EPSG:4326", f"EPSG:{info.epsg}").transform(lon[sel], lat[sel])
-            fc = (np.asarray(x) - info.x0) / info.res
-            fr = (info.y0 - np.asarray(y)) / info.res
-            col, row = np.floor(fc).astype(np.int64), np.floor(fr).astype(np.int64)
-            h, w = info.shape
-            inside = (row >= -1) & (row <= h) & (col >= -1) & (col <= w)
-            row, col = np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)
-            sel, row, col = sel[inside], row[inside], col[inside]
-            n_bad += gather_into(self.reader, zz, zz.years.index(year), row, col, out, sel, status)
-        return n_bad
+        if years is None:
+            out, names = out[0], names[0]
+        return (out, names) if return_status else out
 
     # --- regions ------------------------------------------------------------------------
     def iter_region(
@@ -380,11 +305,16 @@ class GeoTesseraZarr:
         Memory is one strip (``strip_rows`` x W x 128 x 4 bytes) plus the chunks in flight.
         See :meth:`read_region` for the grid and the errors.
         """
-        from .region import iter_strips
-
         self._require_year(year)
         return iter_strips(
-            self, bbox, year, target_crs=target_crs, resolution=resolution, strip_rows=strip_rows
+            self.zone,
+            self.reader,
+            self.info.gsd,
+            bbox,
+            year,
+            target_crs=target_crs,
+            resolution=resolution,
+            strip_rows=strip_rows,
         )
 
     def read_region(
@@ -398,17 +328,20 @@ class GeoTesseraZarr:
         there is no data or water. Raises :class:`InvalidInputError` for an empty box or one
         crossing the antimeridian.
         """
-        from .region import region_grid
-
         self._require_year(year)
         crs, transform, (h, w), _ = region_grid(bbox, self.info.gsd, target_crs, resolution)
-        from .region import iter_strips
-
         out = np.empty((h, w, 128), dtype=np.float32)
-        strips = iter_strips(
-            self, bbox, year, target_crs=target_crs, resolution=resolution, strip_rows=None, into=out
-        )
-        for _ in strips:
+        for _ in iter_strips(
+            self.zone,
+            self.reader,
+            self.info.gsd,
+            bbox,
+            year,
+            target_crs=target_crs,
+            resolution=resolution,
+            strip_rows=None,
+            into=out,
+        ):
             pass
         return out, transform, crs
 
@@ -422,9 +355,12 @@ class GeoTesseraZarr:
         """
         from .zone_dataset import zone_dataset
 
-        if (lon is None) == (zone is None):
+        if zone is not None and lon is None:
+            z = int(zone)
+        elif lon is not None and zone is None:
+            z = utm_zone(float(lon))
+        else:
             raise InvalidInputError("give exactly one of lon=... or zone=...")
-        z = int(zone) if zone is not None else utm_zone(float(lon))  # type: ignore[arg-type]
         zz = self.zone(z)
         if zz is None:
             raise NotCoveredError(f"store {self.url} has no zone {z} (zones: {self.zones})")
