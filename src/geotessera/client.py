@@ -26,12 +26,7 @@ from affine import Affine
 from .arrays import TilePaths, as_points, iter_tile_strips, points_by_tile, read_tile, sample_tiles
 from .config import RetryPolicy, Settings
 from .datasets import DatasetId
-from .errors import (
-    CoverageWarning,
-    GeoTesseraError,
-    NotCoveredError,
-    SourceError,
-)
+from .errors import CoverageWarning, GeoTesseraError, NotCoveredError, SourceError
 from .export import check_output_dataset, check_output_dir
 from .grid import Cell
 from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for
@@ -50,10 +45,6 @@ class _RegistryArgs(TypedDict):
     registry_path: str | os.PathLike[str] | None
     registry_dir: str | os.PathLike[str] | None
     registry_url: str | None
-
-
-TileTuple = tuple[int, float, float]
-"""(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
 
 
 @dataclass
@@ -231,9 +222,6 @@ class GeoTessera:
         The directory is claimed for this dataset (sidecar written) before the first byte
         arrives, so even an interrupted run can never be resumed with another dataset.
         """
-        return self._run_plan(plan, progress)
-
-    def _run_plan(self, plan: DownloadPlan, progress: ProgressSink | None) -> DownloadResult:
         return download(
             plan,
             self.source,
@@ -315,7 +303,7 @@ class GeoTessera:
             fmt="npy",
             layout=self.layout,
         )
-        result = self._run_plan(plan, progress)
+        result = self.download(plan, progress=progress)
         bad = {t for t, _ in result.failed}
         for j in plan.jobs:
             if j.tile not in bad:

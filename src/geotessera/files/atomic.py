@@ -19,7 +19,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Final
 
@@ -108,9 +108,23 @@ def remove_stale_temps(path: str | os.PathLike[str], *, older_than_s: float = ST
     return removed
 
 
-def remove_stale_temps_under(root: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S) -> int:
-    """Delete the stale temporary files (see :func:`remove_stale_temps`) anywhere under ``root``."""
-    candidates = [Path(d, name) for d, _, names in os.walk(root) for name in names if is_temp_name(name)]
+def remove_stale_temps_under(
+    root: str | os.PathLike[str],
+    *,
+    older_than_s: float = STALE_AFTER_S,
+    foreign: Callable[[str], bool] | None = None,
+) -> int:
+    """Delete the stale temporary files (see :func:`remove_stale_temps`) anywhere under ``root``.
+
+    ``foreign(name)``: also temporary files another library names its own way (e.g. zarr-python's
+    ``*.partial``); having no writer in their name, they are stale once untouched ``older_than_s``.
+    """
+    candidates = [
+        Path(d, name)
+        for d, _, names in os.walk(root)
+        for name in names
+        if is_temp_name(name) or (foreign is not None and foreign(name))
+    ]
     removed = _unlink_stale(candidates, older_than_s)
     if removed:
         log.info("removed %d stale temporary file(s) under %s", removed, root)

@@ -64,3 +64,14 @@ def test_a_tree_sweep_removes_stale_temps_at_any_depth_and_nothing_else(tmp_path
         p.write_bytes(b"x")
     assert remove_stale_temps_under(tmp_path) == 1
     assert not killed.exists() and live.exists() and receipt.exists() and shard.exists()
+
+
+def test_a_sweep_can_take_another_librarys_temporaries_by_age(tmp_path: Path) -> None:
+    old, new = tmp_path / "zarr.0a1b.partial", tmp_path / "zarr.2c3d.partial"
+    for p in (old, new):
+        p.write_bytes(b"{")
+    t = time.time() - 3600
+    os.utime(old, (t, t))
+    assert remove_stale_temps_under(tmp_path) == 0  # not ours unless asked
+    assert remove_stale_temps_under(tmp_path, foreign=lambda n: n.endswith(".partial")) == 1
+    assert not old.exists() and new.exists()

@@ -285,7 +285,8 @@ def _build(
 ) -> BuildReport:
     res = pixel_size_of(tiles)
     root = _open_root(store, ds, res)
-    remove_stale_temps_under(store)  # shards of a killed build that no rerun may rewrite
+    # shards of a killed build that no rerun may rewrite, and zarr-python's own metadata temporaries
+    remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
     by_zone: dict[int, list[TileInput]] = defaultdict(list)
     for t in tiles:
         by_zone[t.zone].append(t)
