@@ -24,12 +24,13 @@ northern CRS's (326NN), so one zone is one continuous grid (``formats.md`` secti
 
 
 def utm_zone(lon_centre: float) -> int:
-    """UTM zone 1..60 of a tile centre longitude (degrees)."""
-    return min(max(math.floor((lon_centre + 180.0) / 6.0) + 1, 1), 60)
+    """UTM zone 1..60 of a tile centre longitude (degrees); see :func:`utm_zones`."""
+    return int(utm_zones(lon_centre))
 
 
 def utm_zones(lon_centres: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """:func:`utm_zone` of each longitude of an array (degrees), same shape, int64."""
+    """UTM zone 1..60 of each tile centre longitude of an array (degrees), same shape, int64:
+    ``floor((lon + 180) / 6) + 1``, clamped (no Norway/Svalbard exceptions, as published)."""
     lon = np.asarray(lon_centres, dtype=np.float64)
     return np.clip(np.floor((lon + 180.0) / 6.0).astype(np.int64) + 1, 1, 60)
 

@@ -21,7 +21,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from ...errors import InvalidInputError, ScaleWarning
-from ...grid import SOUTH_OFFSET_M, as_bbox, cells_in_bbox, points_to_keys, utm_zone, utm_zones
+from ...grid import SOUTH_OFFSET_M, as_bbox, cells_in_bbox, points_to_keys, utm_epsg, utm_zone, utm_zones
 from .chunk_reader import ChunkReader
 from .points import ZoneLookup, gather
 from .windows import read_window
@@ -49,7 +49,7 @@ def region_grid(
         raise InvalidInputError(f"bbox {tuple(b)} is empty (zero width or height); give a box with area")
     lon_c, lat_c = (b.min_lon + b.max_lon) / 2, (b.min_lat + b.max_lat) / 2
     if target_crs is None:
-        crs = CRS.from_epsg((32600 if lat_c >= 0 else 32700) + utm_zone(lon_c))
+        crs = CRS.from_epsg(utm_epsg(lon_c, lat_c))
     else:
         try:
             crs = CRS.from_user_input(target_crs)
