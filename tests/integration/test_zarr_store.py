@@ -21,9 +21,9 @@ from geotessera.progress import Event, ItemDone
 from geotessera.sample.build import build_store
 from geotessera.sample.serve import SampleServer
 from geotessera.store import GeoTesseraZarr, build_zarr
-from geotessera.store.build.sources import tile_files
-from geotessera.store.build.tiles import TileInput, cell_mask, tile_inputs
 from geotessera.store.read.chunk_reader import usable_cores
+from geotessera.store.write.sources import tile_files
+from geotessera.store.write.tiles import TileInput, cell_mask, tile_inputs
 from geotessera.tiles import dequantize_embedding, load_tile_arrays
 
 DS = DatasetId.parse("v1")

@@ -1,7 +1,7 @@
 """Cloud-native Zarr access (layer L6): read geoemb stores and build them from tiles.
 
 ``from geotessera.store import GeoTesseraZarr`` is the reader (:mod:`.read`); :func:`build_zarr`
-the builder (:mod:`.build`). Both need the ``zarr`` extra (zarr, numcodecs, zstandard, xarray,
+the builder (:mod:`.write`). Both need the ``zarr`` extra (zarr, numcodecs, zstandard, xarray,
 dask). What both share: :mod:`.layout` (arrays, codecs, shard indexes) and :mod:`.conventions`
 (the ``geoemb:`` / ``proj:`` / ``spatial:`` attributes).
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .build import BuildReport, build_zarr
     from .read import GeoTesseraZarr
+    from .write import BuildReport, build_zarr
 
 __all__ = ["BuildReport", "GeoTesseraZarr", "build_zarr"]
 
@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return GeoTesseraZarr
     if name in ("BuildReport", "build_zarr"):
-        from . import build
+        from . import write
 
-        return getattr(build, name)
+        return getattr(write, name)
     raise AttributeError(f"module 'geotessera.store' has no attribute {name!r}")

@@ -6,7 +6,7 @@ of the shard object, an index of ``(offset, nbytes)`` uint64 little-endian pairs
 chunk in C order, followed by a 4-byte crc32c; ``offset = nbytes = 2**64 - 1`` marks an absent
 chunk (fill value). :class:`ArrayLayout` recognises the layouts the direct decoder handles;
 anything else is marked ``direct=False`` (read through zarr-python) or gives ``None``.
-Decoding inner chunks is :mod:`.read.decode`; writing shards :mod:`.build.encoder`.
+Decoding inner chunks is :mod:`.read.decode`; writing shards :mod:`.write.encoder`.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import pytest
 import zarr
 
 from geotessera.errors import CorruptDataError
-from geotessera.store.build.encoder import ShardEncoder
 from geotessera.store.layout import ArrayLayout, parse_shard_index
 from geotessera.store.read.decode import decode_inner, decode_many
+from geotessera.store.write.encoder import ShardEncoder
 
 
 def _array(tmp_path: Path) -> tuple[Path, ArrayLayout]:

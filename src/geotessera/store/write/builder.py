@@ -1,8 +1,8 @@
 """Tiles -> one sharded Zarr v3 store per dataset (``formats.md`` §6), resumable, shard by shard.
 
 The tiles come from :mod:`.sources` (the registry's rows; a remote source's files fetched by
-the transfer engine into a kept download directory). Plan: every (zone, year) tile is placed on its zone's grid at
-``col = floor((tile_x0 - x0) / res)``, ``row = floor((y0 - tile_y0) / res)``;
+the transfer engine into a kept download directory). Plan: every (zone, year) tile is placed
+on its zone's grid at ``col = floor((tile_x0 - x0) / res)``, ``row = floor((y0 - tile_y0) / res)``;
 tiles are grouped by the shards they touch. A worker writes one shard of
 ``embeddings`` and one of ``scales`` (see :mod:`.shards`), then a receipt per
 array; a shard is complete only by its receipt, and a receipt records the tiles

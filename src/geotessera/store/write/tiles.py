@@ -81,9 +81,14 @@ def tile_inputs(files: list[TileFiles]) -> list[TileInput]:
     for f in sorted(files, key=lambda f: (f.year, f.cell.iy, f.cell.ix)):
         _, shape, _ = read_npy_header(f.embedding)
         lm = f.landmask
-        grid = read_landmask_grid(lm) if lm.is_file() else _grid_from_shape(f.cell, (shape[0], shape[1]), str(f.embedding))
+        if lm.is_file():
+            grid = read_landmask_grid(lm)
+        else:
+            grid = _grid_from_shape(f.cell, (shape[0], shape[1]), str(f.embedding))
         if grid.shape != tuple(shape[:2]):
-            raise CorruptDataError(f"{f.embedding}: shape {shape[:2]} differs from its landmask grid {grid.shape}")
+            raise CorruptDataError(
+                f"{f.embedding}: shape {shape[:2]} differs from its landmask grid {grid.shape}"
+            )
         grid = northern(grid)
         if grid.epsg % 100 != utm_zone(f.cell.lon):
             raise CorruptDataError(f"{lm}: CRS EPSG:{grid.epsg} is not the zone of the tile centre")

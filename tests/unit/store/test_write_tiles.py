@@ -6,7 +6,7 @@ import numpy as np
 from pyproj import Transformer
 
 from geotessera.grid import Cell, PixelGrid
-from geotessera.store.build.tiles import cell_mask, northern
+from geotessera.store.write.tiles import cell_mask, northern
 
 
 def _centres(grid: PixelGrid) -> tuple[np.ndarray, np.ndarray]:
