@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .change import change
+    from .changes import change
     from .clustering import cluster
     from .extraction import extract
     from .models import TrainedModel, load_model, save_model, train
@@ -33,7 +33,7 @@ _NAMES = {
     "save_model": "models",
     "predict": "prediction",
     "similar": "similarity",
-    "change": "change",
+    "change": "changes",
     "cluster": "clustering",
 }
 

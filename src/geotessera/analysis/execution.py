@@ -62,9 +62,12 @@ class Runner:
         in_flight: blocks submitted at once (default: twice the threads of the pool or cluster).
     """
 
-    def __init__(self, client: Any = None, *, workers: int | None = None, in_flight: int | None = None):
+    def __init__(
+        self, client: Any = None, *, workers: int | None = None, in_flight: int | None = None, owns: bool = False
+    ):
         require("dask", EXTRA)
         self.client = client
+        self.owns = owns
         if client is None:
             n = workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
             self.threads = n
@@ -138,10 +141,13 @@ class Runner:
                 fut.cancel()
 
     def close(self) -> None:
-        """Stop the local threads (a cluster client is the caller's to close)."""
+        """Stop the local threads; close the cluster client when this runner opened it."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self.owns and self.client is not None:
+            self.client.close()
+            self.client = None
 
     def __enter__(self) -> Runner:
         return self

@@ -119,5 +119,5 @@ def make_runner(client: Any, workers: int | None) -> Runner:
     if isinstance(client, str):
         from .execution import connect
 
-        client = connect(client)
+        return Runner(connect(client), workers=workers, owns=True)
     return Runner(client, workers=workers)
