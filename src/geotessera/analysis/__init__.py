@@ -37,7 +37,17 @@ _NAMES = {
     "cluster": "clustering",
 }
 
-__all__ = sorted(_NAMES)
+__all__ = [
+    "TrainedModel",
+    "change",
+    "cluster",
+    "extract",
+    "load_model",
+    "predict",
+    "save_model",
+    "similar",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -60,6 +60,4 @@ def as_area(value: Any) -> Area:
 
         geom, name = country_geometry(str(value))
         return Area(Region.from_geometry(geom), geom, f"country {name}")
-    raise InvalidInputError(
-        f"region {value!r} is not a bbox, Region, geometry, region file or country name"
-    )
+    raise InvalidInputError(f"region {value!r} is not a bbox, Region, geometry, region file or country name")

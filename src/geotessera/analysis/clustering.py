@@ -97,7 +97,9 @@ def cluster(
     s = p.source.sample(pts, int(year))
     x = s.values[s.status == "valid"]
     if len(x) < k:
-        raise InvalidInputError(f"only {len(x)} of the {len(pts)} sampled points have an embedding; fewer than k = {k}")
+        raise InvalidInputError(
+            f"only {len(x)} of the {len(pts)} sampled points have an embedding; fewer than k = {k}"
+        )
     model = cl.MiniBatchKMeans(n_clusters=int(k), random_state=seed, n_init=3, batch_size=4096)
     model.fit(x.astype(np.float32))
     centroids = model.cluster_centers_.astype(np.float32)
@@ -116,8 +118,15 @@ def cluster(
         runner.close()
     out = Path(output)
     cpath = out.with_name(f"{out.stem}_centroids.json")
-    doc = {"k": int(k), "year": int(year), "seed": seed, "sample_points": int(len(pts)), "sample_valid": int(len(x)),
-           "inertia": float(model.inertia_), "centroids": centroids.tolist()}  # fmt: skip
+    doc = {
+        "k": int(k),
+        "year": int(year),
+        "seed": seed,
+        "sample_points": len(pts),
+        "sample_valid": len(x),
+        "inertia": float(model.inertia_),
+        "centroids": centroids.tolist(),
+    }
     try:
         cpath.write_text(json.dumps(doc))
     except OSError as exc:

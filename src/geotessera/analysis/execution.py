@@ -63,7 +63,12 @@ class Runner:
     """
 
     def __init__(
-        self, client: Any = None, *, workers: int | None = None, in_flight: int | None = None, owns: bool = False
+        self,
+        client: Any = None,
+        *,
+        workers: int | None = None,
+        in_flight: int | None = None,
+        owns: bool = False,
     ):
         require("dask", EXTRA)
         self.client = client
@@ -71,7 +76,9 @@ class Runner:
         if client is None:
             n = workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
             self.threads = n
-            self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(n, thread_name_prefix="geotessera-block")
+            self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
+                n, thread_name_prefix="geotessera-block"
+            )
         else:
             info = client.scheduler_info()
             self.threads = max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))

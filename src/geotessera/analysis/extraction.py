@@ -80,7 +80,11 @@ def extract(
     attrs = pd.DataFrame(gdf.drop(columns=[geom_name])).reset_index(drop=True)
     is_point = (gdf.geom_type == "Point").to_numpy()
     pt_idx = np.flatnonzero(is_point)
-    lonlat = np.c_[gdf.geometry.x.to_numpy()[pt_idx], gdf.geometry.y.to_numpy()[pt_idx]] if len(pt_idx) else np.zeros((0, 2))
+    lonlat = (
+        np.c_[gdf.geometry.x.to_numpy()[pt_idx], gdf.geometry.y.to_numpy()[pt_idx]]
+        if len(pt_idx)
+        else np.zeros((0, 2))
+    )
     feature = pt_idx.astype(np.int64)
     polygon_id = np.full(len(pt_idx), -1, dtype=np.int64)
     poly_idx = np.flatnonzero(~is_point)
@@ -88,7 +92,9 @@ def extract(
         pixel = _pixel_size(src, gdf, ylist[0])
         polys = gdf.geometry.iloc[poly_idx].tolist()
         classes = gdf[label].iloc[poly_idx].tolist() if label is not None else None
-        samples = sample_polygons(polys, classes, pixel, per_class=per_class, allocation=allocation, seed=seed)
+        samples = sample_polygons(
+            polys, classes, pixel, per_class=per_class, allocation=allocation, seed=seed
+        )
         lonlat = np.concatenate([lonlat, samples.lonlat])
         feature = np.concatenate([feature, poly_idx[samples.feature]])
         polygon_id = np.concatenate([polygon_id, poly_idx[samples.feature]])
@@ -109,7 +115,9 @@ def extract(
         base["dataset"] = dataset
         emb = pd.DataFrame(s.values.astype(np.float32), columns=EMB_COLUMNS)
         frame = pd.concat([base, emb], axis=1)
-        frames.append(gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lonlat[:, 0], lonlat[:, 1]), crs="EPSG:4326"))
+        frames.append(
+            gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(lonlat[:, 0], lonlat[:, 1]), crs="EPSG:4326")
+        )
         counts = pd.Series(s.status).value_counts().to_dict()
         log.info("extracted %d samples for %d: %s", len(lonlat), year, counts)
     out = pd.concat(frames, ignore_index=True)

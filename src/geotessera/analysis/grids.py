@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -149,7 +150,7 @@ def embedding_array(reader: WindowSource, grid: OutputGrid, block: int = DEFAULT
         raise ValueError(f"block must be >= 1, got {block}")
     h, w = grid.shape
     name = "tessera-embeddings-" + tokenize(reader, grid.epsg, grid.transform, grid.shape, block)
-    layer = {}
+    layer: dict[Any, Any] = {}
     for r0, r1, c0, c1 in grid.blocks(block):
         window = _block_window(grid, r0, r1, c0, c1)
         part = reader.restrict(block_grid(grid.epsg, grid.transform, r0, r1, c0, c1))

@@ -109,7 +109,9 @@ def _estimator(task: str, kind: str, n: int, seed: int) -> Any:
             return KNeighborsClassifier(n_neighbors=max(1, min(5, n - 1)))
         if kind == "logreg":
             return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        raise InvalidInputError(f"unknown classification model {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
+        raise InvalidInputError(
+            f"unknown classification model {kind!r}; choose one of {', '.join(CLASSIFIERS)}"
+        )
     if kind == "rf":
         return ensemble.RandomForestRegressor(n_estimators=100, n_jobs=-1, random_state=seed)
     if kind == "ridge":
@@ -166,7 +168,9 @@ def train(
         raise InvalidInputError(f"no label column {label!r}; the table has: {', '.join(map(str, shown))}")
     missing = [b for b in BANDS if b not in df.columns]
     if missing:
-        raise InvalidInputError(f"the table has no embedding columns ({missing[0]} ...); make it with `extract`")
+        raise InvalidInputError(
+            f"the table has no embedding columns ({missing[0]} ...); make it with `extract`"
+        )
     usable = df[label].notna().to_numpy().copy()
     if "status" in df.columns:
         usable &= (df["status"] == "valid").to_numpy()
@@ -190,7 +194,8 @@ def train(
         classes, y = np.unique(rows[label].to_numpy(), return_inverse=True)
         if len(classes) < 2:
             raise InvalidInputError(
-                f"the label {label!r} has a single class ({classes[0]!r}) among usable rows; a classifier needs two"
+                f"the label {label!r} has a single class ({classes[0]!r}) among usable rows; "
+                "a classifier needs two"
             )
     else:
         classes, y = np.array([]), rows[label].to_numpy(dtype=np.float64)
@@ -207,9 +212,17 @@ def train(
     else:
         report = regression_report(y, oof, splits)
     report.update(
-        {"task": task, "model": model, "label": label, "folds": folds, "cv_block_m": float(cv_block_m),
-         "n_samples": int(len(y)), "n_blocks": int(len(np.unique(groups))), "seed": seed}
-    )  # fmt: skip
+        {
+            "task": task,
+            "model": model,
+            "label": label,
+            "folds": folds,
+            "cv_block_m": float(cv_block_m),
+            "n_samples": len(y),
+            "n_blocks": len(np.unique(groups)),
+            "seed": seed,
+        }
+    )
     final = _estimator(task, model, len(y), seed)
     final.fit(x, y)
     years = sorted({int(v) for v in rows["year"].tolist()}) if "year" in rows.columns else []

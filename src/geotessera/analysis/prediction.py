@@ -1,4 +1,6 @@
-"""Wall-to-wall prediction with a trained model, block by block: ``predict(model, source, region, year, output)``.
+"""Wall-to-wall prediction with a trained model, block by block.
+
+``predict(model, source, region, year, output)``.
 
 Classification writes class ids (uint8, 255 = nodata; uint16 / 65535 past 254 classes)
 with a colour table, the class names in the ``CLASS_NAMES`` tag (JSON list, id order)
@@ -114,7 +116,14 @@ def predict(
             emb = p.embeddings(g, int(year))
             arrays.append(
                 emb.map_blocks(
-                    _predict_block, est, m.bands, m.task, n_out, proba, dtype=dtype, chunks=(*emb.chunks[:2], (n_out,))
+                    _predict_block,
+                    est,
+                    m.bands,
+                    m.task,
+                    n_out,
+                    proba,
+                    dtype=dtype,
+                    chunks=(*emb.chunks[:2], (n_out,)),
                 )
             )
         paths = p.paths(output)
@@ -151,14 +160,23 @@ def _narrow(data: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.where(d == 65535, 255, d).astype(np.uint8)
 
 
-def _run(p: Any, arrays: Any, paths: Any, spec: RasterSpec, runner: Any, progress: Any, to_ids: bool = False) -> list[Path]:
+def _run(
+    p: Any, arrays: Any, paths: Any, spec: RasterSpec, runner: Any, progress: Any, to_ids: bool = False
+) -> list[Path]:
     from .regionops import run
 
     return run(p, arrays, paths, spec, runner, progress=progress, transform=_narrow if to_ids else None)
 
 
 def _run_with_proba(
-    p: Any, arrays: Any, paths: list[Path], spec: RasterSpec, names: list[str], runner: Any, progress: Any, small: bool
+    p: Any,
+    arrays: Any,
+    paths: list[Path],
+    spec: RasterSpec,
+    names: list[str],
+    runner: Any,
+    progress: Any,
+    small: bool,
 ) -> list[Path]:
     """Class ids and probabilities from one pass: the probabilities go to ``STEM_proba.tif``."""
     from ..progress import ItemDone, PlanReady, emit
@@ -179,10 +197,12 @@ def _run_with_proba(
 
 def _write_classes(path: Path, names: list[str], label: str) -> None:
     side = path.with_name(path.name + ".classes.json")
-    doc = {"label": label, "nodata": 255 if len(names) <= 254 else 65535,
-           "classes": [{"id": i, "name": n} for i, n in enumerate(names)]}  # fmt: skip
+    doc = {
+        "label": label,
+        "nodata": 255 if len(names) <= 254 else 65535,
+        "classes": [{"id": i, "name": n} for i, n in enumerate(names)],
+    }
     try:
         side.write_text(json.dumps(doc, indent=2))
     except OSError as exc:
         raise OutputError(f"cannot write {side}: {exc}") from exc
-

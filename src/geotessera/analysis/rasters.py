@@ -26,11 +26,27 @@ TILE = 256
 
 #: Class colours (RGB) for class maps and cluster maps, cycled when there are more classes.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
-)  # fmt: skip
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (199, 199, 199),
+    (219, 219, 141),
+    (158, 218, 229),
+)
 
 
 def colour_table(n: int) -> dict[int, tuple[int, int, int, int]]:
@@ -63,7 +79,9 @@ def output_path(path: str | os.PathLike[str], grid: OutputGrid, n_grids: int) ->
 class BlockWriter:
     """A GeoTIFF of ``grid`` written window by window (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], grid: OutputGrid, spec: RasterSpec, *, compress: str = "deflate"):
+    def __init__(
+        self, path: str | os.PathLike[str], grid: OutputGrid, spec: RasterSpec, *, compress: str = "deflate"
+    ):
         import rasterio
 
         self.path = Path(path)

@@ -10,6 +10,7 @@ per-block consumers: masks, statistics, candidates), in row-major order.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ class Plan:
         """Dask array (H, W, 128) float32 of ``grid`` for ``year``."""
         return embedding_array(self.source.windows(year, grid.cells, grid.epsg), grid, self.block)
 
-    def paths(self, output: str | Path) -> list[Path]:
+    def paths(self, output: str | os.PathLike[str]) -> list[Path]:
         """The GeoTIFF path of each grid (``output`` itself for one grid)."""
         return [output_path(output, g, len(self.grids)) for g in self.grids]
 
@@ -71,9 +72,12 @@ def plan(source: Any, region: Any, years: Sequence[int], *, block: int = DEFAULT
     if not grids:
         raise NotCoveredError(f"{area.description} covers no pixel of the tiles holding data")
     log.info(
-        "%s: %d tiles, %d output grid(s) %s", area.description, len(chosen), len(grids),
+        "%s: %d tiles, %d output grid(s) %s",
+        area.description,
+        len(chosen),
+        len(grids),
         ", ".join(f"{g.suffix} {g.shape[0]}x{g.shape[1]}" for g in grids),
-    )  # fmt: skip
+    )
     return Plan(src, area, ys, grids, block)
 
 
@@ -111,7 +115,8 @@ def run(
 def finite_rows(block: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """(N, 128) pixels of a block and the mask of those with a full embedding."""
     flat = block.reshape(-1, block.shape[-1])
-    return flat, np.isfinite(flat).all(axis=1)
+    ok = np.asarray(np.isfinite(flat).all(axis=1), dtype=bool)
+    return flat, ok
 
 
 def make_runner(client: Any, workers: int | None) -> Runner:

@@ -59,7 +59,9 @@ def polygon_pixels(polygon: shapely.Geometry, pixel_size_m: float) -> npt.NDArra
     xx, yy = np.meshgrid(xs, ys[::-1])
     shapely.prepare(proj)
     inside = shapely.contains_xy(proj, xx.ravel(), yy.ravel())
-    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xx.ravel()[inside], yy.ravel()[inside])
+    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(
+        xx.ravel()[inside], yy.ravel()[inside]
+    )
     return np.c_[np.asarray(lon), np.asarray(lat)]
 
 
@@ -98,7 +100,8 @@ def sample_polygons(
     if allocation not in ALLOCATIONS:
         raise InvalidInputError(f"unknown allocation {allocation!r}; choose one of {', '.join(ALLOCATIONS)}")
     pixels = [polygon_pixels(g, pixel_size_m) for g in polygons]
-    feature = np.concatenate([np.full(len(px), i, dtype=np.int64) for i, px in enumerate(pixels)] or [[]])
+    parts = [np.full(len(px), i, dtype=np.int64) for i, px in enumerate(pixels)]
+    feature = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     lonlat = np.concatenate(pixels) if pixels else np.zeros((0, 2))
     if per_class is None:
         return PixelSamples(lonlat, feature.astype(np.int64))

@@ -62,7 +62,9 @@ def exemplar_vectors(table: Any, mode: str) -> npt.NDArray[np.float32]:
     return (v / norms).astype(np.float32)
 
 
-def _similarity_block(block: npt.NDArray[np.float32], exemplars: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def _similarity_block(
+    block: npt.NDArray[np.float32], exemplars: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     """(h, w, 128) -> (h, w, 1) float32 cosine similarity (max over exemplars); NaN = nodata."""
     h, w = block.shape[:2]
     flat, ok = finite_rows(block)
@@ -137,8 +139,20 @@ class TopK:
             grid = self.grids[int(g)]
             x, y = grid.transform * (c + 0.5, r + 0.5)
             lon, lat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(x, y)
-            rows.append({"rank": rank, "similarity": float(val), "lon": lon, "lat": lat, "x": x, "y": y,
-                         "epsg": grid.epsg, "tile": Cell.from_point(lon, lat).name, "row": int(r), "col": int(c)})  # fmt: skip
+            rows.append(
+                {
+                    "rank": rank,
+                    "similarity": float(val),
+                    "lon": lon,
+                    "lat": lat,
+                    "x": x,
+                    "y": y,
+                    "epsg": grid.epsg,
+                    "tile": Cell.from_point(lon, lat).name,
+                    "row": int(r),
+                    "col": int(c),
+                }
+            )
         lons = [d["lon"] for d in rows]
         lats = [d["lat"] for d in rows]
         return gpd.GeoDataFrame(rows, geometry=gpd.points_from_xy(lons, lats), crs="EPSG:4326")
@@ -170,7 +184,9 @@ class MaskPolygons:
         frames = []
         for epsg, geoms in sorted(self.parts.items()):
             merged = shapely.get_parts(shapely.union_all(geoms))
-            part = gpd.GeoDataFrame({"area_m2": shapely.area(merged)}, geometry=list(merged), crs=f"EPSG:{epsg}")
+            part = gpd.GeoDataFrame(
+                {"area_m2": shapely.area(merged)}, geometry=list(merged), crs=f"EPSG:{epsg}"
+            )
             frames.append(part.to_crs("EPSG:4326"))
         if not frames:
             return gpd.GeoDataFrame({"area_m2": []}, geometry=[], crs="EPSG:4326")
@@ -216,7 +232,9 @@ def similar(
         arrays = []
         for g in p.grids:
             emb = p.embeddings(g, int(year))
-            arrays.append(emb.map_blocks(_similarity_block, ex, dtype=np.float32, chunks=(*emb.chunks[:2], (1,))))
+            arrays.append(
+                emb.map_blocks(_similarity_block, ex, dtype=np.float32, chunks=(*emb.chunks[:2], (1,)))
+            )
         paths = p.paths(out)
         tags = {"TESSERA_YEAR": str(year), "SIMILARITY": f"cosine, {mode} over {len(vectors)} exemplar(s)"}
         spec = RasterSpec("float32", 1, float("nan"), descriptions=("cosine similarity",), tags=tags)
@@ -227,7 +245,7 @@ def similar(
         poly = MaskPolygons(float(threshold)) if threshold is not None else None
         if poly is not None:
             sinks.append(poly.add)
-            result.masks = _run_with_mask(p, arrays, paths, spec, float(threshold), runner, sinks, progress)
+            result.masks = _run_with_mask(p, arrays, paths, spec, poly.threshold, runner, sinks, progress)
         else:
             run(p, arrays, paths, spec, runner, sinks=sinks, progress=progress)
     finally:
@@ -235,23 +253,39 @@ def similar(
     from .tables import write_table
 
     if poly is not None:
-        result.polygons = Path(polygons) if polygons is not None else out.with_name(f"{out.stem}_polygons.geojson")
+        result.polygons = (
+            Path(polygons) if polygons is not None else out.with_name(f"{out.stem}_polygons.geojson")
+        )
         _write_vectors(poly.frame(), result.polygons)
     if top is not None:
         result.top = top.table()
         result.top_path = write_table(
-            result.top, Path(top_k_output) if top_k_output is not None else out.with_name(f"{out.stem}_top.parquet")
+            result.top,
+            Path(top_k_output) if top_k_output is not None else out.with_name(f"{out.stem}_top.parquet"),
         )
     return result
 
 
 def _run_with_mask(
-    p: Any, arrays: Any, paths: list[Path], spec: RasterSpec, threshold: float, runner: Any, sinks: list[Any], progress: Any
+    p: Any,
+    arrays: Any,
+    paths: list[Path],
+    spec: RasterSpec,
+    threshold: float,
+    runner: Any,
+    sinks: list[Any],
+    progress: Any,
 ) -> list[Path]:
     from ..progress import ItemDone, PlanReady, emit
 
-    mspec = RasterSpec("uint8", 1, 255, {0: (0, 0, 0, 255), 1: (255, 255, 0, 255), 255: (0, 0, 0, 0)},
-                       ("similar",), {**spec.tags, "THRESHOLD": repr(threshold)})  # fmt: skip
+    mspec = RasterSpec(
+        "uint8",
+        1,
+        255,
+        {0: (0, 0, 0, 255), 1: (255, 255, 0, 255), 255: (0, 0, 0, 0)},
+        ("similar",),
+        {**spec.tags, "THRESHOLD": repr(threshold)},
+    )
     masks = [q.with_name(f"{q.stem}_mask{q.suffix or '.tif'}") for q in paths]
     emit(progress, PlanReady(sum(len(g.blocks(p.block)) for g in p.grids), 0, "blocks"))
     for grid, arr, path, mpath in zip(p.grids, arrays, paths, masks, strict=True):
@@ -261,7 +295,9 @@ def _run_with_mask(
                     sink(grid, r0, c0, data)
                 sim.write(r0, c0, data)
                 v = data[:, :, 0]
-                m = np.where(np.isfinite(v), (np.nan_to_num(v) > threshold).astype(np.uint8), 255).astype(np.uint8)
+                m = np.where(np.isfinite(v), (np.nan_to_num(v) > threshold).astype(np.uint8), 255).astype(
+                    np.uint8
+                )
                 msk.write(r0, c0, m)
                 emit(progress, ItemDone(f"{path.name} block {r0},{c0}"))
     return masks

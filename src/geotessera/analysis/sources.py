@@ -196,7 +196,7 @@ class ZarrSource(Source):
         objects = getattr(store, "objects", None)
         url = str(store.url)
         if url.startswith("s3://") and hasattr(objects, "base_url"):
-            url = objects.base_url  # the resolved http(s) form, so workers need no endpoint
+            url = str(objects.base_url)  # type: ignore[union-attr]  # the resolved http(s) form, so workers need no endpoint
         self.url = url
 
     def describe(self) -> str:
@@ -219,14 +219,18 @@ class ZarrSource(Source):
         lon = ((ix[:, None] + offsets[None, :, 0]) / 10).ravel()
         lat = ((iy[:, None] + offsets[None, :, 1]) / 10).ravel()
         _, st = self.store.sample_points(np.c_[lon, lat], year=int(year), return_status=True)
-        ok = np.isin(np.asarray(st).reshape(len(cells), len(offsets)), ("valid", "water")).any(axis=1)
+        ok = np.asarray(
+            np.isin(np.asarray(st).reshape(len(cells), len(offsets)), ("valid", "water")).any(axis=1)
+        )
         return [c for c, k in zip(cells, ok, strict=True) if k]
 
     def sample(self, lonlat: npt.ArrayLike, year: int) -> PointSample:
         pts = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
         if len(pts) == 0:
             e = np.zeros(0, dtype=np.int64)
-            return PointSample(np.zeros((0, N_BANDS), np.float32), np.zeros(0, "<U7"), np.zeros(0, "<U1"), e, e)
+            return PointSample(
+                np.zeros((0, N_BANDS), np.float32), np.zeros(0, "<U7"), np.zeros(0, "<U1"), e, e
+            )
         values, status = self.store.sample_points(pts, year=int(year), return_status=True)
         lon_i, lat_i = points_to_keys(pts[:, 0], pts[:, 1])
         cells = [Cell.from_key(int(a), int(b)) for a, b in zip(lon_i, lat_i, strict=True)]
@@ -260,7 +264,7 @@ def as_source(source: Any) -> Source:
     try:
         from ..store.reader import GeoTesseraZarr
     except ImportError:  # the zarr extra is missing: then it cannot be a store
-        GeoTesseraZarr = None  # type: ignore[assignment, misc]  # noqa: N806
+        GeoTesseraZarr = None  # type: ignore[assignment, misc]
     if GeoTesseraZarr is not None and isinstance(source, GeoTesseraZarr):
         return ZarrSource(source)
     raise InvalidInputError(

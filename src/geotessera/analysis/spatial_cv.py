@@ -67,7 +67,9 @@ def spatial_blocks(
     return merged.ravel().astype(np.int64)
 
 
-def spatial_folds(groups: npt.NDArray[np.int64], folds: int, y: npt.ArrayLike | None = None, seed: int = 0) -> list[Fold]:
+def spatial_folds(
+    groups: npt.NDArray[np.int64], folds: int, y: npt.ArrayLike | None = None, seed: int = 0
+) -> list[Fold]:
     """(train, test) index pairs: ``folds`` splits that keep every group on one side.
 
     ``y`` (class labels) asks for stratification over groups. Raises

@@ -177,7 +177,7 @@ class ZarrWindows(WindowSource):
     def read(self, window: Window) -> npt.NDArray[np.float32]:
         h, w = window.shape
         out = np.full((h, w, N_BANDS), np.nan, dtype=np.float32)
-        owner, shown = window.owners()
+        _, shown = window.owners()
         if not shown.any():
             return out
         with _open_lock:  # one open per process, even when several tasks start together
@@ -186,7 +186,9 @@ class ZarrWindows(WindowSource):
             return out
         t = years.index(self.year)
         shift = SOUTH_OFFSET_M if window.epsg == 32700 + self.zone else 0.0
-        top = Affine(window.transform.a, 0.0, window.transform.c, 0.0, window.transform.e, window.transform.f - shift)
+        top = Affine(
+            window.transform.a, 0.0, window.transform.c, 0.0, window.transform.e, window.transform.f - shift
+        )
         r, c = _offset(top, zt)
         zh, zw = scl.shape[1:]
         rows, cols = np.flatnonzero(shown.any(axis=1)), np.flatnonzero(shown.any(axis=0))
