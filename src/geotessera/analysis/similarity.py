@@ -70,9 +70,11 @@ def _similarity_block(
     flat, ok = finite_rows(block)
     out = np.full(h * w, np.nan, dtype=np.float32)
     if ok.any():
-        x = flat[ok]
-        norm = np.linalg.norm(x, axis=1)
-        sims = (x @ exemplars.T).max(axis=1) / np.where(norm > 0, norm, np.nan)
+        # float64 without BLAS threads: the same bytes whichever process or thread computes a block
+        x = flat[ok].astype(np.float64)
+        norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+        dots = np.einsum("ij,kj->ik", x, exemplars.astype(np.float64))
+        sims = dots.max(axis=1) / np.where(norm > 0, norm, np.nan)
         out[ok] = np.clip(sims, -1.0, 1.0)
     return out.reshape(h, w, 1)
 

@@ -236,12 +236,17 @@ class ZarrSource(Source):
         cells = [Cell.from_key(int(a), int(b)) for a, b in zip(lon_i, lat_i, strict=True)]
         grids = {c: PixelGrid.from_cell(c, self.pixel_size_m) for c in set(cells)}
         row, col = _tile_rowcol(cells, pts, grids)
+        status = np.asarray(status).astype("<U7")
+        # "nodata" in a cell the store holds nothing of means no tile there: "outside", as for tiles
+        suspect = sorted({cells[i] for i in np.flatnonzero(status == "nodata")}, key=lambda c: (c.iy, c.ix))
+        if suspect:
+            have = set(self.covered_cells(Region.from_cells(suspect, "cells"), year))
+            none = np.array([s == "nodata" and c not in have for s, c in zip(status, cells, strict=True)])
+            status[none] = "outside"
+        row[status == "outside"] = -1
+        col[status == "outside"] = -1
         return PointSample(
-            np.asarray(values, dtype=np.float32),
-            np.asarray(status).astype("<U7"),
-            np.array([c.name for c in cells]),
-            row,
-            col,
+            np.asarray(values, dtype=np.float32), status, np.array([c.name for c in cells]), row, col
         )
 
     def windows(self, year: int, cells: Sequence[Cell], epsg: int) -> WindowSource:
