@@ -26,7 +26,7 @@ from geotessera.datasets import DatasetId
 from geotessera.errors import MixedDatasetError, NotCoveredError
 from geotessera.sample.content import FOREST, WATER
 from geotessera.store import GeoTesseraZarr, build_zarr
-from tests.support.analysis import CAMBRIDGE, class_maps, labelled_points, owned_pixels, values_at
+from support.analysis import CAMBRIDGE, class_maps, labelled_points, owned_pixels, values_at
 
 
 @pytest.fixture(scope="module")
