@@ -134,9 +134,10 @@ def write_table(table: Any, path: str | os.PathLike[str]) -> Path:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         if p.suffix.lower() == ".csv":
-            df = table.copy()
-            if hasattr(df, "geometry"):
-                df["geometry"] = df.geometry.to_wkt()
+            pd = require("pandas", EXTRA)
+            df = pd.DataFrame(table)
+            if hasattr(table, "geometry"):
+                df[table.geometry.name] = table.geometry.to_wkt()
             df.to_csv(tmp, index=False)
         else:
             table.to_parquet(tmp, index=False)

@@ -2,7 +2,7 @@
 
 | decorator | options |
 |---|---|
-| ``analysis_source_options`` | the client options (``client_options``) plus --zarr, --endpoint-url |
+| ``analysis_source_options`` | the client options plus --embeddings-dir, --zarr, --endpoint-url |
 | ``area_options`` | --region (bbox, region file or country), --bbox, --tile, --region-file, --country |
 | ``scale_options`` | --scheduler, --threads, --block |
 
@@ -34,10 +34,17 @@ def analysis_source_options(f: F) -> F:
             "client_args": kwargs.pop("client_args"),
             "zarr": kwargs.pop("zarr"),
             "endpoint_url": kwargs.pop("endpoint_url"),
+            "embeddings_dir": kwargs.pop("embeddings_dir"),
         }
         return f(*args, **kwargs)
 
     wrapped = client_options(wrapper)
+    wrapped = click.option(
+        "--embeddings-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where tiles are downloaded and kept (default: the current directory).",
+    )(wrapped)
     wrapped = click.option(
         "--endpoint-url", default=None, metavar="URL", help="S3 endpoint for an s3:// --zarr store."
     )(wrapped)
@@ -59,7 +66,10 @@ def open_source(source_args: dict[str, Any]) -> Any:
         from ..store import GeoTesseraZarr
 
         return GeoTesseraZarr(source_args["zarr"], endpoint_url=source_args["endpoint_url"])
-    return make_client(source_args["client_args"])
+    client = make_client(source_args["client_args"])
+    if source_args["embeddings_dir"] is not None:
+        client.embeddings_dir = Path(source_args["embeddings_dir"])
+    return client
 
 
 def area_options(f: F) -> F:

@@ -82,15 +82,19 @@ def command(
     if (predict_region is None) != (map_out is None):
         raise click.UsageError("--predict REGION and a map path (-o MAP.tif or --map) go together")
     area = parse_area_text(predict_region) if predict_region is not None else None
+    year = one_year(years) if area is not None else 0
+    source = open_source(source_args) if area is not None else None
     fitted, report = train(table, label, model=model, cv_block_m=cv_block_m, folds=folds, seed=seed)
+    if source is not None:  # refuse another dataset before anything is written
+        from ..analysis.sources import as_source
+
+        fitted.check_dataset(as_source(source).dataset)
     save_model(fitted, model_dir)
     write_report(report, model_dir)
     click.echo(report_text(report))
     stderr.print(f"model -> {model_dir}", highlight=False)
     if area is None:
         return
-    year = one_year(years)
-    source = open_source(source_args)
     paths = run_with_progress(
         predict, fitted, source, area, year, map_out, scheduler, proba=proba, block=block, workers=threads
     )
