@@ -42,9 +42,11 @@ N_NAIVE = 2_000
 
 
 def _client(work: Path) -> Any:
-    from geotessera import GeoTessera
+    from geotessera.client import GeoTessera
 
-    return GeoTessera(base_url=str(cached_store(OPTIONS)), cache_dir=work / "cache", embeddings_dir=work / "emb")
+    return GeoTessera(
+        base_url=str(cached_store(OPTIONS)), cache_dir=work / "cache", embeddings_dir=work / "emb"
+    )
 
 
 def _labels(per_class: int = 50, seed: int = 0) -> Any:
@@ -68,7 +70,9 @@ def _labels(per_class: int = 50, seed: int = 0) -> Any:
         codes.append(a[r, c])
     lon, lat, code = np.concatenate(lons), np.concatenate(lats), np.concatenate(codes)
     rng = np.random.default_rng(seed)
-    pick = np.concatenate([rng.choice(np.flatnonzero(code == k), per_class, replace=False) for k in range(1, 5)])
+    pick = np.concatenate(
+        [rng.choice(np.flatnonzero(code == k), per_class, replace=False) for k in range(1, 5)]
+    )
     names = [CLASS_NAMES[k] for k in code[pick]]
     return gpd.GeoDataFrame({"landcover": names}, geometry=gpd.points_from_xy(lon[pick], lat[pick]), crs=4326)
 
@@ -158,7 +162,9 @@ def _setup_extract() -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="gt-bench-analysis-"))
     pts = _points()
-    labels = gpd.GeoDataFrame({"id": np.arange(N_POINTS)}, geometry=gpd.points_from_xy(pts[:, 0], pts[:, 1]), crs=4326)
+    labels = gpd.GeoDataFrame(
+        {"id": np.arange(N_POINTS)}, geometry=gpd.points_from_xy(pts[:, 0], pts[:, 1]), crs=4326
+    )
     return {"work": work, "gt": _client(work), "labels": labels, "points": pts}
 
 
@@ -204,7 +210,8 @@ def summary(results: dict[str, CaseResult]) -> list[str]:
         base_rate = base.metrics["pixels"] / base.median_s
         mem = r.metrics.get("worker_peak_mib", r.peak_rss_mib)
         lines.append(
-            f"{name}: {rate / 1e6:.2f} Mpixel/s vs the script's {base_rate / 1e6:.2f} ({rate / base_rate:.2f}x, "
+            f"{name}: {rate / 1e6:.2f} Mpixel/s vs the script's {base_rate / 1e6:.2f} "
+            f"({rate / base_rate:.2f}x, "
             f"goal >= 1); peak memory per worker {mem:.0f} MiB = {mem / base.peak_rss_mib:.3f} of the "
             f"script's {base.peak_rss_mib:.0f} MiB (goal <= 0.25)"
         )
@@ -229,7 +236,7 @@ def cases() -> list[Case]:
             run=_run_script,
             teardown=_teardown,
             repeats=2,
-            description="fetch_embeddings of 16 tiles, stacked, NaN rows dropped, one model.predict (n_jobs=-1)",
+            description="fetch_embeddings of 16 tiles, stacked, NaN rows dropped, one predict (n_jobs=-1)",
         ),
         Case(
             name="predict, local threads",
