@@ -94,10 +94,12 @@ class Runner:
             d = self.client.persist(d)
         return d
 
-    def _submit(self, block: Any) -> Any:
+    def _submit(self, graph: dict[Any, Any], key: Any) -> Any:
         if self._pool is not None:
-            return self._pool.submit(block.compute, scheduler="synchronous")
-        return self.client.compute(block, optimize_graph=True)
+            from dask.local import get_sync
+
+            return self._pool.submit(get_sync, graph, key)
+        return self.client.get(graph, key, sync=False)
 
     @staticmethod
     def _result(fut: Any) -> npt.NDArray[Any]:
@@ -110,15 +112,18 @@ class Runner:
     def iter_blocks(
         self, array: Any, on_block: Callable[[int, int], None] | None = None
     ) -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
-        """Yield ``(row, col, block)`` of a 2-D or 3-D dask array in row-major order.
+        """Yield ``(row, col, block)`` of a 2-D or 3-D dask array (one chunk deep) in row-major order.
 
-        ``row``/``col`` are the block's first pixel. ``on_block(done, total)`` is called
-        after each block (for progress).
+        ``row``/``col`` are the block's first pixel. Each block is computed from its own
+        small task graph (a few tasks), so the cost per block does not grow with the region.
+        ``on_block(done, total)`` is called after each block (for progress).
         """
-        blocks = array.to_delayed(optimize_graph=True)
+        graph = dict(array.__dask_graph__())
         row_starts = np.cumsum((0, *array.chunks[0][:-1]))
         col_starts = np.cumsum((0, *array.chunks[1][:-1]))
-        order = [(i, j) for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
+        rows, cols = array.numblocks[0], array.numblocks[1]
+        tail = (0,) * (array.ndim - 2)
+        order = [(i, j) for i in range(rows) for j in range(cols)]
         total = len(order)
         pending: deque[tuple[int, int, Any]] = deque()
         it = iter(order)
@@ -130,8 +135,8 @@ class Runner:
                 if nxt is None:
                     return
                 i, j = nxt
-                d = blocks[(i, j) if blocks.ndim == 2 else (i, j, 0)]
-                pending.append((i, j, self._submit(d)))
+                key = (array.name, i, j, *tail)
+                pending.append((i, j, self._submit(_subgraph(graph, key), key)))
 
         fill()
         try:
@@ -161,3 +166,18 @@ class Runner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _subgraph(graph: dict[Any, Any], key: Any) -> dict[Any, Any]:
+    """The tasks ``key`` needs (itself and its dependencies, recursively)."""
+    from dask.core import get_dependencies
+
+    out: dict[Any, Any] = {}
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        if k in out:
+            continue
+        out[k] = graph[k]
+        stack.extend(get_dependencies(graph, k))
+    return out
