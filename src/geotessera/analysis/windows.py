@@ -31,6 +31,7 @@ from ..tiles import dequantize_embedding, load_tile_arrays
 
 N_BANDS = 128
 SOUTH_OFFSET_M = 10_000_000.0
+OWNER_STEP = 16
 
 
 def pack_cells(ix: npt.ArrayLike, iy: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -55,24 +56,57 @@ class Window:
     cells: tuple[int, ...]
     shape_wkb: bytes | None = None
 
-    def owners(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-        """(h, w) packed owner cell of each pixel centre, and whether the pixel is shown."""
-        h, w = self.shape
+    def _lonlat(
+        self, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Lon/lat (len(rows), len(cols)) of the pixel centres at ``rows`` x ``cols``."""
         t = self.transform
-        xs = t.c + (np.arange(w) + 0.5) * t.a
-        ys = t.f + (np.arange(h) + 0.5) * t.e
-        xx, yy = np.meshgrid(xs, ys)
-        lon, lat = _to_lonlat(self.epsg).transform(xx.ravel(), yy.ravel())
-        lon = np.clip(np.asarray(lon), -180.0, 180.0)
-        lat = np.clip(np.asarray(lat), -90.0, 90.0)
-        lon_i, lat_i = points_to_keys(lon, lat)
-        owner = pack_cells((lon_i.astype(np.int64) - 5) // 10, (lat_i.astype(np.int64) - 5) // 10)
-        shown = np.isin(owner, np.asarray(self.cells, dtype=np.int64))
+        xx, yy = np.meshgrid(t.c + (cols + 0.5) * t.a, t.f + (rows + 0.5) * t.e)
+        lon, lat = _to_lonlat(self.epsg).transform(xx, yy)
+        return np.clip(np.asarray(lon), -180.0, 180.0), np.clip(np.asarray(lat), -90.0, 90.0)
+
+    def owners(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """(h, w) packed owner cell of each pixel centre, and whether the pixel is shown.
+
+        Owners are projected exactly on a lattice of every ``OWNER_STEP``-th pixel; a
+        lattice square whose four corners share a cell lies in it (cell edges are
+        straight to well under a millimetre at this scale), so only squares crossed by
+        a cell edge are projected pixel by pixel.
+        """
+        h, w = self.shape
+        rs = np.unique(np.r_[np.arange(0, h, OWNER_STEP), h - 1]).astype(np.int64)
+        cs = np.unique(np.r_[np.arange(0, w, OWNER_STEP), w - 1]).astype(np.int64)
+        owner = np.empty((h, w), dtype=np.int64)
+        if self.shape_wkb is not None or len(rs) < 2 or len(cs) < 2:
+            lon, lat = self._lonlat(np.arange(h), np.arange(w))
+            owner[:] = _cell_keys(lon, lat)
+        else:
+            coarse = _cell_keys(*self._lonlat(rs, cs))
+            same = (coarse[:-1, :-1] == coarse[1:, :-1]) & (coarse[:-1, :-1] == coarse[:-1, 1:])
+            same &= coarse[:-1, :-1] == coarse[1:, 1:]
+            a_of = np.clip(np.searchsorted(rs, np.arange(h), side="right") - 1, 0, len(rs) - 2)
+            b_of = np.clip(np.searchsorted(cs, np.arange(w), side="right") - 1, 0, len(cs) - 2)
+            owner[:] = coarse[a_of[:, None], b_of[None, :]]
+            for a, b in zip(*np.nonzero(~same), strict=True):
+                r0, r1, c0, c1 = rs[a], rs[a + 1] + 1, cs[b], cs[b + 1] + 1
+                owner[r0:r1, c0:c1] = _cell_keys(*self._lonlat(np.arange(r0, r1), np.arange(c0, c1)))
+        shown = np.zeros((h, w), dtype=bool)
+        for key in self.cells:
+            shown |= owner == key
         if self.shape_wkb is not None and shown.any():
             geom = shapely.from_wkb(self.shape_wkb)
-            sel = np.flatnonzero(shown)
-            shown[sel] = shapely.contains_xy(geom, lon[sel], lat[sel])
-        return owner.reshape(h, w), shown.reshape(h, w)
+            rr, cc = np.nonzero(shown)
+            t = self.transform
+            lon, lat = _to_lonlat(self.epsg).transform(t.c + (cc + 0.5) * t.a, t.f + (rr + 0.5) * t.e)
+            shown[rr, cc] = shapely.contains_xy(geom, np.asarray(lon), np.asarray(lat))
+        return owner, shown
+
+
+def _cell_keys(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """Packed cell of each lon/lat point (any shape)."""
+    lon_i, lat_i = points_to_keys(lon.ravel(), lat.ravel())
+    keys = pack_cells((lon_i.astype(np.int64) - 5) // 10, (lat_i.astype(np.int64) - 5) // 10)
+    return keys.reshape(lon.shape)
 
 
 class WindowSource:
