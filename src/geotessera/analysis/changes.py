@@ -102,10 +102,10 @@ def change(
         raise InvalidInputError(f"a cosine-distance threshold lies in [0, 2], got {threshold}")
     if bins < 1:
         raise InvalidInputError(f"bins must be >= 1, got {bins}")
-    p = plan(source, region, ys, block=block)
-    stats = ChangeStats(float(threshold), int(bins), p.source.pixel_size_m**2)
-    runner = make_runner(client, workers)
+    runner = make_runner(client, workers)  # connect first: an unreachable scheduler fails fast
     try:
+        p = plan(source, region, ys, block=block)
+        stats = ChangeStats(float(threshold), int(bins), p.source.pixel_size_m**2)
         arrays = []
         for g in p.grids:
             a, b = p.embeddings(g, ys[0]), p.embeddings(g, ys[1])

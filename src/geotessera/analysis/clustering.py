@@ -92,19 +92,19 @@ def cluster(
         raise InvalidInputError(f"k must be between 2 and 254, got {k}")
     if sample_size < k:
         raise InvalidInputError(f"the sample ({sample_size} points) must be at least k ({k})")
-    p = plan(source, region, [year], block=block)
-    pts = sample_points(p, int(sample_size), seed)
-    s = p.source.sample(pts, int(year))
-    x = s.values[s.status == "valid"]
-    if len(x) < k:
-        raise InvalidInputError(
-            f"only {len(x)} of the {len(pts)} sampled points have an embedding; fewer than k = {k}"
-        )
-    model = cl.MiniBatchKMeans(n_clusters=int(k), random_state=seed, n_init=3, batch_size=4096)
-    model.fit(x.astype(np.float32))
-    centroids = model.cluster_centers_.astype(np.float32)
-    runner = make_runner(client, workers)
+    runner = make_runner(client, workers)  # connect first: an unreachable scheduler fails fast
     try:
+        p = plan(source, region, [year], block=block)
+        pts = sample_points(p, int(sample_size), seed)
+        s = p.source.sample(pts, int(year))
+        x = s.values[s.status == "valid"]
+        if len(x) < k:
+            raise InvalidInputError(
+                f"only {len(x)} of the {len(pts)} sampled points have an embedding; fewer than k = {k}"
+            )
+        model = cl.MiniBatchKMeans(n_clusters=int(k), random_state=seed, n_init=3, batch_size=4096)
+        model.fit(x.astype(np.float32))
+        centroids = model.cluster_centers_.astype(np.float32)
         m = runner.constant(model)
         arrays = []
         for g in p.grids:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 EXTRA = "ml"
 
 
-def connect(address: str, *, timeout_s: float = 10.0) -> Any:
+def connect(address: str, *, timeout_s: float = 5.0) -> Any:
     """A ``distributed.Client`` on the scheduler at ``address`` (``tcp://host:port`` or ``host:port``).
 
     Raises :class:`InvalidInputError` when nothing answers there within ``timeout_s``.

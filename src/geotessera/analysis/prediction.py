@@ -103,11 +103,11 @@ def predict(
     m = model if isinstance(model, TrainedModel) else load_model(model)
     if proba and m.task != "classification":
         raise InvalidInputError("probabilities exist for classification models only")
-    p = plan(source, region, [year], block=block)
-    m.check_dataset(p.source.dataset)
-    k = len(m.classes)
-    runner = make_runner(client, workers)
+    runner = make_runner(client, workers)  # connect first: an unreachable scheduler fails fast
     try:
+        p = plan(source, region, [year], block=block)
+        m.check_dataset(p.source.dataset)
+        k = len(m.classes)
         est = runner.constant(_single_threaded(m.estimator))
         n_out = k if proba else 1
         dtype = np.float32 if (proba or m.task == "regression") else np.uint16

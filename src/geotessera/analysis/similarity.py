@@ -225,11 +225,11 @@ def similar(
     if threshold is not None and not -1.0 <= float(threshold) <= 1.0:
         raise InvalidInputError(f"a cosine-similarity threshold lies in [-1, 1], got {threshold}")
     top = TopK(int(top_k)) if top_k is not None else None
-    p = plan(source, region, [year], block=block)
-    vectors = exemplar_vectors(extract(p.source, exemplars, [int(year)]), mode)
-    out = Path(output)
-    runner = make_runner(client, workers)
+    runner = make_runner(client, workers)  # connect first: an unreachable scheduler fails fast
     try:
+        p = plan(source, region, [year], block=block)
+        vectors = exemplar_vectors(extract(p.source, exemplars, [int(year)]), mode)
+        out = Path(output)
         ex = runner.constant(vectors)
         arrays = []
         for g in p.grids:
