@@ -28,7 +28,7 @@ from ..errors import InvalidInputError
 from ..grid import utm_epsg
 
 ALLOCATIONS = ("equal", "proportional", "sqrt")
-MAX_CANDIDATES = 50_000_000
+MAX_CANDIDATES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,20 @@ class PixelSamples:
 
 
 def polygon_pixels(polygon: shapely.Geometry, pixel_size_m: float) -> npt.NDArray[np.float64]:
-    """(N, 2) lon/lat of the lattice pixel centres inside ``polygon`` (a lon/lat polygon)."""
+    """(N, 2) lon/lat of the lattice pixel centres inside ``polygon`` (a lon/lat polygon).
+
+    Candidates are the lattice pixels of the polygon's projected bounds (edges densified);
+    a pixel is inside when its centre, in lon/lat, is inside the polygon.
+    """
     c = polygon.centroid
     epsg = utm_epsg(c.x, c.y)
     fwd = Transformer.from_crs(4326, epsg, always_xy=True)
-    proj = shapely.transform(polygon, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+    dense = shapely.segmentize(polygon, 0.001)
+    proj = shapely.transform(dense, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
     x0, y0, x1, y1 = proj.bounds
     p = float(pixel_size_m)
-    c0, c1 = int(np.floor(x0 / p)), int(np.ceil(x1 / p))
-    r0, r1 = int(np.floor(y0 / p)), int(np.ceil(y1 / p))
+    c0, c1 = int(np.floor(x0 / p)) - 1, int(np.ceil(x1 / p)) + 1
+    r0, r1 = int(np.floor(y0 / p)) - 1, int(np.ceil(y1 / p)) + 1
     n = (c1 - c0) * (r1 - r0)
     if n > MAX_CANDIDATES:
         raise InvalidInputError(
@@ -57,12 +62,11 @@ def polygon_pixels(polygon: shapely.Geometry, pixel_size_m: float) -> npt.NDArra
     xs = (np.arange(c0, c1) + 0.5) * p
     ys = (np.arange(r0, r1) + 0.5) * p
     xx, yy = np.meshgrid(xs, ys[::-1])
-    shapely.prepare(proj)
-    inside = shapely.contains_xy(proj, xx.ravel(), yy.ravel())
-    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(
-        xx.ravel()[inside], yy.ravel()[inside]
-    )
-    return np.c_[np.asarray(lon), np.asarray(lat)]
+    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xx.ravel(), yy.ravel())
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    shapely.prepare(polygon)
+    inside = shapely.contains_xy(polygon, lon, lat)
+    return np.c_[lon[inside], lat[inside]]
 
 
 def allocate(counts: Sequence[int], per_class: int, allocation: str) -> list[int]:
