@@ -261,3 +261,30 @@ def test_local_cluster_writes_the_same_bytes(
 
 def _forest_exemplar(client: GeoTessera) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(geometry=gpd.points_from_xy([0.15], [52.15]), crs=4326)
+
+
+def test_regression_on_a_numeric_label(client: GeoTessera, labels: gpd.GeoDataFrame, tmp_path: Path) -> None:
+    """A float label is a regression target: R² and RMSE in the report, a float32 map."""
+    height = {"urban": 8.0, "cropland": 1.0, "grassland": 0.5, "forest": 20.0}
+    table = extract(client, labels, 2024)
+    table["height_m"] = table["landcover"].map(height).astype(float)
+    model, report = train(table, "height_m", model="ridge", folds=4)
+    assert model.task == "regression" and report["r2"] > 0.9 and report["rmse"] < 3.0
+    [tif] = predict(model, client, (0.1, 52.1, 0.2, 52.2), 2024, tmp_path / "height.tif")
+    with rasterio.open(tif) as ds:
+        data = ds.read(1)
+        assert ds.dtypes == ("float32",) and np.isnan(ds.nodata)
+    finite = data[np.isfinite(data)]
+    assert finite.size > 1000 and -5 < np.median(finite) < 25
+
+
+def test_max_mode_takes_the_best_exemplar(store: GeoTesseraZarr, tmp_path: Path) -> None:
+    ex = gpd.GeoDataFrame(geometry=gpd.points_from_xy([0.15, 0.05], [52.15, 52.05]), crs=4326)
+    best = similar(store, ex, (0.1, 52.1, 0.2, 52.2), 2024, tmp_path / "max.tif", mode="max")
+    one = [similar(store, ex.iloc[[i]], (0.1, 52.1, 0.2, 52.2), 2024, tmp_path / f"{i}.tif") for i in (0, 1)]
+    with (
+        rasterio.open(best.rasters[0]) as b,
+        rasterio.open(one[0].rasters[0]) as a0,
+        rasterio.open(one[1].rasters[0]) as a1,
+    ):
+        np.testing.assert_allclose(b.read(1), np.fmax(a0.read(1), a1.read(1)), rtol=1e-6)
