@@ -72,15 +72,24 @@ def open_source(source_args: dict[str, Any]) -> Any:
     return client
 
 
+AREA_PARAMS = ("region", "bbox", "tile", "region_file", "country")
+
+
 def area_options(f: F) -> F:
-    """--region TEXT plus the download command's --bbox / --tile / --region-file / --country."""
-    f = region_options(f)
-    return click.option(
+    """--region TEXT and download's --bbox / --tile / --region-file / --country, as one ``area_args``."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["area_args"] = {name: kwargs.pop(name) for name in AREA_PARAMS}
+        return f(*args, **kwargs)
+
+    wrapped = region_options(wrapper)
+    return click.option(  # type: ignore[return-value]
         "--region",
         default=None,
         metavar="BBOX|FILE|COUNTRY",
         help="Area: 'min_lon,min_lat,max_lon,max_lat', a region file, or a country name/code.",
-    )(f)
+    )(wrapped)
 
 
 def parse_area_text(text: str) -> Any:

@@ -30,11 +30,7 @@ from .options import int_list, verbose_option
 @verbose_option
 def command(
     output: Path,
-    region: str | None,
-    bbox: Any,
-    tile: Any,
-    region_file: Path | None,
-    country: str | None,
+    area_args: dict[str, Any],
     years: list[int],
     threshold: float,
     source_args: dict[str, Any],
@@ -48,7 +44,7 @@ def command(
 
     if len(years) != 2:
         raise click.BadParameter(f"give two years, got {', '.join(map(str, years))}", param_hint="--years")
-    area = resolve_area(region, bbox, tile, region_file, country)
+    area = resolve_area(**area_args)
     source = open_source(source_args)
     r = run_with_progress(
         change,

@@ -32,11 +32,7 @@ from .options import verbose_option, year_option
 @verbose_option
 def command(
     output: Path,
-    region: str | None,
-    bbox: Any,
-    tile: Any,
-    region_file: Path | None,
-    country: str | None,
+    area_args: dict[str, Any],
     years: list[int],
     k: int,
     sample_size: int,
@@ -51,7 +47,7 @@ def command(
     from .analysis_options import one_year
     from .render import stderr
 
-    area = resolve_area(region, bbox, tile, region_file, country)
+    area = resolve_area(**area_args)
     year = one_year(years)
     source = open_source(source_args)
     r = run_with_progress(

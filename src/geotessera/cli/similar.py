@@ -56,11 +56,7 @@ from .options import verbose_option, year_option
 def command(
     exemplars: Path,
     output: Path,
-    region: str | None,
-    bbox: Any,
-    tile: Any,
-    region_file: Path | None,
-    country: str | None,
+    area_args: dict[str, Any],
     years: list[int],
     mode: str,
     threshold: float | None,
@@ -77,7 +73,7 @@ def command(
     from .analysis_options import one_year
     from .render import stderr
 
-    area = resolve_area(region, bbox, tile, region_file, country)
+    area = resolve_area(**area_args)
     year = one_year(years)
     source = open_source(source_args)
     r = run_with_progress(
