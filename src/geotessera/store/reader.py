@@ -21,6 +21,7 @@ import numpy.typing as npt
 from affine import Affine
 from pyproj import CRS, Transformer
 
+from .._optional import require
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning
 from ..grid import points_to_keys, utm_zone
@@ -177,8 +178,7 @@ class GeoTesseraZarr:
     def _zarr_chunk(self, layout: ArrayLayout, coords: tuple[int, ...]) -> npt.NDArray[Any]:
         """Fallback: one inner chunk read through zarr-python."""
         if self._zarr_group is None:
-            import zarr
-
+            zarr = require("zarr", "zarr")
             self._zarr_group = zarr.open_group(self._zarr_store(), mode="r")
         arr = self._zarr_group[layout.path]
         sl = tuple(slice(c * s, (c + 1) * s) for c, s in zip(coords, layout.inner_shape, strict=True))
