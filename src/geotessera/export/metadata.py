@@ -8,6 +8,7 @@ sidecar names another dataset, or GeoTIFFs of another band selection, is refused
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,46 @@ def read_sidecar(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise CorruptDataError(f"{p} is not a JSON object")
     return data
+
+
+def default_tiles_dir(dataset: DatasetId, cwd: str | os.PathLike[str]) -> Path:
+    """Where a client keeps tiles when not told (``embeddings_dir=None``).
+
+    The default dataset (v1/vultr) keeps them in ``cwd`` itself, as the seed does; another
+    dataset in ``cwd/tessera-{vpath}-{variant}`` (e.g. ``tessera-v1.1-cambridge``), so
+    datasets never meet in one directory. A directory whose sidecar already names the
+    dataset is kept: tiles downloaded before stay in use (and a ``cwd`` holding another
+    dataset sends even the default one to its own subdirectory).
+    """
+    here = Path(cwd)
+    own = here / f"tessera-{dataset.vpath}-{dataset.variant}"
+    data = read_sidecar(here)
+    if data is not None:
+        held = (str(data.get("dataset_version")), str(data.get("dataset_variant")))
+        return here if held == (dataset.version, dataset.variant) else own
+    return here if dataset == DatasetId() else own
+
+
+def discard_empty_claim(out_dir: str | os.PathLike[str], *, created: bool) -> bool:
+    """Remove the sidecar of ``out_dir`` when no other file is there (a run that completed nothing).
+
+    With ``created`` (this run made the directory) the emptied directories go too. Returns
+    True when the sidecar was removed. The sidecar then never claims a directory that holds
+    nothing.
+    """
+    root = Path(out_dir)
+    sidecar = root / METADATA_FILE
+    for path in root.rglob("*"):
+        if path.is_file() and path != sidecar:
+            return False
+    sidecar.unlink(missing_ok=True)
+    if created:
+        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        with contextlib.suppress(OSError):
+            root.rmdir()
+    return True
 
 
 def check_output_dataset(
