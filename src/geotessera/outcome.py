@@ -55,8 +55,9 @@ class FailureGroup:
 def _cause(tile: TileRef, message: str, exc: BaseException | None, multiple: bool) -> tuple[str, str, str]:
     """(grouping key, cause, advice) of one tile's failure."""
     text = _TIMING.sub("", message.removeprefix(_NOT_ATTEMPTED)).strip()
-    if multiple:  # the same cause for several tiles reads the same for each
-        text = text.replace(tile.name, "the tile").replace(tile.cell.name, "the tile")
+    # the tiles are listed before the cause: it reads the same for each of them
+    text = text.replace(tile.name, "the tile")
+    text = re.sub(rf"(?<![\w/.]){re.escape(tile.cell.name)}(?![\w/.])", "the tile", text)  # not in paths
     if isinstance(exc, UnreachableError):
         return (
             f"unreachable {text}",

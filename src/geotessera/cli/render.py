@@ -18,6 +18,7 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from ..progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, Retrying
@@ -41,7 +42,7 @@ class _Amount(ProgressColumn):
     """Bytes with rate (and retries) for the download bar; done/total, failures for item bars."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self._bytes, self._speed = DownloadColumn(), TransferSpeedColumn()
 
     def render(self, task: Task) -> Text:
@@ -62,6 +63,9 @@ class _Amount(ProgressColumn):
 class _Elapsed(ProgressColumn):
     """``elapsed 0:01:23``: time since the bar started, frozen when it completes."""
 
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+
     def render(self, task: Task) -> Text:
         return Text(f"elapsed {_clock(task.finished_time if task.finished else task.elapsed)}", "cyan")
 
@@ -70,6 +74,9 @@ class _Remaining(ProgressColumn):
     """``eta 0:00:12``: estimated time left (``eta -:--:--`` until a rate is known)."""
 
     max_refresh = 0.5
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
 
     def render(self, task: Task) -> Text:
         left = 0.0 if task.finished else task.time_remaining
@@ -96,8 +103,8 @@ class ProgressBars:
         self.console = console or stderr
         self.label = label
         self._progress = Progress(
-            TextColumn("{task.description:<9}"),
-            BarColumn(bar_width=30),
+            TextColumn("{task.description:<8}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=None),
             _Amount(),
             _Elapsed(),
             _Remaining(),

@@ -59,7 +59,8 @@ def build(
             progress=bars,
         )
     click.echo(
-        f"{store}: {plural(report.shards_written, 'shard')} written, {report.shards_skipped} already complete, "
+        f"{store}: {plural(report.shards_written, 'shard')} written, "
+        f"{report.shards_skipped} already complete, "
         f"{report.bytes_written / 1e6:.1f} MB, zones {report.zones}, years {report.years}, "
         f"{report.elapsed_s:.1f} s"
     )
