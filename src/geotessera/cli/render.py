@@ -140,12 +140,13 @@ class ProgressBars:
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, PlanReady):
-                self._start()
+            if isinstance(event, PlanReady):  # (nothing to do: no bar)
                 if event.label == "transfer":
                     if event.bytes:
+                        self._start()
                         self._progress.reset(self._bytes_bar(), total=event.bytes, visible=True)
-                elif self._items is None:
+                elif self._items is None and event.items:
+                    self._start()
                     self._bytes_bar()
                     self._items = self._progress.add_task(
                         self.label, total=event.items, unit=self.label, failed=0
