@@ -7,7 +7,7 @@ DATA := src/geotessera/_data
 ASSETS := $(DATA)/ASSETS.json
 PYTEST_ARGS ?=
 
-.PHONY: install assets test lint demo bench clean compat
+.PHONY: install assets test lint demo bench clean compat wheel-smoke
 
 # Run-time data from the npm registry, made into the package as assets/assets.json lists
 # (every wheel or sdist build runs the same step through setup.py).
@@ -41,6 +41,10 @@ compat: $(ASSETS)
 	$(COMPAT_PY) -m venv .venv-compat && .venv-compat/bin/python -m pip install -q --upgrade pip && \
 	.venv-compat/bin/python -m pip install -q -e '.[all,dev]' && \
 	.venv-compat/bin/python -m pytest -n 2 -q -p no:cacheprovider tests/unit tests/integration/test_download.py tests/docs
+
+# a wheel built from a clean clone of HEAD, installed without extras, smoke-tested (.ci/run runs it)
+wheel-smoke: install
+	bash .ci/wheel-smoke
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
