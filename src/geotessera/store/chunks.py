@@ -25,9 +25,9 @@ import numpy.typing as npt
 from .._optional import require
 from ..errors import CorruptDataError
 
-google_crc32c = require("google_crc32c", "zarr")
 numcodecs = require("numcodecs", "zarr")
 require("numcodecs.blosc", "zarr")  # used as numcodecs.blosc below
+google_crc32c = require("google_crc32c", "zarr")
 
 EMPTY = np.uint64(2**64 - 1)
 INDEX_ENTRY_BYTES = 16
