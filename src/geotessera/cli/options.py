@@ -9,8 +9,8 @@ options:
 | ``region_options`` | --bbox, --tile, --region-file, --country | download, coverage |
 | ``dataset_options`` | --dataset-version, --dataset-variant | download, info, zarr build |
 | ``source_options`` | --base-url, --cache-dir, --registry-dir, --offline, --workers | download, info |
-| ``client_options`` | both of the above, passed as one ``client_args`` dict (``workers=False``: no --workers) | download, info |
-| ``years_option`` | --year/--years: ``2024``, ``2023,2024``, ``2017-2025``, repeatable (one parser) | download, zarr build, sample build |
+| ``client_options`` | both of the above, as one ``client_args`` dict (``workers=False``) | download, info |
+| ``years_option`` | --year/--years: ``2024``, ``2023,2024``, ``2017-2025`` (repeatable) | most |
 | ``format_option`` | -f/--format: tiff or npy, any case, tif/geotiff/numpy too | download |
 | ``bands_option`` | --bands: ``0,1,2`` or ``0-15`` within 0-127 | download |
 | ``verbose_option`` | -v/--verbose | all |
