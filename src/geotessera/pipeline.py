@@ -311,15 +311,16 @@ def execute(
         if isinstance(event, ItemDone | ItemSkipped | ItemFailed) and event.key in by_key:
             dest = by_key[event.key]
             for job in needs.get(dest, []):
+                error = event.error if isinstance(event, ItemFailed) else None
                 with lock:
-                    first_failure = isinstance(event, ItemFailed) and job.tile not in failed_files
-                    if isinstance(event, ItemFailed):
-                        failed_files.setdefault(job.tile, event.error)
+                    first_failure = error is not None and job.tile not in failed_files
+                    if error is not None:
+                        failed_files.setdefault(job.tile, error)
                         announced.add(job.tile)
                     remaining[job.tile] -= 1
                     ready = remaining[job.tile] == 0 and job.tile not in failed_files
-                if first_failure:
-                    emit(progress, ItemFailed(key=job.tile.name, error=event.error))  # type: ignore[union-attr]
+                if first_failure and error is not None:  # the bar counts a tile's failure at once
+                    emit(progress, ItemFailed(key=job.tile.name, error=error))
                 if ready:
                     finish(job)
             if isinstance(event, ItemSkipped):  # already on disk: counts towards the byte total

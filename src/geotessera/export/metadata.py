@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..datasets import DatasetId, version_path
+from ..datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId, version_path
 from ..errors import CorruptDataError, MixedDatasetError
 from ..layouts import METADATA_FILE
 from ..transfer.atomic import atomic_path
@@ -48,7 +48,10 @@ def default_tiles_dir(dataset: DatasetId, cwd: str | os.PathLike[str]) -> Path:
     """
     here = Path(cwd)
     own = here / f"tessera-{dataset.vpath}-{dataset.variant}"
-    data = read_sidecar(here)
+    try:
+        data = read_sidecar(here)
+    except CorruptDataError:  # said when the directory is used; choosing one is no reason to fail
+        data = None
     if data is not None:
         held = (str(data.get("dataset_version")), str(data.get("dataset_variant")))
         return here if held == (dataset.version, dataset.variant) else own
@@ -56,24 +59,24 @@ def default_tiles_dir(dataset: DatasetId, cwd: str | os.PathLike[str]) -> Path:
 
 
 def discard_empty_claim(out_dir: str | os.PathLike[str], *, created: bool) -> bool:
-    """Remove the sidecar of ``out_dir`` when no other file is there (a run that completed nothing).
+    """Remove the sidecar of ``out_dir`` when its tile directories hold no file.
 
-    With ``created`` (this run made the directory) the emptied directories go too. Returns
-    True when the sidecar was removed. The sidecar then never claims a directory that holds
-    nothing.
+    For a run that completed nothing. Only the trees a download writes
+    (``global_0.1_degree_representation/``, ``global_0.1_degree_tiff_all/``) are looked at,
+    never the rest of ``out_dir`` (which may be the current directory); their empty
+    directories are removed, and ``out_dir`` too when ``created`` (this run made it) and it
+    is then empty. Returns True when the sidecar was removed: a sidecar never claims a
+    directory that holds nothing.
     """
     root = Path(out_dir)
-    sidecar = root / METADATA_FILE
-    for path in root.rglob("*"):
-        if path.is_file() and path != sidecar:
-            return False
-    sidecar.unlink(missing_ok=True)
-    if created:
-        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+    trees = [root / EMBEDDINGS_DIR, root / LANDMASKS_DIR]
+    if any(p.is_file() for tree in trees for p in tree.rglob("*")):
+        return False
+    (root / METADATA_FILE).unlink(missing_ok=True)
+    dirs = [p for tree in trees if tree.is_dir() for p in [tree, *tree.rglob("*")] if p.is_dir()]
+    for d in [*sorted(dirs, key=lambda p: -len(p.parts)), *([root] if created else [])]:
         with contextlib.suppress(OSError):
-            root.rmdir()
+            d.rmdir()  # only empty directories go
     return True
 
 
