@@ -43,7 +43,7 @@ def analysis_source_options(f: F) -> F:
         "--embeddings-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Where tiles are downloaded and kept (default: the current directory).",
+        help="Where tiles are downloaded and kept (default: as GeoTessera(): the current directory).",
     )(wrapped)
     wrapped = click.option(
         "--endpoint-url", default=None, metavar="URL", help="S3 endpoint for an s3:// --zarr store."
@@ -66,10 +66,10 @@ def open_source(source_args: dict[str, Any]) -> Any:
         from ..store import GeoTesseraZarr
 
         return GeoTesseraZarr(source_args["zarr"], endpoint_url=source_args["endpoint_url"])
-    client = make_client(source_args["client_args"])
+    args = dict(source_args["client_args"])
     if source_args["embeddings_dir"] is not None:
-        client.embeddings_dir = Path(source_args["embeddings_dir"])
-    return client
+        args["embeddings_dir"] = source_args["embeddings_dir"]
+    return make_client(args)
 
 
 AREA_PARAMS = ("region", "bbox", "tile", "region_file", "country")

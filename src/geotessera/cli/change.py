@@ -15,13 +15,13 @@ from .analysis_options import (
     run_with_progress,
     scale_options,
 )
-from .options import int_list, verbose_option
+from .options import verbose_option, years_option
 
 
 @click.command("change")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Change GeoTIFF.")
 @area_options
-@click.option("--years", callback=int_list, required=True, help="The two years to compare, e.g. 2023,2024.")
+@years_option(None, plural=True)
 @click.option(
     "--threshold", type=float, default=0.3, show_default=True, help="Cosine distance counted as change."
 )
@@ -31,7 +31,7 @@ from .options import int_list, verbose_option
 def command(
     output: Path,
     area_args: dict[str, Any],
-    years: list[int],
+    years: list[int] | None,
     threshold: float,
     source_args: dict[str, Any],
     scheduler: str | None,
@@ -42,8 +42,11 @@ def command(
     from ..analysis import change
     from .render import stderr
 
-    if len(years) != 2:
-        raise click.BadParameter(f"give two years, got {', '.join(map(str, years))}", param_hint="--years")
+    if years is None or len(years) != 2:
+        got = ", ".join(map(str, years or [])) or "none"
+        raise click.BadParameter(
+            f"give the two years to compare, e.g. 2023,2024 (got {got})", param_hint="--years"
+        )
     area = resolve_area(**area_args)
     source = open_source(source_args)
     r = run_with_progress(
