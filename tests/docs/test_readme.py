@@ -16,11 +16,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from support.analysis import labelled_points
 
 from geotessera.datasets import DatasetId
 from geotessera.sample.serve import SampleServer
 from geotessera.store import build_zarr
+from support.analysis import labelled_points
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

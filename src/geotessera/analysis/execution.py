@@ -87,6 +87,7 @@ class Runner:
 
     def constant(self, value: Any) -> Any:
         """``value`` as a dask Delayed to pass to ``map_blocks``; on a cluster it is sent once."""
+        require("dask", EXTRA)
         from dask import delayed
 
         d = delayed(value, pure=True, traverse=False)
@@ -96,6 +97,7 @@ class Runner:
 
     def _submit(self, graph: dict[Any, Any], key: Any) -> Any:
         if self._pool is not None:
+            require("dask", EXTRA)
             from dask.local import get_sync
 
             return self._pool.submit(get_sync, graph, key)
@@ -170,6 +172,7 @@ class Runner:
 
 def _subgraph(graph: dict[Any, Any], key: Any) -> dict[Any, Any]:
     """The tasks ``key`` needs (itself and its dependencies, recursively)."""
+    require("dask", EXTRA)
     from dask.core import get_dependencies
 
     out: dict[Any, Any] = {}

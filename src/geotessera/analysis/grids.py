@@ -26,6 +26,7 @@ import shapely
 from affine import Affine
 from pyproj import Transformer
 
+from .._optional import require
 from ..grid import Cell, PixelGrid, utm_epsg
 from .area import Area
 from .windows import N_BANDS, Window, WindowSource, block_grid, pack_cells
@@ -142,6 +143,7 @@ def read_block(reader: WindowSource, window: Window) -> npt.NDArray[np.float32]:
 
 def embedding_array(reader: WindowSource, grid: OutputGrid, block: int = DEFAULT_BLOCK) -> object:
     """A dask array (H, W, 128) float32 of ``grid``, one read task per (block, block) window."""
+    require("dask", "ml")
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph

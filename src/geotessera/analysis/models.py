@@ -132,7 +132,7 @@ def _table(table: Any) -> Any:
 
 
 def _task_of(column: Any) -> str:
-    import pandas as pd
+    pd = require("pandas", EXTRA)
 
     return "regression" if pd.api.types.is_float_dtype(column.dtype) else "classification"
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._optional import require
 from ..errors import OutputError
 from .spatial_cv import Fold
 
@@ -22,6 +23,7 @@ def classification_report(
     ``y`` and ``pred`` are class ids (0..K-1) of the out-of-fold predictions; the matrix's
     rows are true classes, columns predicted ones.
     """
+    require("sklearn", "ml")
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     ids = list(range(len(names)))
@@ -40,6 +42,7 @@ def classification_report(
 
 def regression_report(y: npt.NDArray[Any], pred: npt.NDArray[Any], folds: list[Fold]) -> dict[str, Any]:
     """R² and RMSE of the out-of-fold predictions, overall and per fold."""
+    require("sklearn", "ml")
     from sklearn.metrics import r2_score
 
     def rmse(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
@@ -97,8 +100,7 @@ def write_report(report: dict[str, Any], directory: str | os.PathLike[str]) -> l
 
 
 def _confusion_png(report: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "ml")
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 

@@ -192,8 +192,7 @@ class MaskPolygons:
             frames.append(part.to_crs("EPSG:4326"))
         if not frames:
             return gpd.GeoDataFrame({"area_m2": []}, geometry=[], crs="EPSG:4326")
-        import pandas as pd
-
+        pd = require("pandas", "ml")
         return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
 
 

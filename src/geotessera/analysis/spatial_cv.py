@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import Transformer
 
+from .._optional import require
 from ..errors import InvalidInputError
 from ..grid import points_to_keys
 
@@ -75,6 +76,7 @@ def spatial_folds(
     ``y`` (class labels) asks for stratification over groups. Raises
     :class:`InvalidInputError` when there are fewer groups than folds.
     """
+    require("sklearn", "ml")
     from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
     if folds < 2:

@@ -54,7 +54,7 @@ def analysis_source_options(f: F) -> F:
         metavar="URL|DIR",
         help="Read a geoemb Zarr store (URL, s3://..., or a directory) instead of tiles.",
     )(wrapped)
-    return wrapped  # type: ignore[return-value]
+    return wrapped
 
 
 def open_source(source_args: dict[str, Any]) -> Any:
