@@ -63,7 +63,7 @@ def _labels(per_class: int = 50, seed: int = 0) -> Any:
             a, t, epsg = ds.read(1), ds.transform, ds.crs.to_epsg()
         r, c = np.nonzero(a[::7, ::7] > 0)
         r, c = r * 7, c * 7
-        x, y = t * (c + 0.5, r + 0.5)
+        x, y = t @ (c + 0.5, r + 0.5)
         lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(x, y)
         lons.append(np.asarray(lon))
         lats.append(np.asarray(lat))
@@ -192,7 +192,7 @@ def _run_naive(state: dict[str, Any]) -> dict[str, float]:
         with rasterio.open(base / "global_0.1_degree_tiff_all" / f"{name}.tiff") as ds:
             transform, crs = ds.transform, ds.crs
         x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-        col, row = ~transform * (x, y)
+        col, row = ~transform @ (x, y)
         v = q[int(row), int(col)].astype(np.float32) * s[int(row), int(col)]
         valid += int(np.isfinite(v).all())
     return {"points": float(N_NAIVE), "valid": float(valid)}

@@ -50,7 +50,7 @@ def owned_pixels(
     """(lon, lat, flat index) of the pixels of a class map whose centre lies in its own cell."""
     h, w = m.codes.shape
     rows, cols = np.mgrid[0:h, 0:w]
-    x, y = m.transform * (cols.ravel() + 0.5, rows.ravel() + 0.5)
+    x, y = m.transform @ (cols.ravel() + 0.5, rows.ravel() + 0.5)
     lon, lat = Transformer.from_crs(m.epsg, 4326, always_xy=True).transform(x, y)
     lon, lat = np.asarray(lon), np.asarray(lat)
     b = m.cell.bounds

@@ -139,7 +139,7 @@ class TopK:
         rows = []
         for rank, (val, g, r, c) in enumerate(sel.tolist(), start=1):
             grid = self.grids[int(g)]
-            x, y = grid.transform * (c + 0.5, r + 0.5)
+            x, y = grid.transform @ (c + 0.5, r + 0.5)
             lon, lat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(x, y)
             rows.append(
                 {
@@ -174,7 +174,7 @@ class MaskPolygons:
         mask = np.nan_to_num(data[:, :, 0], nan=-np.inf) > self.threshold
         if not mask.any():
             return
-        t = grid.transform * grid.transform.translation(c0, r0)
+        t = grid.transform @ grid.transform.translation(c0, r0)
         geoms = [shapely.geometry.shape(s) for s, _ in shapes(mask.astype(np.uint8), mask=mask, transform=t)]
         self.parts.setdefault(grid.epsg, []).extend(geoms)
 

@@ -73,7 +73,7 @@ def _tile_rowcol(
         g = grids[c]
         idx = np.asarray(idx_list)
         x, y = Transformer.from_crs(4326, g.epsg, always_xy=True).transform(lonlat[idx, 0], lonlat[idx, 1])
-        cc, rr = ~g.transform * (np.asarray(x), np.asarray(y))
+        cc, rr = ~g.transform @ (np.asarray(x), np.asarray(y))
         rr, cc = np.floor(rr).astype(np.int64), np.floor(cc).astype(np.int64)
         inside = (rr >= 0) & (rr < g.height) & (cc >= 0) & (cc < g.width)
         row[idx[inside]], col[idx[inside]] = rr[inside], cc[inside]

@@ -243,7 +243,7 @@ class ZarrWindows(WindowSource):
 
 def block_grid(epsg: int, transform: Affine, r0: int, r1: int, c0: int, c1: int) -> PixelGrid:
     """The pixel grid of rows r0:r1, cols c0:c1 of a grid with ``transform``."""
-    return PixelGrid(epsg, transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0))
+    return PixelGrid(epsg, transform @ Affine.translation(c0, r0), (r1 - r0, c1 - c0))
 
 
 def lattice_floor(value: float, res: float) -> float:

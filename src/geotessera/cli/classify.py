@@ -69,7 +69,7 @@ def command(
     threads: int | None,
     block: int,
 ) -> None:
-    """Train a model on an extraction TABLE with spatial block cross-validation; optionally predict a map."""
+    """Train a model on an extraction TABLE (spatial block CV), optionally predict a map."""
     from ..analysis import predict, save_model, train
     from ..analysis.report import report_text, write_report
     from .analysis_options import one_year

@@ -24,7 +24,7 @@ def test_owners_match_per_pixel_projection(lon: float, lat: float, h: int, w: in
     cell = Cell.from_point(lon, lat)
     g = PixelGrid.from_cell(cell, 10.0)
     win = Window(
-        g.epsg, g.transform * Affine.translation(c0, r0), (h, w), (int(pack_cells(cell.ix, cell.iy)),)
+        g.epsg, g.transform @ Affine.translation(c0, r0), (h, w), (int(pack_cells(cell.ix, cell.iy)),)
     )
     owner, shown = win.owners()
     lon_, lat_ = win._lonlat(np.arange(h), np.arange(w))
