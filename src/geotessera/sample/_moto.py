@@ -133,10 +133,9 @@ def _disk_key_class() -> type[Any]:
 
 
 def _s3_backend() -> Any:
-    from moto.core import DEFAULT_ACCOUNT_ID
-
+    account: str = require("moto.core", "sample").DEFAULT_ACCOUNT_ID
     models = require("moto.s3.models", "sample")
-    return models.s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    return models.s3_backends[account]["aws"]
 
 
 def create_bucket(bucket: str, region: str, policy: str) -> Any:
@@ -194,6 +193,8 @@ class _QuietMotoServer:
 
     def __init__(self, host: str, port: int) -> None:
         base = _moto_server_class()
+        require("moto.moto_server.werkzeug_app", "sample")
+        require("werkzeug.serving", "sample")
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
