@@ -4,8 +4,9 @@
 >>> emb, crs, transform = gt.fetch_embedding(0.15, 52.05, 2024)   # doctest: +SKIP
 
 Tiles are downloaded (verified, concurrently, resumably) into ``embeddings_dir``
-and persist there; only manifests are cached under ``cache_dir``. A local
-mirror given as ``base_url`` is read in place.
+and persist there (by default the current directory for the default dataset, and
+``./tessera-{vpath}-{variant}`` for another one); only manifests are cached under
+``cache_dir``. A local mirror given as ``base_url`` is read in place.
 """
 
 from __future__ import annotations
@@ -27,13 +28,22 @@ from .arrays import TilePaths, as_points, iter_tile_strips, points_by_tile, read
 from .config import RetryPolicy, Settings
 from .datasets import DatasetId
 from .errors import CoverageWarning, GeoTesseraError, NotCoveredError, SourceError
-from .export import check_output_dataset, check_output_dir
+from .export import check_output_dataset, check_output_dir, default_tiles_dir, read_sidecar
 from .grid import Cell
-from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for
-from .pipeline import DownloadPlan, DownloadResult, TileRef, as_tile_refs, download, plan_tiles
+from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for, missing_manifest_hint
+from .pipeline import (
+    DownloadPlan,
+    DownloadResult,
+    TileRef,
+    as_tile_refs,
+    download,
+    normalize_format,
+    plan_tiles,
+)
 from .progress import ProgressSink
 from .regions import Region
 from .registry import Manifest, Registry, load_manifest
+from .registry.coverage import warn_no_coverage
 from .transfer import LocalSource, Source, source_from_url
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,9 @@ class GeoTessera:
         registry_path: a manifest Parquet file to use instead of the remote one.
         registry_dir: a directory holding ``manifest.parquet`` (or legacy ``registry.parquet``).
         registry_url: URL of a manifest.
-        embeddings_dir: where tiles are downloaded and kept (default: the current directory).
+        embeddings_dir: where tiles are downloaded and kept. Default: the current directory
+            for the default dataset (v1/vultr), ``./tessera-{vpath}-{variant}`` for another
+            (e.g. ``./tessera-v1.1-cambridge``), so two datasets never share a directory.
         base_url: bucket URL or local mirror directory (default ``GEOTESSERA_BASE_URL`` or the public S3).
         offline: never touch the network for manifests.
         workers: concurrent downloads (default 8).
@@ -102,7 +114,11 @@ class GeoTessera:
         self.settings = Settings.resolve(
             base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers, retries=retries
         )
-        self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
+        self.embeddings_dir = (
+            Path(embeddings_dir)
+            if embeddings_dir is not None
+            else default_tiles_dir(self.dataset, Path.cwd())
+        )
         self.progress = progress
         self.layout: Layout = layout_for(self.settings.base_url, layout)
         self._registry_args = _RegistryArgs(
@@ -155,9 +171,7 @@ class GeoTessera:
                 raise NotCoveredError(
                     f"{exc}; run `geotessera registry build {self.settings.base_url}` to index this directory"
                 ) from exc
-            raise NotCoveredError(
-                f"{exc} (published datasets: version v1 variant vultr, version v1.1 variant cambridge)"
-            ) from exc
+            raise NotCoveredError(f"{exc} ({missing_manifest_hint(self.settings.base_url)})") from exc
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -202,6 +216,7 @@ class GeoTessera:
         compress: str = "lzw",
     ) -> DownloadPlan:
         """Everything a download of ``tiles`` (``(year, lon, lat)`` or TileRef) would do, without doing it."""
+        fmt = normalize_format(fmt)
         check_output_dir(output_dir)
         check_output_dataset(output_dir, self.dataset, fmt=fmt, bands=bands)
         return plan_tiles(
@@ -214,7 +229,19 @@ class GeoTessera:
             bands=bands,
             compress=compress,
             layout=self.layout,
+            reuse=self._reusable_tiles_dir(),
         )
+
+    def _reusable_tiles_dir(self) -> Path | None:
+        """``embeddings_dir`` when it holds tiles of this dataset (a GeoTIFF export reads them in place)."""
+        try:
+            data = read_sidecar(self.embeddings_dir)
+        except GeoTesseraError:
+            return None
+        if data is None:
+            return None
+        held = (str(data.get("dataset_version")), str(data.get("dataset_variant")))
+        return self.embeddings_dir if held == (self.dataset.version, self.dataset.variant) else None
 
     def download(self, plan: DownloadPlan, *, progress: ProgressSink | None = None) -> DownloadResult:
         """Execute a plan: verified concurrent downloads, exports, then the output sidecar.
@@ -245,7 +272,13 @@ class GeoTessera:
         that failed are logged and reported with a :class:`CoverageWarning`;
         calling again resumes.
         """
-        plan = self.plan(tiles_to_fetch, output_dir, fmt="tiff", bands=bands, compress=compress)
+        tiles = as_tile_refs(tiles_to_fetch)
+        if not tiles:
+            warn_no_coverage(
+                "nothing to export: the list of tiles is empty (no tile of the region is covered?)"
+            )
+            return []
+        plan = self.plan(tiles, output_dir, fmt="tiff", bands=bands, compress=compress)
         result = self.download(plan, progress=progress)
         self._warn_failures(result)
         return [str(p) for p in result.files]
@@ -321,6 +354,23 @@ class GeoTessera:
             raise exc
         message = result.failed[0][1] if result is not None and result.failed else "unknown error"
         raise SourceError(f"tile {tile.cell.name} for {tile.year} could not be fetched: {message}")
+
+    def local_tile_files(
+        self, tiles: Iterable[Any], *, progress: ProgressSink | None = None
+    ) -> dict[TileRef, TilePaths]:
+        """Local ``(embedding .npy, scales .npy, landmask .tiff)`` paths of ``tiles``.
+
+        ``tiles`` are ``(year, lon, lat)`` tuples or :class:`~geotessera.pipeline.TileRef`.
+        Tiles not yet on disk are fetched (verified, concurrently) into ``embeddings_dir``;
+        complete ones are never fetched again, and a local mirror is read in place. Tiles
+        not covered or that failed are left out (with a :class:`CoverageWarning` for failures).
+        """
+        refs = as_tile_refs(tiles)
+        covered = [t for t in refs if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+        paths, result = self._ensure_local(covered, progress=progress)
+        if result is not None:
+            self._warn_failures(result)
+        return paths
 
     def fetch_embedding(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from .datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId
 from .errors import InvalidInputError
@@ -162,5 +163,17 @@ def layout_for(base_url: str, name: str | None = None) -> Layout:
     if base_url.startswith(SOURCE_COOP_BASE_URL):
         return SOURCE_COOP_LAYOUT
     if "://" not in base_url and (Path(base_url) / METADATA_FILE).is_file():
-        return LOCAL_OUTPUT_LAYOUT
+        return LOCAL_OUTPUT_LAYOUT  # a directory geotessera downloaded into, used as a mirror
     return S3_LAYOUT
+
+
+def missing_manifest_hint(base_url: str) -> str:
+    """What a 404 for the manifest most likely means: a URL without its bucket, or no such dataset."""
+    parts = urlsplit(base_url)
+    if parts.scheme in ("http", "https") and parts.path.strip("/") == "":
+        example = f"{base_url.rstrip('/')}/tessera-embeddings"
+        return f"the base URL {base_url} names no bucket: include it, e.g. {example}"
+    return (
+        "published datasets: version v1 variant vultr, version v1.1 variant cambridge; "
+        "a base URL includes its bucket, e.g. http://127.0.0.1:9000/tessera-embeddings"
+    )

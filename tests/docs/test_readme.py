@@ -1,85 +1,153 @@
-"""Every Python block of the project README runs, unchanged, against the served sample store.
-
-The store served here is the 100 m sample store with its Zarr store built into
-``zarr/v1.zarr`` (as ``geotessera zarr build STORE STORE/zarr/v1.zarr`` makes it), so the
-README's ``GeoTessera()`` and ``GeoTesseraZarr()`` read it through ``GEOTESSERA_BASE_URL`` alone.
-A block that cannot run here must say so in an HTML comment on the line before its fence,
-``<!-- docs: skip (reason) -->``; :func:`test_every_block_is_run_or_skipped_with_a_reason`
-fails for a block that is neither.
+"""The project README: every Python block runs, in order, in one fresh directory, against the served
+sample store (only GEOTESSERA_BASE_URL and the cache differ; the directory holds the label files
+the analysis example names: ``labels.gpkg``, 50 ground-truth pixels per class, and
+``forest.geojson``, one forest point); its install section installs this project; its
+quick-start region is one the sample store covers.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 
+from geotessera.datasets import DatasetId
 from geotessera.sample.serve import SampleServer
+from geotessera.store import build_zarr
+from support.analysis import labelled_points
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-_SKIP = re.compile(r"<!--\s*docs:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->\s*$")
 
 
-def _blocks() -> list[tuple[int, str, str | None]]:
-    """(line, code, skip reason or None) of every ```python block of the README."""
-    text = README.read_text(encoding="utf-8")
-    out = []
-    for m in _FENCE.finditer(text):
-        line = text.count("\n", 0, m.start()) + 1
-        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        skip = _SKIP.search(before)
-        out.append((line, m.group(1), skip["reason"] if skip else None))
-    return out
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", README.read_text(), flags=re.S | re.M)
 
 
-BLOCKS = _blocks()
+def _section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
 
 
 @pytest.fixture(scope="module")
-def served(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleServer]:
-    """The sample store plus its Zarr store (v1, 2024), on the moto S3 endpoint (127.0.0.1, port 0)."""
-    from geotessera.datasets import DatasetId
-    from geotessera.store import build_zarr
-
-    root = tmp_path_factory.mktemp("readme") / "store"
-    shutil.copytree(tiny_store, root, copy_function=os.link)  # hard links: no copy of the bytes
-    build_zarr(root, root / "zarr" / "v1.zarr", dataset=DatasetId(), years=[2024], workers=2)
-    server = SampleServer(root, bucket="readme-docs")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+def served_with_zarr(
+    s3_endpoint: SampleServer, tiny_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SampleServer]:
+    """The session's endpoint, with a v1 Zarr store at ``zarr/v1.zarr`` as the demo serves one."""
+    out = tmp_path_factory.mktemp("readme_zarr") / "v1.zarr"
+    build_zarr(tiny_store, out, dataset=DatasetId(), years=[2024], zones=[31])
+    s3_endpoint.upload_tree(out, "zarr/v1.zarr")
+    yield s3_endpoint
 
 
-def test_the_readme_has_python_blocks() -> None:
-    assert len(BLOCKS) >= 2  # quick start and Zarr, at least
+CHECKS = """
+import numpy as np
+assert embedding.ndim == 3 and embedding.shape[2] == 128
+assert len(tiles) == 4, tiles                                  # the quick-start box is covered
+assert len(files) == 4, files
+assert X.shape == (2, 128) and not np.isnan(X).all(axis=1).any()  # both points covered
+assert emb11.shape[2] == 128
+assert report["accuracy"] >= 0.9, report["accuracy"]           # the analysis example
+print("README OK")
+"""
 
 
-def test_every_block_is_run_or_skipped_with_a_reason() -> None:
-    ids = {line for line, _, _ in BLOCKS}
-    run = {line for line, _, reason in BLOCKS if reason is None}
-    skipped = {line for line, _, reason in BLOCKS if reason is not None and reason.strip()}
-    assert run | skipped == ids, "a README block is neither run nor skipped with a reason"
+def _label_files(work: Path, store: Path) -> list[str]:
+    """``labels.gpkg`` and ``forest.geojson``, the files the analysis example reads."""
+    pts, names = labelled_points(store, 2024, 50, seed=2)
+    gdf = gpd.GeoDataFrame({"landcover": names}, geometry=gpd.points_from_xy(pts[:, 0], pts[:, 1]), crs=4326)
+    gdf.to_file(work / "labels.gpkg")
+    gdf[gdf["landcover"] == "forest"].iloc[:1].to_file(work / "forest.geojson")
+    return ["labels.gpkg", "forest.geojson"]
 
 
-@pytest.mark.parametrize(("line", "code", "skip"), BLOCKS, ids=[f"README.md:{b[0]}" for b in BLOCKS])
-def test_readme_block_runs(
-    served: SampleServer, tmp_path: Path, line: int, code: str, skip: str | None
+ANALYSIS_OUTPUTS = [
+    "tiles",
+    "landcover.tif",
+    "landcover.tif.classes.json",
+    "similar.tif",
+    "similar_mask.tif",
+    "similar_polygons.geojson",
+    "similar_top.parquet",
+    "change.tif",
+    "change.json",
+    "clusters.tif",
+    "clusters_centroids.json",
+]
+
+
+def test_every_python_block_runs_in_order_in_one_fresh_directory(
+    served_with_zarr: SampleServer, tiny_store: Path, tmp_path: Path
 ) -> None:
-    if skip is not None:
-        pytest.skip(f"README.md:{line}: {skip}")
-    env = {**os.environ, "GEOTESSERA_BASE_URL": served.base_url, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    for var in ("GEOTESSERA_CACHE_DIR", "GEOTESSERA_OFFLINE", "GEOTESSERA_WORKERS", "GEOTESSERA_RETRIES"):
-        env.pop(var, None)
+    blocks = _blocks("python")
+    assert len(blocks) >= 4  # quick start, a second dataset, Zarr, analysis
+    work = tmp_path / "fresh"
+    work.mkdir()
+    inputs = _label_files(work, tiny_store)
+    env = {
+        **os.environ,
+        "GEOTESSERA_BASE_URL": served_with_zarr.base_url,
+        "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+        "PYTHONWARNINGS": "error::UserWarning",  # no warning either: every region is covered
+    }
+    env.pop("GEOTESSERA_CACHE_DIR", None)
+    code = "\n".join(blocks) + CHECKS
     r = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=300
     )
-    assert r.returncode == 0, f"README.md:{line} failed:\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.rstrip().endswith("README OK")
+    # where the README says tiles go: v1 here, v1.1 in its own subdirectory, exports under ./output
+    assert (work / "global_0.1_degree_representation" / "2024" / "grid_0.15_52.05").is_dir()
+    assert (work / "tessera-v1.1-cambridge" / "global_0.1_degree_representation").is_dir()
+    assert len(list((work / "output").rglob("*_2024.tiff"))) == 4
+    assert sorted(p.name for p in work.iterdir()) == sorted(
+        [
+            "global_0.1_degree_representation",
+            "global_0.1_degree_tiff_all",
+            "output",
+            "tessera-v1.1-cambridge",
+            "tessera_metadata.json",
+            *inputs,
+            *ANALYSIS_OUTPUTS,
+        ]
+    )
+    assert list((work / "tiles").rglob("*_scales.npy"))  # the analysis client's embeddings_dir
+
+
+def test_the_install_section_installs_this_project() -> None:
+    install = _section("Install")
+    assert "`pip install geotessera` installs a different" in " ".join(install.split())
+    commands = [
+        ln.split("#")[0].strip() for b in _blocks("bash") for ln in b.splitlines() if "pip install" in ln
+    ]
+    commands = [c for c in commands if c.startswith("pip install") and c in install]
+    assert commands, "no pip install command in the Install section"
+    for c in commands:
+        target = c.removeprefix("pip install").strip().strip("'\"")
+        local = target.startswith((".", "dist/")) or "dist/geotessera-" in target
+        assert local, f"{c!r} would install from the package index"
+    assert "pip wheel --no-deps -w dist ." in install and "git clone" in install
+
+
+def test_the_quick_start_region_is_one_the_sample_store_covers() -> None:
+    from geotessera.sample.build import DEFAULT_BBOX
+
+    quick = _section("Quick start (Python)")
+    min_lon, min_lat, max_lon, max_lat = DEFAULT_BBOX
+    boxes = re.findall(r"bbox = \(([^)]*)\)", quick)
+    points = re.findall(r"\((-?\d+\.\d+), (-?\d+\.\d+)\)", quick.split("sample_embeddings_at_points", 1)[1])
+    assert boxes and points
+    for box in boxes:
+        a, b, c, d = map(float, box.split(","))
+        assert min_lon <= a < c <= max_lon and min_lat <= b < d <= max_lat, box
+    for lon, lat in points[:2]:
+        assert min_lon <= float(lon) <= max_lon and min_lat <= float(lat) <= max_lat
+    assert "sample store" in quick and f"{min_lon} to {max_lon} E, {min_lat} to {max_lat} N" in quick

@@ -46,6 +46,17 @@ def _configure_logging(verbosity: int) -> None:
 class _Group(click.Group):
     """Root group that maps library errors to one-line messages and exit codes."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each command's whole first sentence (wrapped, never cut with ...)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
@@ -100,9 +111,11 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Command modules import the library lazily, inside their functions.
-    from . import download, info, registry, sample, zarr_store
+    from . import change, classify, cluster, download, extract, info, registry, sample, similar, zarr_store
 
     for command in (download.command, info.command, registry.command, sample.command, zarr_store.command):
+        cli.add_command(command)
+    for command in (extract.command, classify.command, similar.command, change.command, cluster.command):
         cli.add_command(command)
 
 

@@ -6,12 +6,25 @@ from pathlib import Path
 
 import click
 
-from .options import bbox4, int_list, verbose_option
+from .options import bbox4, verbose_option, years_option
+
+
+def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    out = [v.strip() for v in value.split(",")]
+    if not all(out):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of versions like v1,v1.1")
+    return out
+
+
+def _parse_optional_versions(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[str] | None:
+    return None if value is None else _parse_versions(ctx, param, value)
 
 
 @click.group("sample")
 def command() -> None:
-    """Build and serve the deterministic synthetic Tessera sample store."""
+    """Build and serve the synthetic Tessera sample store."""
 
 
 @command.command("serve")
@@ -29,12 +42,23 @@ def command() -> None:
     default=None,
     help="Write the base URL to this file once serving (for scripts); removed on exit.",
 )
+@click.option(
+    "--datasets",
+    callback=_parse_optional_versions,
+    default=None,
+    metavar="VERSION,...",
+    help="Serve only these dataset versions (their tiles, manifests, landmasks and Zarr stores)"
+    "  [default: all]",
+)
 @verbose_option
-def serve(directory: Path, port: int, ready_file: Path | None) -> None:
+def serve(directory: Path, port: int, ready_file: Path | None, datasets: list[str] | None) -> None:
     """Serve DIRECTORY as the public Tessera bucket on a loopback S3 endpoint until Ctrl-C.
 
     Prints the base URL to use as GEOTESSERA_BASE_URL. Binds 127.0.0.1 only; anonymous
-    clients may read, HEAD and list, with CRC64NVMe checksums as on the real bucket.
+    clients may read, HEAD and list, with CRC64NVMe checksums as on the real bucket; nobody
+    may write. Files are served from disk (ready in seconds, whatever the store's size);
+    their checksums are kept in DIRECTORY/sample_checksums.json and recomputed for files
+    that changed.
     """
     import signal
     import threading
@@ -49,11 +73,11 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    server = SampleServer(directory, port=port)
+    server = SampleServer(directory, port=port, datasets=datasets)
     server.start()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        up = server.uploaded
+        up = server.served
         click.echo(f"serving {up.objects} objects ({up.bytes / 1e6:.1f} MB) from {directory}", err=True)
         click.echo(server.base_url)
         click.echo(f"GEOTESSERA_BASE_URL={server.base_url}")
@@ -74,13 +98,6 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
 
 
 # --- build ------------------------------------------------------------------------------
-def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    out = [v.strip() for v in value.split(",")]
-    if not all(out):
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of versions like v1,v1.1")
-    return out
-
-
 @command.command("build")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -89,21 +106,15 @@ def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> l
     metavar="MINLON,MINLAT,MAXLON,MAXLAT",
     help="Region of tiles in degrees  [default: 0.0,52.0,0.4,52.3 (Cambridge, UK)]",
 )
-@click.option(
-    "--years",
-    callback=int_list,
-    default="2023,2024",
-    show_default=True,
-    metavar="YEAR,...",
-    help="Comma-separated years.",
-)
+@years_option(("2023", "2024"), plural=True)
 @click.option(
     "--versions",
     callback=_parse_versions,
     default="v1,v1.1",
     show_default=True,
     metavar="VERSION,...",
-    help="Comma-separated dataset versions (v1 = 1.0/vultr, v1.1 = 1.1/cambridge).",
+    help="Comma-separated Tessera dataset versions (e.g. v1, v1.1); v1 is built as variant vultr, "
+    "v1.1 as cambridge.",
 )
 @click.option(
     "--pixel-size",
@@ -145,6 +156,7 @@ def build(
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a transient bar on a pipe would leave a blank line
     ) as bar:
         task = bar.add_task("build", total=None)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .options import dataset_options, verbose_option
+from .options import dataset_options, verbose_option, years_option
 
 if TYPE_CHECKING:
     from ..progress import Event
@@ -53,7 +53,7 @@ class _Phases:
 @command.command("build")
 @click.argument("source")
 @click.argument("store", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--years", multiple=True, type=int, help="Years to convert (repeatable; default all).")
+@years_option(None, plural=True)
 @click.option(
     "--zones", multiple=True, type=click.IntRange(1, 60), help="UTM zones (repeatable; default all)."
 )
@@ -75,7 +75,7 @@ class _Phases:
 def build(
     source: str,
     store: Path,
-    years: tuple[int, ...],
+    years: list[int] | None,
     zones: tuple[int, ...],
     workers: int,
     download_dir: Path | None,
@@ -93,13 +93,14 @@ def build(
     from ..config import Settings
     from ..datasets import DatasetId
     from ..store import build_zarr
+    from .render import plural
 
     with _Phases() as bars:
         report = build_zarr(
             source,
             store,
             dataset=DatasetId.parse(dataset_version, dataset_variant),
-            years=years or None,
+            years=years,
             zones=zones or None,
             workers=workers,
             download_dir=download_dir,
@@ -107,7 +108,8 @@ def build(
             progress=bars,
         )
     click.echo(
-        f"{store}: {report.shards_written} shards written, {report.shards_skipped} already complete, "
+        f"{store}: {plural(report.shards_written, 'shard')} written, "
+        f"{report.shards_skipped} already complete, "
         f"{report.bytes_written / 1e6:.1f} MB, zones {report.zones}, years {report.years}, "
         f"{report.elapsed_s:.1f} s"
     )

@@ -27,6 +27,8 @@ __all__ = ["LocalSource"]
 
 MAX_OPEN_FILES = 64
 """Descriptors a :class:`LocalSource` keeps open between range reads."""
+MAX_CACHED_PATHS = 65536
+"""Checked paths of keys a :class:`LocalSource` remembers for ranged reads."""
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
@@ -86,6 +88,7 @@ class LocalSource:
             raise InvalidInputError(f"local mirror {str(self.root)!r} is not an existing directory")
         self.chunk_size = chunk_size
         self._files = _OpenFiles() if hasattr(os, "pread") else None  # no pread: open per read
+        self._paths: dict[str, str] = {}  # key -> checked path, for ranged reads (thousands per read)
 
     def local_path(self, key: str) -> Path:
         """Path of ``key`` inside the mirror (no copy, no existence check)."""
@@ -198,10 +201,14 @@ class LocalSource:
             raise InvalidInputError(f"range start must be >= 0, got {start}")
         if length <= 0:
             return b""
-        path = self.local_path(key)
+        path = self._paths.get(key)
+        if path is None:
+            if len(self._paths) >= MAX_CACHED_PATHS:
+                self._paths.clear()
+            path = self._paths[key] = str(self.local_path(key))
         try:
             if self._files is not None:
-                return self._files.pread(str(path), start, length)
+                return self._files.pread(path, start, length)
             with open(path, "rb") as f:
                 f.seek(start)
                 return f.read(length)

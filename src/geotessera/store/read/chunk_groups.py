@@ -26,13 +26,15 @@ import struct
 import threading
 from typing import Any, Protocol
 
-import numcodecs
 import numpy as np
 import numpy.typing as npt
 
+from ..._optional import require
 from ...errors import CorruptDataError
 from ..layout import ArrayLayout
 from .decode import decode_many
+
+numcodecs = require("numcodecs", "zarr")
 
 try:
     import zstandard

@@ -11,13 +11,15 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-import numcodecs
-import numcodecs.blosc
 import numpy as np
 import numpy.typing as npt
 
+from ..._optional import require
 from ...errors import CorruptDataError
 from ..layout import ArrayLayout
+
+numcodecs = require("numcodecs", "zarr")
+require("numcodecs.blosc", "zarr")  # used as numcodecs.blosc below
 
 
 def decode_inner(

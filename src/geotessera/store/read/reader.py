@@ -23,6 +23,7 @@ import numpy.typing as npt
 from affine import Affine
 from pyproj import CRS
 
+from ..._optional import require
 from ...config import RetryPolicy, Settings
 from ...datasets import DatasetId
 from ...errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning, SourceError
@@ -197,8 +198,7 @@ class GeoTesseraZarr:
         """Fallback: one inner chunk read through zarr-python (called from reader threads)."""
         with self._lock:
             if self._zarr_group is None:
-                import zarr
-
+                zarr = require("zarr", "zarr")
                 self._zarr_group = zarr.open_group(self._zarr_store(), mode="r")
             group = self._zarr_group
         arr = group[layout.path]

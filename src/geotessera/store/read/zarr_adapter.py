@@ -11,11 +11,21 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
+from ..._optional import require
 
-from ...errors import SourceError
-from ...transfer import Source
+require("zarr", "zarr")  # first: without the extra, a MissingExtraError naming it
+
+from zarr.abc.store import (  # noqa: E402
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype  # noqa: E402
+
+from ...errors import SourceError  # noqa: E402
+from ...transfer import Source  # noqa: E402
 
 
 def _or_none(read: Any, *args: Any) -> bytes | None:

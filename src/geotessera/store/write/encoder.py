@@ -6,11 +6,13 @@ import math
 import os
 from typing import Any
 
-import google_crc32c
 import numpy as np
 import numpy.typing as npt
 
+from ..._optional import require
 from ..layout import CRC_BYTES, EMPTY, ArrayLayout, codec_for
+
+google_crc32c = require("google_crc32c", "zarr")
 
 
 class ShardEncoder:
