@@ -451,6 +451,14 @@ def test_a_killed_http_build_resumes_without_refetching_finished_tiles(
     with GeoTesseraZarr(target) as gz:
         for year in YEARS:
             np.testing.assert_array_equal(gz.sample_points(pts, year), reader.sample_points(pts, year))
-    # the kept download directory is itself a valid source (a download output directory, npy)
+    # the kept download directory is itself a valid source (a download output directory, npy),
+    # read directly or through the manifest `geotessera registry build` writes into it
+    from geotessera.registry.scan import build_manifest
+
+    n_2024 = len([k for k in tiles_keys if "/2024/" in k and not k.endswith("_scales.npy")])
     again = build_zarr(download, tmp_path / "again.zarr", dataset=DS, years=[2024], workers=2)
-    assert again.tiles == len([k for k in tiles_keys if "/2024/" in k and not k.endswith("_scales.npy")])
+    build_manifest(download)
+    indexed = build_zarr(download, tmp_path / "indexed.zarr", dataset=DS, years=[2024], workers=2)
+    assert again.tiles == indexed.tiles == n_2024
+    with GeoTesseraZarr(tmp_path / "again.zarr") as a, GeoTesseraZarr(tmp_path / "indexed.zarr") as b:
+        np.testing.assert_array_equal(a.sample_points(pts, 2024), b.sample_points(pts, 2024))

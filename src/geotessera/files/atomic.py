@@ -31,6 +31,8 @@ __all__ = [
     "AtomicFile",
     "atomic_path",
     "atomic_write",
+    "begin_path",
+    "commit_path",
     "output_error",
     "remove_stale_temps",
     "remove_stale_temps_under",
@@ -245,18 +247,10 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     ("disk full ..." for ENOSPC/EDQUOT). The bytes-oriented twin is :func:`atomic_write`.
     """
     final = Path(path)
-    _mkdir(final)
-    remove_stale_temps(final)
-    tmp = temp_path(final)
+    tmp = begin_path(final)
     try:
         yield tmp
-        if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _replace(tmp, final, fsync=fsync)
+        commit_path(tmp, final, fsync=fsync)
     except OutputError:
         raise
     except OSError as exc:
@@ -264,6 +258,29 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def begin_path(path: str | os.PathLike[str]) -> Path:
+    """A fresh temporary path beside ``path`` (its directory created, stale temporaries of it
+    removed), for a writer whose file stays open across calls; finish with :func:`commit_path`,
+    or unlink it to abandon. :func:`atomic_path` is the same as a ``with`` block."""
+    final = Path(path)
+    _mkdir(final)
+    remove_stale_temps(final)
+    return temp_path(final)
+
+
+def commit_path(tmp: str | os.PathLike[str], path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    """Move the finished temporary file ``tmp`` (from :func:`begin_path`) onto ``path``: fsynced
+    first (if ``fsync``), then renamed. OS errors propagate (callers say what they were writing)."""
+    tmp, final = Path(tmp), Path(path)
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _replace(tmp, final, fsync=fsync)
 
 
 def write_atomic(
