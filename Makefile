@@ -4,17 +4,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA := src/geotessera/_data
-ASSETS := $(DATA)/countries-10m.json
+ASSETS := $(DATA)/countries-10m.json $(DATA)/leaflet/leaflet.js
 PYTEST_ARGS ?=
 
-.PHONY: install assets test lint demo bench clean compat
+.PHONY: install assets browser test lint demo bench clean compat
 
-# Run-time data from the npm registry (country shapes), copied into the package.
-$(ASSETS): assets/package.json assets/package-lock.json
+# Run-time data from the npm registry (country shapes; Leaflet for the web viewers), copied into
+# the package so a wheel carries them.
+$(ASSETS) &: assets/package.json assets/package-lock.json
 	cd assets && npm ci --no-audit --no-fund --silent
-	mkdir -p $(DATA)
+	mkdir -p $(DATA)/leaflet/images
 	cp assets/node_modules/world-atlas/countries-10m.json $(DATA)/
 	cp assets/node_modules/world-atlas/LICENSE $(DATA)/world-atlas-LICENSE
+	cp assets/node_modules/leaflet/dist/leaflet.js assets/node_modules/leaflet/dist/leaflet.css $(DATA)/leaflet/
+	cp assets/node_modules/leaflet/dist/images/*.png $(DATA)/leaflet/images/
+	cp assets/node_modules/leaflet/LICENSE $(DATA)/leaflet/LICENSE
 
 assets: $(ASSETS)
 
@@ -32,7 +36,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The browser tests drive Debian's chromium (headless, through playwright); never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: lint browser
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # The newest other Python found (3.13, else 3.12) runs the unit, end-to-end and docs tests too.

@@ -88,12 +88,7 @@ def decode_topojson(
     antimeridian are cut there and wrapped back into [-180, 180].
     """
     tr = topo.get("transform")
-    arcs: list[np.ndarray] = []
-    for arc in topo["arcs"]:
-        a = np.asarray(arc, dtype=np.float64)[:, :2]
-        if tr:
-            a = np.cumsum(a, axis=0) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
-        arcs.append(a)
+    arcs = topojson_arcs(topo)
 
     def ring(indices: list[int]) -> np.ndarray:
         parts = []
@@ -140,6 +135,58 @@ def decode_topojson(
             props["id"] = g["id"]
         out.append((props, shapely.make_valid(geom) if not geom.is_valid else geom))
     return out
+
+
+def topojson_arcs(topo: dict[str, Any]) -> list[np.ndarray]:
+    """The arcs of a TopoJSON topology as (N, 2) float64 lon/lat arrays (delta-decoded, de-quantised)."""
+    tr = topo.get("transform")
+    arcs: list[np.ndarray] = []
+    for arc in topo["arcs"]:
+        a = np.asarray(arc, dtype=np.float64)[:, :2]
+        if tr:
+            a = np.cumsum(a, axis=0) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
+        arcs.append(a)
+    return arcs
+
+
+@lru_cache(maxsize=1)
+def border_lines() -> tuple[np.ndarray, ...]:
+    """Every border and coastline of the bundled shapes as (N, 2) lon/lat polylines (N >= 2).
+
+    Lines are cut where they cross the antimeridian, so none jumps across the map.
+    Decoding takes a fraction of a second (no shapely geometry is built).
+    """
+    out: list[np.ndarray] = []
+    for arc in topojson_arcs(_topology()):
+        cuts = np.flatnonzero(np.abs(np.diff(arc[:, 0])) > 180) + 1
+        out.extend(piece for piece in np.split(arc, cuts) if len(piece) >= 2)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def land_rings() -> tuple[tuple[np.ndarray, ...], ...]:
+    """Country polygons of the bundled shapes as tuples of (N, 2) lon/lat rings (exterior first).
+
+    For filling land on raster maps: rings are not validated, and a ring crossing the
+    antimeridian is unwrapped (its longitudes run past +-180, continuously).
+    """
+    topo = _topology()
+    arcs = topojson_arcs(topo)
+
+    def ring(indices: list[int]) -> np.ndarray:
+        parts = [arcs[i] if i >= 0 else arcs[~i][::-1] for i in indices]
+        return _unwrap(np.concatenate([p if k == 0 else p[1:] for k, p in enumerate(parts)]))
+
+    polygons: list[tuple[np.ndarray, ...]] = []
+    for g in topo["objects"]["countries"]["geometries"]:
+        kind = g.get("type")
+        if kind not in ("Polygon", "MultiPolygon"):
+            continue
+        for rings in [g["arcs"]] if kind == "Polygon" else g["arcs"]:
+            built = tuple(ring(r) for r in rings)
+            if len(built[0]) >= 4:
+                polygons.append(built)
+    return tuple(polygons)
 
 
 def _unwrap(ring: np.ndarray) -> np.ndarray:

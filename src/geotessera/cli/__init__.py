@@ -100,9 +100,19 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Command modules import the library lazily, inside their functions.
-    from . import download, info, registry, sample, zarr_store
+    from . import coverage, download, info, registry, sample, serve, visualize, webmap, zarr_store
 
-    for command in (download.command, info.command, registry.command, sample.command, zarr_store.command):
+    for command in (
+        download.command,
+        info.command,
+        registry.command,
+        sample.command,
+        zarr_store.command,
+        coverage.command,
+        visualize.command,
+        webmap.command,
+        serve.command,
+    ):
         cli.add_command(command)
 
 

@@ -1,0 +1,175 @@
+"""``geotessera coverage``: where tiles exist (PNG, coverage.json, coverage.html), from the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import client_options, int_list, region_options, verbose_option
+
+DEFAULT_PNG = "tessera_coverage.png"
+
+
+def _area(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> tuple[Any, Any]:
+    """(Region, outline geometry in lon/lat) of the one area option given, or (None, None)."""
+    import shapely
+
+    from ..regions import Region, read_region_file, to_wgs84
+
+    given = [v for v in (bbox, tile, region_file, country) if v is not None]
+    if len(given) > 1:
+        raise click.UsageError("give at most one of --bbox, --tile, --region-file, --country")
+    if bbox is not None:
+        region = Region.from_bbox(bbox)
+        return region, shapely.box(*region.bbox) if len(bbox) == 2 else shapely.box(*bbox)
+    if tile is not None:
+        region = Region.from_point(*tile)
+        return region, shapely.box(*region.bbox)
+    if region_file is not None:
+        geom, crs = read_region_file(region_file)
+        geom = to_wgs84(geom, crs)
+        return Region.from_geometry(geom, description=f"region file {region_file.name}"), geom
+    if country is not None:
+        from ..countries import country_geometry
+
+        geom, name = country_geometry(country)
+        return Region.from_geometry(geom, description=f"country {name}"), geom
+    return None, None
+
+
+def _png_path(output: Path) -> Path:
+    if output.is_dir() or output.suffix == "":
+        return output / DEFAULT_PNG
+    if output.suffix.lower() != ".png":
+        raise click.BadParameter(f"expected a .png file or a directory, got {output}", param_hint="--output")
+    return output
+
+
+def _registries(by_source: bool, client_args: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(name, Registry) of every (version, variant) asked for with --by-source."""
+    from ..datasets import DatasetId
+    from ..visualization.coverage import manifest_path_of, manifest_registries
+
+    args = dict(client_args)
+    version, variant = args.pop("dataset_version"), args.pop("dataset_variant")
+    args.pop("workers", None)
+    versions = None if version in (None, "all") else [version]
+    variants = None if variant in (None, "all") else [variant]
+    if args.get("registry_dir") is not None:
+        paths = [Path(args["registry_dir"]) / "manifest.parquet"]
+        if not paths[0].is_file():
+            raise click.BadParameter(
+                f"{args['registry_dir']} holds no manifest.parquet", param_hint="--registry-dir"
+            )
+    else:
+        wanted = versions or ["v1", "v1.1"]
+        paths = list(dict.fromkeys(manifest_path_of(DatasetId.parse(v).version, **args) for v in wanted))
+    return manifest_registries(paths, versions, variants)
+
+
+@click.command("coverage")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path(DEFAULT_PNG),
+    show_default=True,
+    help="Output PNG file, or a directory; coverage.json and coverage.html are written beside the PNG.",
+)
+@click.option(
+    "--year",
+    "years",
+    callback=int_list,
+    default=None,
+    help="Year(s) to show: 2024, 2023,2024 or 2017-2025 [default: all].",
+)
+@region_options
+@click.option(
+    "--tile-color",
+    default="red",
+    show_default=True,
+    help="Colour of tiles (one year, or --no-multi-year-colors).",
+)
+@click.option("--tile-alpha", type=float, default=0.6, show_default=True, help="Opacity of tiles, 0-1.")
+@click.option(
+    "--tile-size",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Size multiplier of tiles (1 = true size).",
+)
+@click.option("--width", type=int, default=2000, show_default=True, help="Image width in pixels (200-20000).")
+@click.option("--no-countries", is_flag=True, help="Don't draw land and country borders.")
+@click.option(
+    "--no-multi-year-colors", is_flag=True, help="One colour for all years instead of three categories."
+)
+@click.option(
+    "--by-source", is_flag=True, help="One colour per (version, variant); 'all' versions/variants by default."
+)
+@client_options
+@verbose_option
+def command(
+    output: Path,
+    years: list[int] | None,
+    bbox: Any,
+    tile: Any,
+    region_file: Path | None,
+    country: str | None,
+    tile_color: str,
+    tile_alpha: float,
+    tile_size: float,
+    width: int,
+    no_countries: bool,
+    no_multi_year_colors: bool,
+    by_source: bool,
+    client_args: dict[str, Any],
+) -> None:
+    """Draw where Tessera tiles exist: the world, or a region (--bbox, --tile, --region-file, --country)."""
+    from ..visualization.coverage import source_coverage, year_coverage
+    from ..visualization.coverage_draw import check_style, render_png
+    from ..web import write_coverage_page
+
+    check_style(width, tile_alpha, tile_size, [tile_color])
+    png = _png_path(output)
+    region, outline = _area(bbox, tile, region_file, country)
+    years = sorted(set(years)) if years else None
+    if by_source:
+        cmap = source_coverage(_registries(True, client_args), years=years, region=region, outline=outline)
+    else:
+        from .options import make_client
+
+        gt = make_client(client_args)
+        cmap = year_coverage(
+            gt.registry,
+            years=years,
+            region=region,
+            outline=outline,
+            multi_year_colors=not no_multi_year_colors,
+            tile_color=tile_color,
+            dataset=str(gt.dataset),
+        )
+    cells = render_png(
+        cmap,
+        png,
+        width_pixels=width,
+        show_countries=not no_countries,
+        tile_alpha=tile_alpha,
+        tile_size=tile_size,
+    )
+    json_path, html_path = write_coverage_page(
+        cmap, cells, png, tile_alpha=tile_alpha, show_countries=not no_countries
+    )
+    click.echo(f"wrote {png} ({cmap.locations:,} tile locations), {json_path.name} and {html_path.name}")
+    for layer in cmap.layers:
+        click.echo(f"  {layer.label}")
+    share = cmap.facts.get("region")
+    if share:
+        covered = share["covered"]
+        flat = covered if not by_source else {f"{k} {y}": v for k, c in covered.items() for y, v in c.items()}
+        for key, n in flat.items():
+            click.echo(
+                f"  {share['description']}: {key}: {n:,} of {share['cells']:,} cells covered "
+                f"({100 * n / max(1, share['cells']):.0f}%)"
+            )
