@@ -84,12 +84,13 @@ def paint(
         if not layer.count:
             continue
         cx, cy = (layer.ix + 0.5) / 10, (layer.iy + 0.5) / 10
-        x0 = np.clip(np.round((cx - half - west) * sx), 0, w).astype(np.int64)
-        x1 = np.clip(np.maximum(np.round((cx + half - west) * sx), x0 + 1), 0, w).astype(np.int64)
-        y0 = np.clip(np.round((north - cy - half) * sy), 0, h).astype(np.int64)
-        y1 = np.clip(np.maximum(np.round((north - cy + half) * sy), y0 + 1), 0, h).astype(np.int64)
-        keep = (x1 > x0) & (y1 > y0)
-        x0, x1, y0, y1 = x0[keep], x1[keep], y0[keep], y1[keep]
+        inside = (cx + half > west) & (cx - half < east) & (cy + half > south) & (cy - half < north)
+        cx, cy = cx[inside], cy[inside]
+        # every cell inside the extent gets at least one pixel, even at the edges
+        x0 = np.clip(np.round((cx - half - west) * sx), 0, w - 1).astype(np.int64)
+        x1 = np.minimum(np.maximum(np.round((cx + half - west) * sx), x0 + 1), w).astype(np.int64)
+        y0 = np.clip(np.round((north - cy - half) * sy), 0, h - 1).astype(np.int64)
+        y1 = np.minimum(np.maximum(np.round((north - cy + half) * sy), y0 + 1), h).astype(np.int64)
         n = (h + 1) * (w + 1)
         diff = (
             np.bincount(y0 * (w + 1) + x0, minlength=n)
