@@ -9,6 +9,7 @@ geometries. Names, ISO 3166 alpha-2/alpha-3/numeric codes (through
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from functools import lru_cache
@@ -138,15 +139,32 @@ def decode_topojson(
 
 
 def topojson_arcs(topo: dict[str, Any]) -> list[np.ndarray]:
-    """The arcs of a TopoJSON topology as (N, 2) float64 lon/lat arrays (delta-decoded, de-quantised)."""
+    """The arcs of a TopoJSON topology as (N, 2) float64 lon/lat arrays (delta-decoded, de-quantised).
+
+    All positions are read in one pass into one array (``np.fromiter``), then split per arc.
+    """
+    raw = topo["arcs"]
+    lens = np.fromiter((len(a) for a in raw), dtype=np.int64, count=len(raw))
+    if lens.sum() == 0:
+        return [np.empty((0, 2)) for _ in raw]
+    if any(len(p) != 2 for a in raw for p in a):  # positions with a third value: the slow way
+        arcs = [np.asarray(a, dtype=np.float64).reshape(len(a), -1)[:, :2] for a in raw]
+        flat = np.concatenate(arcs)
+    else:
+        positions = itertools.chain.from_iterable(itertools.chain.from_iterable(raw))
+        flat = np.fromiter(positions, dtype=np.float64, count=2 * int(lens.sum())).reshape(-1, 2)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     tr = topo.get("transform")
-    arcs: list[np.ndarray] = []
-    for arc in topo["arcs"]:
-        a = np.asarray(arc, dtype=np.float64)[:, :2]
-        if tr:
-            a = np.cumsum(a, axis=0) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
-        arcs.append(a)
-    return arcs
+    if tr:  # quantised: positions are deltas from the previous one within each arc
+        total = np.cumsum(flat, axis=0)
+        before = np.where(starts[:, None] > 0, total[np.maximum(starts - 1, 0)], 0.0)
+        flat = (total - np.repeat(before, lens, axis=0)) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
+    return np.split(flat, starts[1:])
+
+
+@lru_cache(maxsize=1)
+def _arcs() -> tuple[np.ndarray, ...]:
+    return tuple(topojson_arcs(_topology()))
 
 
 @lru_cache(maxsize=1)
@@ -157,7 +175,7 @@ def border_lines() -> tuple[np.ndarray, ...]:
     Decoding takes a fraction of a second (no shapely geometry is built).
     """
     out: list[np.ndarray] = []
-    for arc in topojson_arcs(_topology()):
+    for arc in _arcs():
         cuts = np.flatnonzero(np.abs(np.diff(arc[:, 0])) > 180) + 1
         out.extend(piece for piece in np.split(arc, cuts) if len(piece) >= 2)
     return tuple(out)
@@ -171,7 +189,7 @@ def land_rings() -> tuple[tuple[np.ndarray, ...], ...]:
     antimeridian is unwrapped (its longitudes run past +-180, continuously).
     """
     topo = _topology()
-    arcs = topojson_arcs(topo)
+    arcs = _arcs()
 
     def ring(indices: list[int]) -> np.ndarray:
         parts = [arcs[i] if i >= 0 else arcs[~i][::-1] for i in indices]

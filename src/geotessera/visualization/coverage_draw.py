@@ -38,6 +38,8 @@ class CoverageImage:
 
     rgba: npt.NDArray[np.uint8]
     extent: tuple[float, float, float, float]
+    base: npt.NDArray[np.uint8] | None = None
+    """(H, W, 3) background the cells were drawn on (sea, land, borders), when there was one."""
 
 
 def check_style(width_pixels: int, tile_alpha: float, tile_size: float, colours: Sequence[str] = ()) -> None:
@@ -78,19 +80,21 @@ def paint(
     h, w = shape
     west, south, east, north = (float(v) for v in extent)
     sx, sy = w / (east - west), h / (north - south)
-    half = 0.05 * tile_size
+    half = 0.5 * tile_size  # in cells
     rgba = np.zeros((h, w, 4), np.uint8)
     for layer in layers:
         if not layer.count:
             continue
-        cx, cy = (layer.ix + 0.5) / 10, (layer.iy + 0.5) / 10
-        inside = (cx + half > west) & (cx - half < east) & (cy + half > south) & (cy - half < north)
-        cx, cy = cx[inside], cy[inside]
+        # cell edges from whole numbers, so neighbours share their edge exactly (no hairline gaps)
+        lon0, lon1 = (layer.ix + (0.5 - half)) / 10, (layer.ix + (0.5 + half)) / 10
+        lat0, lat1 = (layer.iy + (0.5 - half)) / 10, (layer.iy + (0.5 + half)) / 10
+        inside = (lon1 > west) & (lon0 < east) & (lat1 > south) & (lat0 < north)
+        lon0, lon1, lat0, lat1 = lon0[inside], lon1[inside], lat0[inside], lat1[inside]
         # every cell inside the extent gets at least one pixel, even at the edges
-        x0 = np.clip(np.round((cx - half - west) * sx), 0, w - 1).astype(np.int64)
-        x1 = np.minimum(np.maximum(np.round((cx + half - west) * sx), x0 + 1), w).astype(np.int64)
-        y0 = np.clip(np.round((north - cy - half) * sy), 0, h - 1).astype(np.int64)
-        y1 = np.minimum(np.maximum(np.round((north - cy + half) * sy), y0 + 1), h).astype(np.int64)
+        x0 = np.clip(np.round((lon0 - west) * sx), 0, w - 1).astype(np.int64)
+        x1 = np.minimum(np.maximum(np.round((lon1 - west) * sx), x0 + 1), w).astype(np.int64)
+        y0 = np.clip(np.round((north - lat1) * sy), 0, h - 1).astype(np.int64)
+        y1 = np.minimum(np.maximum(np.round((north - lat0) * sy), y0 + 1), h).astype(np.int64)
         n = (h + 1) * (w + 1)
         diff = (
             np.bincount(y0 * (w + 1) + x0, minlength=n)
@@ -113,57 +117,58 @@ def _thin(ring: npt.NDArray[np.float64], step: float) -> npt.NDArray[np.float64]
     return ring[keep]
 
 
-def land_mask(extent: Sequence[float], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
-    """(H, W) True on land (bundled country polygons) over ``extent``."""
-    import shapely
-    from rasterio.features import rasterize
-    from rasterio.transform import from_bounds
-
+def _land(extent: Sequence[float], step: float) -> list[npt.NDArray[np.float64]]:
+    """Exterior rings of the bundled country polygons near ``extent`` (thinned; copies shifted by
+    +-360 degrees where a ring crosses the antimeridian). Holes are left out: they are lakes or
+    enclaves, which are countries drawn on top."""
     from ..countries import land_rings
 
-    h, w = shape
-    step = (extent[2] - extent[0]) / w / 2
     west, south, east, north = extent
-    polys = []
+    out = []
     for rings in land_rings():
         ext = rings[0]
         lo, hi = ext[:, 0].min(), ext[:, 0].max()
+        if ext[:, 1].max() < south or ext[:, 1].min() > north:
+            continue
         for shift in (-360.0, 0.0, 360.0):
             if hi + shift < west or lo + shift > east:
                 continue
-            if ext[:, 1].max() < south or ext[:, 1].min() > north:
-                continue
-            thinned = [_thin(r + np.array([shift, 0.0]), step) for r in rings]
-            if len(thinned[0]) >= 4:
-                polys.append(shapely.Polygon(thinned[0], [t for t in thinned[1:] if len(t) >= 4]))
-    if not polys:
-        return np.zeros(shape, bool)
-    burnt = rasterize(
-        polys, out_shape=shape, transform=from_bounds(west, south, east, north, w, h), dtype="uint8"
-    )
-    return burnt.astype(bool)
+            t = _thin(ext + np.array([shift, 0.0]), step)
+            if len(t) >= 3:
+                out.append(t)
+    return out
 
 
 def base_image(
     extent: Sequence[float], shape: tuple[int, int], *, show_countries: bool = True
 ) -> npt.NDArray[np.uint8]:
-    """(H, W, 3) uint8 background over ``extent``: sea, land and borders (1 px), from the bundled shapes."""
-    import shapely
-    from rasterio.features import rasterize
-    from rasterio.transform import from_bounds
+    """(H, W, 3) uint8 background over ``extent``: sea, land and borders from the bundled shapes.
+
+    Drawn with matplotlib's Agg renderer (polygons and lines straight from numpy arrays,
+    antialiased), pixel for pixel on the plate carree grid of :func:`paint`.
+    """
+    require("matplotlib", "viz")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.figure import Figure
 
     h, w = shape
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = [round(v * 255) for v in _rgb(SEA)]
-    if not show_countries:
-        return img
-    img[land_mask(extent, shape)] = [round(v * 255) for v in _rgb(LAND)]
-    lines = [shapely.LineString(t) for t in _borders(extent, (extent[2] - extent[0]) / w / 2)]
-    if lines:
-        tr = from_bounds(*extent, w, h)
-        edge = rasterize(lines, out_shape=shape, transform=tr, all_touched=True, dtype="uint8").astype(bool)
-        img[edge] = [round(v * 255) for v in _rgb(BORDER)]
-    return img
+    fig = Figure(figsize=(w / DPI, h / DPI), dpi=DPI, facecolor=SEA)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    west, south, east, north = extent
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    if show_countries:
+        step = (east - west) / w / 2
+        ax.add_collection(PolyCollection(_land(extent, step), facecolors=LAND, edgecolors="none"))
+        ax.add_collection(LineCollection(_borders(extent, step), colors=BORDER, linewidths=0.5))
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    if rgba.shape[:2] != (h, w):  # pragma: no cover - figure sizes are exact at this DPI
+        raise RuntimeError(f"rendered {rgba.shape[:2]}, expected {(h, w)}")
+    return np.ascontiguousarray(rgba[..., :3])
 
 
 def _borders(extent: Sequence[float], step: float) -> list[npt.NDArray[np.float64]]:
@@ -197,7 +202,6 @@ def render_png(
     """Write the PNG of ``cmap`` (title, land, borders, cells, outline, legend); returns the cell image."""
     require("matplotlib", "viz")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -205,12 +209,9 @@ def render_png(
     shape = map_shape(cmap.extent, width_pixels)
     cells = paint(cmap.layers, cmap.extent, shape, tile_alpha=tile_alpha, tile_size=tile_size)
     h, w = shape
-    base = np.empty((h, w, 3), np.float32)
-    base[:] = np.asarray(_rgb(SEA), np.float32)
-    if show_countries:
-        base[land_mask(cmap.extent, shape)] = _rgb(LAND)
+    base = base_image(cmap.extent, shape, show_countries=show_countries)
     a = cells.rgba[..., 3:4].astype(np.float32) / 255
-    image = (base * (1 - a) + cells.rgba[..., :3].astype(np.float32) / 255 * a).clip(0, 1)
+    image = (base.astype(np.float32) * (1 - a) + cells.rgba[..., :3].astype(np.float32) * a) / 255
 
     left, right, top, bottom = _MARGINS
     fig_w, fig_h = w + left + right, h + top + bottom
@@ -221,9 +222,6 @@ def render_png(
     ax.imshow(
         image, extent=(west, east, south, north), interpolation="nearest", origin="upper", aspect="auto"
     )
-    if show_countries:
-        lines = _borders(cmap.extent, (east - west) / w / 2)
-        ax.add_collection(LineCollection(lines, colors=BORDER, linewidths=0.4))
     handles = [Patch(facecolor=layer.colour, alpha=tile_alpha, label=layer.label) for layer in cmap.layers]
     if cmap.outline is not None:
         _draw_outline(ax, cmap.outline)
@@ -243,7 +241,7 @@ def render_png(
     if sub:
         fig.text(left / fig_w, 1 - 36 / fig_h, sub, ha="left", va="top", fontsize=9, color="#444444")
     _save(fig, Path(output_path))
-    return cells
+    return CoverageImage(cells.rgba, cells.extent, base)
 
 
 def _draw_outline(ax: Any, geom: Any) -> None:
@@ -270,7 +268,7 @@ def _save(fig: Any, out: Path) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
         os.close(fd)
         try:
-            fig.savefig(tmp, dpi=DPI, format="png")
+            fig.savefig(tmp, dpi=DPI, format="png", pil_kwargs={"compress_level": 3})
             os.replace(tmp, out)
         finally:
             Path(tmp).unlink(missing_ok=True)

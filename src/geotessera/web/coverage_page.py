@@ -59,7 +59,12 @@ def write_coverage_page(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_png(out_dir / CELLS_PNG, cells.rgba)
-        _write_png(out_dir / BASE_PNG, base_image(cells.extent, (h, w), show_countries=show_countries))
+        base = (
+            cells.base
+            if cells.base is not None
+            else base_image(cells.extent, (h, w), show_countries=show_countries)
+        )
+        _write_png(out_dir / BASE_PNG, base)
         facts = {k: v for k, v in cmap.facts.items() if k != "subtitle"}
         doc = {
             "title": cmap.title,
