@@ -269,6 +269,7 @@ def _save(fig: Any, out: Path) -> None:
         os.close(fd)
         try:
             fig.savefig(tmp, dpi=DPI, format="png", pil_kwargs={"compress_level": 3})
+            os.chmod(tmp, 0o644)  # mkstemp makes it private
             os.replace(tmp, out)
         finally:
             Path(tmp).unlink(missing_ok=True)

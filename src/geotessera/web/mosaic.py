@@ -55,6 +55,7 @@ def prepare_mosaic_for_web(
                     OVERVIEW_RESAMPLING="AVERAGE",
                     BIGTIFF="IF_SAFER",
                 )
+            os.chmod(tmp, 0o644)  # mkstemp makes it private
             os.replace(tmp, out)
         finally:
             Path(tmp).unlink(missing_ok=True)
