@@ -158,7 +158,8 @@ def topojson_arcs(topo: dict[str, Any]) -> list[np.ndarray]:
     if tr:  # quantised: positions are deltas from the previous one within each arc
         total = np.cumsum(flat, axis=0)
         before = np.where(starts[:, None] > 0, total[np.maximum(starts - 1, 0)], 0.0)
-        flat = (total - np.repeat(before, lens, axis=0)) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
+        flat = total - np.repeat(before, lens, axis=0)
+        flat = flat * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
     return np.split(flat, starts[1:])
 
 

@@ -9,6 +9,7 @@ Screenshots are written under the test's temporary directory, and also copied in
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,8 +30,14 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VIEWPORT = {"width": 1000, "height": 700}
 
@@ -48,7 +55,9 @@ class Served:
         exe = Path(sys.executable).with_name("geotessera")
         self.proc = subprocess.Popen(
             [str(exe), "serve", str(directory), "--port", "0", "--no-open"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
         )
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
@@ -108,7 +117,8 @@ def _extent_px(page: Page) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of the page's data bounds in screen pixels."""
     x0, y0, x1, y1 = page.evaluate(
         "(() => { const m = window.geotessera.map, b = window.geotessera.bounds;"
-        " const a = m.latLngToContainerPoint(b.getNorthWest()), c = m.latLngToContainerPoint(b.getSouthEast());"
+        " const a = m.latLngToContainerPoint(b.getNorthWest());"
+        " const c = m.latLngToContainerPoint(b.getSouthEast());"
         " return [a.x, a.y, c.x, c.y]; })()"
     )
     return round(x0), round(y0), round(x1), round(y1)
@@ -118,16 +128,33 @@ def _extent_px(page: Page) -> tuple[int, int, int, int]:
 def webmap_dir(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("webmap")
     tiles = sorted(
-        p for p in (tiny_store / "v1" / "global_0.1_degree_representation" / "2024").glob("grid_0.*_52.*/*.npy")
+        p
+        for p in (tiny_store / "v1" / "global_0.1_degree_representation" / "2024").glob("grid_0.*_52.*/*.npy")
         if not p.name.endswith("_scales.npy")
     )
     assert len(tiles) == 12
     mosaic = create_pca_mosaic(tiles, work / "pca_mosaic.tif")
     region = work / "region.geojson"
     region.write_text(
-        '{"type": "Polygon", "coordinates": [[[0.1, 52.1], [0.3, 52.1], [0.3, 52.2], [0.1, 52.2], [0.1, 52.1]]]}'
+        json.dumps(
+            {
+                "type": "Polygon",
+                "coordinates": [[[0.1, 52.1], [0.3, 52.1], [0.3, 52.2], [0.1, 52.2], [0.1, 52.1]]],
+            }
+        )
     )
-    _run("webmap", mosaic, "-o", str(work / "web"), "--min-zoom", "8", "--max-zoom", "14", "--region-file", str(region))
+    _run(
+        "webmap",
+        mosaic,
+        "-o",
+        str(work / "web"),
+        "--min-zoom",
+        "8",
+        "--max-zoom",
+        "14",
+        "--region-file",
+        str(region),
+    )
     return work / "web"
 
 
@@ -147,27 +174,49 @@ def test_the_viewer_draws_the_mosaic_inside_its_extent_only(browser: object, web
     assert differs[inner & ~controls].mean() > 0.8, "the tiles must cover the mosaic extent"
     assert differs[outer & ~controls].mean() < 0.002, "nothing may be drawn outside the mosaic extent"
     # the opacity slider fades the tiles out
-    page.evaluate("(() => { const s = document.getElementById('opacity'); s.value = 0;"
-                  " s.dispatchEvent(new Event('input')); })()")
+    page.evaluate(
+        "(() => { const s = document.getElementById('opacity'); s.value = 0;"
+        " s.dispatchEvent(new Event('input')); })()"
+    )
     page.wait_for_timeout(300)
-    assert page.evaluate("getComputedStyle(document.querySelector('.leaflet-tile-pane .leaflet-layer')).opacity") == "0"
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('.leaflet-tile-pane .leaflet-layer')).opacity")
+        == "0"
+    )
 
 
 @pytest.fixture(scope="module")
 def coverage_dir(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("coverage")
-    _run("coverage", "--registry-dir", str(tiny_store / "v1"), "--bbox", "-0.5,51.8,0.9,52.6", "--year", "2024",
-         "--tile-alpha", "0.9", "-o", str(work / "cov"), "--width", "1000")
+    _run(
+        "coverage",
+        "--registry-dir",
+        str(tiny_store / "v1"),
+        "--bbox",
+        "-0.5,51.8,0.9,52.6",
+        "--year",
+        "2024",
+        "--tile-alpha",
+        "0.9",
+        "-o",
+        str(work / "cov"),
+        "--width",
+        "1000",
+    )
     return work / "cov"
 
 
 def test_the_coverage_page_draws_tiles_where_they_exist(browser: object, coverage_dir: Path) -> None:
-    page, px, requests = _load(browser, coverage_dir, "coverage.html", coverage_dir.parent / "coverage_page.png")
+    page, px, requests = _load(
+        browser, coverage_dir, "coverage.html", coverage_dir.parent / "coverage_page.png"
+    )
     assert any(u.endswith("coverage_cells.png") for u in requests)
 
     def at(lon: float, lat: float) -> np.ndarray:
-        p = page.evaluate(f"(() => {{ const q = window.geotessera.map.latLngToContainerPoint([{lat}, {lon}]);"
-                          " return [q.x, q.y]; })()")
+        p = page.evaluate(
+            f"(() => {{ const q = window.geotessera.map.latLngToContainerPoint([{lat}, {lon}]);"
+            " return [q.x, q.y]; })()"
+        )
         return px[round(p[1]), round(p[0])]
 
     def red(c: np.ndarray) -> bool:
@@ -179,7 +228,9 @@ def test_the_coverage_page_draws_tiles_where_they_exist(browser: object, coverag
     for lon, lat in [(-0.3, 52.4), (0.7, 52.45), (-0.2, 51.9), (0.6, 51.95), (0.25, 52.45)]:
         assert not red(at(lon, lat)), f"no tile at {lon}, {lat}"
     left, top, right, bottom = _extent_px(page)
-    reds = np.array([[red(px[r, c]) for c in range(0, VIEWPORT["width"], 4)] for r in range(0, VIEWPORT["height"], 4)])
+    reds = np.array(
+        [[red(px[r, c]) for c in range(0, VIEWPORT["width"], 4)] for r in range(0, VIEWPORT["height"], 4)]
+    )
     rows, cols = np.nonzero(reds & ~controls[::4, ::4])
     assert rows.size > 50
     assert (cols * 4 >= left - 2).all() and (cols * 4 <= right + 2).all()

@@ -110,7 +110,7 @@ def test_visualize_draws_a_float_geotiff(tmp_path: Path) -> None:
         transform=from_origin(300_000, 5_770_000, 10, 10),
     ) as ds:
         ds.write(rng.normal(size=(8, 64, 64)).astype("float32"))
-    code, out, err = _invoke("visualize", str(path), str(tmp_path / "o.tif"), "--balance", "percentile")
+    code, _, err = _invoke("visualize", str(path), str(tmp_path / "o.tif"), "--balance", "percentile")
     assert code == 0, err
     assert (tmp_path / "o.tif").is_file() and (tmp_path / "o.png").is_file()
 
@@ -226,7 +226,7 @@ def test_coverage_of_a_region_writes_png_json_and_html(tiny_store: Path, tmp_pat
 
 
 def test_coverage_by_source(tiny_store: Path, tmp_path: Path) -> None:
-    code, out, err = _invoke(
+    code, _, err = _invoke(
         "coverage",
         "--by-source",
         "--base-url",
@@ -244,7 +244,7 @@ def test_coverage_by_source(tiny_store: Path, tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "coverage.json").read_text())
     assert doc["datasets"] == ["v1/vultr", "v1.1/cambridge"]
     assert len(doc["layers"]) == 2 and doc["layers"][0]["colour"] != doc["layers"][1]["colour"]
-    code, out, err = _invoke(
+    code, _, err = _invoke(
         "coverage",
         "--by-source",
         "--dataset-version",

@@ -79,8 +79,12 @@ create_coverage_summary_map(["tile1.tif", "tile2.tif"], "summary.html")
 @pytest.fixture(scope="module")
 def work(s3_endpoint: SampleServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("seed_visual")
-    env = {**os.environ, "GEOTESSERA_BASE_URL": s3_endpoint.base_url, "XDG_CACHE_HOME": str(root / "xdg"),
-           "BROWSER": "true"}
+    env = {
+        **os.environ,
+        "GEOTESSERA_BASE_URL": s3_endpoint.base_url,
+        "XDG_CACHE_HOME": str(root / "xdg"),
+        "BROWSER": "true",
+    }
     _sh("geotessera download --bbox 0.0,52.0,0.2,52.2 --year 2024 --output ./london_tiffs", root, env)
     return root, env
 
@@ -110,8 +114,14 @@ def test_seed_visualize_webmap_and_serve(work: tuple[Path, dict[str, str]]) -> N
         assert (root / f"{name}.tif").is_file() and (root / f"{name}.png").is_file()
 
     # geotessera webmap pca_mosaic.tif --serve  (serves until Ctrl-C)
-    proc = subprocess.Popen([EXE, "webmap", "pca_mosaic.tif", "--serve", "--port", "0"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EXE, "webmap", "pca_mosaic.tif", "--serve", "--port", "0"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         line = next(raw for raw in proc.stderr if raw.startswith("serving"))
@@ -127,8 +137,14 @@ def test_seed_visualize_webmap_and_serve(work: tuple[Path, dict[str, str]]) -> N
 
     # geotessera serve ./london_web --open
     shutil.copytree(root / "pca_mosaic_web", root / "london_web")
-    proc = subprocess.Popen([EXE, "serve", "./london_web", "--open"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EXE, "serve", "./london_web", "--open"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
@@ -153,8 +169,14 @@ def test_seed_python_visual_examples(work: tuple[Path, dict[str, str]]) -> None:
     py.mkdir()
     shutil.copy(tiffs[0], py / "tile1.tif")
     shutil.copy(tiffs[1], py / "tile2.tif")
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(SEED_PYTHON)], cwd=py, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SEED_PYTHON)],
+        cwd=py,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     with rasterio.open(py / "mosaic.tif") as ds:
         assert ds.count == 4 and ds.crs.to_epsg() == 3857

@@ -47,7 +47,7 @@ def _png_path(output: Path) -> Path:
     return output
 
 
-def _registries(by_source: bool, client_args: dict[str, Any]) -> list[tuple[str, Any]]:
+def _registries(client_args: dict[str, Any]) -> list[tuple[str, Any]]:
     """(name, Registry) of every (version, variant) asked for with --by-source."""
     from ..datasets import DatasetId
     from ..visualization.coverage import manifest_path_of, manifest_registries
@@ -136,7 +136,7 @@ def command(
     region, outline = _area(bbox, tile, region_file, country)
     years = sorted(set(years)) if years else None
     if by_source:
-        cmap = source_coverage(_registries(True, client_args), years=years, region=region, outline=outline)
+        cmap = source_coverage(_registries(client_args), years=years, region=region, outline=outline)
     else:
         from .options import make_client
 
