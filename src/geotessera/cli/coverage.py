@@ -12,61 +12,12 @@ from .options import client_options, int_list, region_options, verbose_option
 DEFAULT_PNG = "tessera_coverage.png"
 
 
-def _area(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> tuple[Any, Any]:
-    """(Region, outline geometry in lon/lat) of the one area option given, or (None, None)."""
-    import shapely
-
-    from ..regions import Region, read_region_file, to_wgs84
-
-    given = [v for v in (bbox, tile, region_file, country) if v is not None]
-    if len(given) > 1:
-        raise click.UsageError("give at most one of --bbox, --tile, --region-file, --country")
-    if bbox is not None:
-        region = Region.from_bbox(bbox)
-        return region, shapely.box(*region.bbox) if len(bbox) == 2 else shapely.box(*bbox)
-    if tile is not None:
-        region = Region.from_point(*tile)
-        return region, shapely.box(*region.bbox)
-    if region_file is not None:
-        geom, crs = read_region_file(region_file)
-        geom = to_wgs84(geom, crs)
-        return Region.from_geometry(geom, description=f"region file {region_file.name}"), geom
-    if country is not None:
-        from ..countries import country_geometry
-
-        geom, name = country_geometry(country)
-        return Region.from_geometry(geom, description=f"country {name}"), geom
-    return None, None
-
-
 def _png_path(output: Path) -> Path:
     if output.is_dir() or output.suffix == "":
         return output / DEFAULT_PNG
     if output.suffix.lower() != ".png":
         raise click.BadParameter(f"expected a .png file or a directory, got {output}", param_hint="--output")
     return output
-
-
-def _registries(client_args: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(name, Registry) of every (version, variant) asked for with --by-source."""
-    from ..datasets import DatasetId
-    from ..visualization.coverage import manifest_path_of, manifest_registries
-
-    args = dict(client_args)
-    version, variant = args.pop("dataset_version"), args.pop("dataset_variant")
-    args.pop("workers", None)
-    versions = None if version in (None, "all") else [version]
-    variants = None if variant in (None, "all") else [variant]
-    if args.get("registry_dir") is not None:
-        paths = [Path(args["registry_dir"]) / "manifest.parquet"]
-        if not paths[0].is_file():
-            raise click.BadParameter(
-                f"{args['registry_dir']} holds no manifest.parquet", param_hint="--registry-dir"
-            )
-    else:
-        wanted = versions or ["v1", "v1.1"]
-        paths = list(dict.fromkeys(manifest_path_of(DatasetId.parse(v).version, **args) for v in wanted))
-    return manifest_registries(paths, versions, variants)
 
 
 @click.command("coverage")
@@ -127,16 +78,17 @@ def command(
     client_args: dict[str, Any],
 ) -> None:
     """Draw where Tessera tiles exist: the world, or a region (--bbox, --tile, --region-file, --country)."""
-    from ..visualization.coverage import source_coverage, year_coverage
+    from ..visualization.areas import area_from
+    from ..visualization.coverage import source_coverage, source_registries, year_coverage
     from ..visualization.coverage_draw import check_style, render_png
     from ..web import write_coverage_page
 
     check_style(width, tile_alpha, tile_size, [tile_color])
     png = _png_path(output)
-    region, outline = _area(bbox, tile, region_file, country)
+    region, outline = area_from(bbox=bbox, tile=tile, region_file=region_file, country=country)
     years = sorted(set(years)) if years else None
     if by_source:
-        cmap = source_coverage(_registries(client_args), years=years, region=region, outline=outline)
+        cmap = source_coverage(source_registries(**client_args), years=years, region=region, outline=outline)
     else:
         from .options import make_client
 

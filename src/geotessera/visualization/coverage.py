@@ -19,6 +19,7 @@ from ..datasets import KNOWN_VARIANTS, DatasetId
 from ..errors import GeoTesseraError, InvalidInputError, NotCoveredError
 from ..progress import ProgressSink
 from ._progress import ProgressCallback, Reporter
+from .areas import area_from
 from .cells import CoverageMap, padded_extent, region_share, source_layers, year_layers
 from .coverage_draw import check_style, render_png
 
@@ -42,27 +43,17 @@ def _area(
     region_bbox: Sequence[float] | None, region_file: str | os.PathLike[str] | None, region: Any
 ) -> tuple[Any, Any, tuple[float, float, float, float] | None]:
     """(region as cells or None, outline geometry or None, bbox or None) of the area asked for."""
-    import shapely
-
-    from ..regions import Region, read_region_file, to_wgs84
-
     if region is not None:
         w, s, e, n = region.bbox
         return region, None, (w, s, e, n)
+    cells, geom = area_from(bbox=region_bbox, region_file=region_file)
+    if cells is None:
+        return None, None, None
     if region_file is not None:
-        geom, crs = read_region_file(region_file)
-        geom = to_wgs84(geom, crs)
-        return (
-            Region.from_geometry(geom, description=f"region file {Path(region_file).name}"),
-            geom,
-            geom.bounds,
-        )
-    if region_bbox is not None:
-        from ..grid import as_bbox
-
-        b = as_bbox(region_bbox)
-        return Region.from_bbox(b), shapely.box(*b), (b[0], b[1], b[2], b[3])
-    return None, None, None
+        w, s, e, n = geom.bounds
+    else:
+        w, s, e, n = (float(v) for v in region_bbox)  # type: ignore[union-attr]
+    return cells, geom, (w, s, e, n)
 
 
 def year_coverage(
@@ -222,6 +213,30 @@ def manifest_path_of(version: str, **client_args: Any) -> Path:
         if path is not None:
             return Path(path)
     raise last or NotCoveredError(f"no manifest of version {version}")
+
+
+def source_registries(
+    dataset_version: str | None = None, dataset_variant: str | None = None, **client_args: Any
+) -> list[tuple[str, Any]]:
+    """``(name, Registry)`` of every (version, variant) chosen (None or ``"all"``: every one).
+
+    Manifests are found as the client finds them (``registry_dir``, a local mirror as
+    ``base_url``, or fetched and cached); ``client_args`` are :class:`~geotessera.GeoTessera`'s.
+    """
+    versions = None if dataset_version in (None, "all") else [str(dataset_version)]
+    variants = None if dataset_variant in (None, "all") else [str(dataset_variant)]
+    client_args.pop("workers", None)
+    registry_dir = client_args.get("registry_dir")
+    if registry_dir is not None:
+        paths = [Path(registry_dir) / "manifest.parquet"]
+        if not paths[0].is_file():
+            raise InvalidInputError(f"{registry_dir} holds no manifest.parquet")
+    else:
+        wanted = versions or ["v1", "v1.1"]
+        paths = list(
+            dict.fromkeys(manifest_path_of(DatasetId.parse(v).version, **client_args) for v in wanted)
+        )
+    return manifest_registries(paths, versions, variants)
 
 
 def source_coverage(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +173,7 @@ class GeoTiffTile(EmbeddingTile):
 
     def sample(self, rng: np.random.Generator, n: int) -> F32:
         import rasterio
+        from rasterio.windows import Window
 
         # a few random square windows: reading (and decompressing) a whole tile to sample it is wasteful
         side = 128
@@ -182,8 +183,6 @@ class GeoTiffTile(EmbeddingTile):
             for _ in range(n_win):
                 r0 = int(rng.integers(0, max(1, self.height - side + 1)))
                 c0 = int(rng.integers(0, max(1, self.width - side + 1)))
-                from rasterio.windows import Window
-
                 w = Window(c0, r0, min(side, self.width - c0), min(side, self.height - r0))
                 x = ds.read(window=w, out_dtype="float32").reshape(self.bands, -1).T
                 if self.nodata is not None and np.isfinite(self.nodata):
@@ -338,10 +337,3 @@ def as_tiles(items: Iterable[Any], *, year: int | None = None) -> list[Embedding
             f"the tiles have different band counts ({sorted(bands)}); they cannot share colours"
         )
     return out
-
-
-def tiles_of(paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[EmbeddingTile]:
-    """:func:`as_tiles` of one path or a list of paths."""
-    if isinstance(paths, str | os.PathLike):
-        return as_tiles([paths])
-    return as_tiles(paths)
