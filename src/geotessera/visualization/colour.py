@@ -25,6 +25,7 @@ from ..errors import InvalidInputError
 BALANCE_METHODS = ("histogram", "percentile", "adaptive")
 F32 = npt.NDArray[np.float32]
 _LEVELS = 257
+_LUT = 4096
 
 
 def check_percentiles(percentile_range: tuple[float, float]) -> tuple[float, float]:
@@ -59,14 +60,26 @@ class ColourStretch:
         return int(self.knots.shape[0])
 
     def apply(self, values: F32) -> npt.NDArray[np.uint8]:
-        """(C, ...) values -> (C, ...) uint8 levels (NaN -> 0; mask nodata separately)."""
+        """(C, ...) values -> (C, ...) uint8 levels (NaN -> 0; mask nodata separately).
+
+        Each channel goes through a 4096-entry lookup table spanning its knots (a value
+        is placed to 1/4096 of the stretched range: far finer than the 256 output levels).
+        """
         v = np.asarray(values, np.float32)
         if v.shape[0] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {v.shape[0]}")
         out = np.empty(v.shape, np.uint8)
         for c in range(self.channels):
-            x = np.interp(v[c], self.knots[c], self.levels * 255.0)
-            out[c] = np.nan_to_num(x + 0.5, nan=0.0).astype(np.uint8)
+            lo, hi = float(self.knots[c, 0]), float(self.knots[c, -1])
+            step = (hi - lo) / (_LUT - 1) if hi > lo else 1.0
+            lut = np.interp(lo + step * np.arange(_LUT), self.knots[c], self.levels * 255.0)
+            lut8 = (lut + 0.5).astype(np.uint8)
+            with np.errstate(invalid="ignore"):
+                idx = np.rint((v[c] - lo) / step)
+            np.clip(idx, 0, _LUT - 1, out=idx)
+            level = lut8[np.nan_to_num(idx, nan=0.0).astype(np.intp)]
+            level[np.isnan(v[c])] = 0
+            out[c] = level
         return out
 
     def to_rgb(self, values: F32) -> npt.NDArray[np.uint8]:

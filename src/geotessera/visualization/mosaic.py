@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 QUICKLOOK_MAX_PX = 2048
 #: A mosaic larger than this (pixels) must be mostly covered by its tiles (scattered tiles are refused).
 MAX_EMPTY_PIXELS = 100_000_000
-_GDAL_ENV = {"GDAL_CACHEMAX": 128, "GDAL_PAM_ENABLED": "NO", "GDAL_NUM_THREADS": "ALL_CPUS"}
+# (GDAL_NUM_THREADS is left alone: on reads of small COG blocks it costs far more than it gives)
+_GDAL_ENV = {"GDAL_CACHEMAX": 128 * 2**20, "GDAL_PAM_ENABLED": "NO"}  # bytes, as rasterio passes an int
 
 
 def as_crs(crs: Any) -> Any:
@@ -147,6 +148,7 @@ def _draw_tile(
         dst_crs=canvas.crs,
         dst_nodata=np.nan,
         resampling=Resampling.bilinear,
+        num_threads=min(2, os.cpu_count() or 1),
     )
     valid = np.isfinite(dst).all(axis=0)
     block = scratch.read(window=window)
@@ -238,8 +240,12 @@ def write_quicklook(
             (ds.width, ds.height) if f <= 1 else (max(1, round(ds.width / f)), max(1, round(ds.height / f)))
         )
         rgb = ds.read([1, 2, 3], out_shape=(3, h, w), resampling=Resampling.average)
-        alpha = ds.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest)
+        alpha = ds.read(4, out_shape=(h, w), resampling=Resampling.nearest) if ds.count == 4 else None
+        if alpha is None:
+            alpha = ds.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(png, "w", driver="PNG", width=w, height=h, count=4, dtype="uint8") as dst:
+            with rasterio.open(
+                png, "w", driver="PNG", width=w, height=h, count=4, dtype="uint8", ZLEVEL=3
+            ) as dst:
                 dst.write(np.concatenate([rgb, alpha[None]]).astype(np.uint8))

@@ -96,11 +96,7 @@ def fit_pca(sample: npt.NDArray[np.floating], n_components: int = 3) -> PCAFit:
     if n < 2:
         raise InvalidInputError(f"a PCA needs at least 2 valid pixels, got {n}")
     mean = x.mean(axis=0, dtype=np.float64)
-    var = np.zeros(nb)
-    for i in range(0, n, _CHUNK):
-        d = x[i : i + _CHUNK].astype(np.float64) - mean
-        var += np.einsum("ij,ij->j", d, d)
-    scale = np.sqrt(var / n)
+    scale = x.std(axis=0, dtype=np.float64)
     scale[~(scale > 0)] = 1.0  # a constant band: left at zero, never divided by zero
     cov = np.zeros((nb, nb))
     for i in range(0, n, _CHUNK):

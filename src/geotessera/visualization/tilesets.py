@@ -68,13 +68,19 @@ class EmbeddingTile:
 
 
 def _check_projection(tile: EmbeddingTile, a: F32, b: F32) -> tuple[F32, F32]:
+    """``a`` (B, K) and ``b`` (K,) checked, then padded with zero columns to a multiple of 8.
+
+    OpenBLAS multiplies (N, 128) by (128, 8) about twice as fast as by (128, 3); callers
+    keep the first K columns of what they compute.
+    """
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
     if a.ndim != 2 or a.shape[0] != tile.bands or b.shape != (a.shape[1],):
         raise InvalidInputError(
             f"{tile.name}: a projection of shape {a.shape} does not fit {tile.bands} bands"
         )
-    return a, b
+    pad = -a.shape[1] % 8
+    return np.pad(a, ((0, 0), (0, pad))), np.pad(b, (0, pad))
 
 
 def _row_blocks(height: int, fn: Any) -> None:
@@ -122,10 +128,10 @@ class NpyTile(EmbeddingTile):
         return np.ascontiguousarray(x[ok])
 
     def project(self, a: F32, b: F32) -> F32:
+        k = int(np.shape(a)[1])
         a, b = _check_projection(self, a, b)
         arrays = load_tile_arrays(self.path, self.scales_path)
         q, s = arrays.quantized, arrays.scales
-        k = a.shape[1]
         out = np.empty((k, self.height, self.width), np.float32)
         per_band = s.ndim == 3
 
@@ -137,7 +143,7 @@ class NpyTile(EmbeddingTile):
             y += b
             bad = ~np.isfinite(sb).all(axis=1) | invalid_scale_mask(sb).any(axis=1)
             y[bad] = np.nan
-            out[:, r0:r1, :] = y.T.reshape(k, r1 - r0, self.width)
+            out[:, r0:r1, :] = y[:, :k].T.reshape(k, r1 - r0, self.width)
 
         _row_blocks(self.height, block)
         return out
@@ -195,15 +201,15 @@ class GeoTiffTile(EmbeddingTile):
     def project(self, a: F32, b: F32) -> F32:
         import rasterio
 
+        k = int(np.shape(a)[1])
         a, b = _check_projection(self, a, b)
-        k = a.shape[1]
         out = np.empty((k, self.height, self.width), np.float32)
         with rasterio.open(self.path) as ds:
             for r0 in range(0, self.height, 256):
                 r1 = min(r0 + 256, self.height)
                 x = self._strip(ds, r0, r1).reshape(self.bands, -1)
                 y = a.T @ x + b[:, None]
-                out[:, r0:r1, :] = y.reshape(k, r1 - r0, self.width)
+                out[:, r0:r1, :] = y[:k].reshape(k, r1 - r0, self.width)
         return out
 
 
@@ -231,14 +237,14 @@ class ArrayTile(EmbeddingTile):
         return np.ascontiguousarray(x[np.isfinite(x).all(axis=1)])
 
     def project(self, a: F32, b: F32) -> F32:
+        k = int(np.shape(a)[1])
         a, b = _check_projection(self, a, b)
-        k = a.shape[1]
         out = np.empty((k, self.height, self.width), np.float32)
 
         def block(r0: int, r1: int) -> None:
             x = np.asarray(self.data[r0:r1], np.float32).reshape(-1, self.bands)
             y = x @ a + b
-            out[:, r0:r1, :] = y.T.reshape(k, r1 - r0, self.width)
+            out[:, r0:r1, :] = y[:, :k].T.reshape(k, r1 - r0, self.width)
 
         _row_blocks(self.height, block)
         return out
