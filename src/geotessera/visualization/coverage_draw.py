@@ -75,14 +75,15 @@ def paint(
     tile_alpha: float = 0.6,
     tile_size: float = 1.0,
 ) -> CoverageImage:
-    """Rasterise ``layers`` (later ones on top) into an RGBA image of ``shape`` (H, W) over ``extent``."""
+    """Rasterise ``layers`` (smaller ones on top) into an RGBA image of ``shape`` (H, W) over ``extent``."""
     mcolors = require("matplotlib.colors", "viz")
     h, w = shape
     west, south, east, north = (float(v) for v in extent)
     sx, sy = w / (east - west), h / (north - south)
     half = 0.5 * tile_size  # in cells
     rgba = np.zeros((h, w, 4), np.uint8)
-    for layer in layers:
+    # the largest layer first: where a pixel holds cells of several layers, the rarer one shows
+    for layer in sorted(layers, key=lambda la: -la.count):
         if not layer.count:
             continue
         # cell edges from whole numbers, so neighbours share their edge exactly (no hairline gaps)
