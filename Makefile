@@ -4,21 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA := src/geotessera/_data
-ASSETS := $(DATA)/countries-10m.json $(DATA)/leaflet/leaflet.js
+ASSETS := $(DATA)/ASSETS.json
 PYTEST_ARGS ?=
 
-.PHONY: install assets browser test lint demo bench clean compat
+.PHONY: install assets browser test lint demo bench clean compat wheel-smoke
 
-# Run-time data from the npm registry (country shapes; Leaflet for the web viewers), copied into
-# the package so a wheel carries them.
-$(ASSETS) &: assets/package.json assets/package-lock.json
-	cd assets && npm ci --no-audit --no-fund --silent
-	mkdir -p $(DATA)/leaflet/images
-	cp assets/node_modules/world-atlas/countries-10m.json $(DATA)/
-	cp assets/node_modules/world-atlas/LICENSE $(DATA)/world-atlas-LICENSE
-	cp assets/node_modules/leaflet/dist/leaflet.js assets/node_modules/leaflet/dist/leaflet.css $(DATA)/leaflet/
-	cp assets/node_modules/leaflet/dist/images/*.png $(DATA)/leaflet/images/
-	cp assets/node_modules/leaflet/LICENSE $(DATA)/leaflet/LICENSE
+# Run-time data from the npm registry, made into the package as assets/assets.json lists
+# (every wheel or sdist build runs the same step through setup.py).
+$(ASSETS): assets/package.json assets/package-lock.json assets/assets.json assets/build.py
+	$(PY) assets/build.py
 
 assets: $(ASSETS)
 
@@ -51,6 +45,10 @@ compat: $(ASSETS)
 	$(COMPAT_PY) -m venv .venv-compat && .venv-compat/bin/python -m pip install -q --upgrade pip && \
 	.venv-compat/bin/python -m pip install -q -e '.[all,dev]' && \
 	.venv-compat/bin/python -m pytest -n 2 -q -p no:cacheprovider tests/unit tests/integration/test_download.py tests/docs
+
+# a wheel built from a clean clone of HEAD, installed without extras, smoke-tested (.ci/run runs it)
+wheel-smoke: install
+	bash .ci/wheel-smoke
 
 demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh

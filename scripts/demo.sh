@@ -80,3 +80,20 @@ printf '  sample store:        %s\n' "$(cd "$STORE" && pwd)"
 printf '  ground truth:        %s\n' "$(cd "$STORE/ground_truth" && pwd)"
 printf '  GeoTIFFs (v1, 2024): %s\n' "$(cd "$OUT/cambridge_tiffs" && pwd)"
 printf '  NPY (v1.1, 2024):    %s\n' "$(cd "$OUT/cambridge_npy" && pwd)"
+
+# The endpoint above stops with this script: say how to bring it back, and what to try next.
+STORE_ABS=$(cd "$STORE" && pwd)
+cat <<NEXT
+
+The endpoint $URL stops with the demo. To serve the sample store again (until Ctrl-C):
+  geotessera sample serve "$STORE_ABS" --port 9000
+Then, in another shell (it covers Cambridge, UK: 0.0 to 0.4 E, 52.0 to 52.3 N):
+  export GEOTESSERA_BASE_URL=http://127.0.0.1:9000/tessera-embeddings
+  geotessera info
+  geotessera download --bbox "0.0,52.0,0.4,52.3" --year 2023 -o cambridge_2023
+  geotessera info --tiles cambridge_2023
+  geotessera download --tile "0.15,52.05" --years 2023,2024 --format npy -o one_tile
+  geotessera download --country UK --dry-run -o uk
+  python -c 'from geotessera import GeoTessera; print(GeoTessera().fetch_embedding(lon=0.15, lat=52.05, year=2024)[0].shape)'
+The Python examples of README.md run unchanged against it too.
+NEXT

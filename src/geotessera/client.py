@@ -4,8 +4,9 @@
 >>> emb, crs, transform = gt.fetch_embedding(0.15, 52.05, 2024)   # doctest: +SKIP
 
 Tiles are downloaded (verified, concurrently, resumably) into ``embeddings_dir``
-and persist there; only manifests are cached under ``cache_dir``. A local
-mirror given as ``base_url`` is read in place.
+and persist there (by default the current directory for the default dataset, and
+``./tessera-{vpath}-{variant}`` for another one); only manifests are cached under
+``cache_dir``. A local mirror given as ``base_url`` is read in place.
 """
 
 from __future__ import annotations
@@ -26,48 +27,39 @@ from .embeddings import EmbeddingReads
 from .errors import (
     CoverageWarning,
     GeoTesseraError,
-    InvalidInputError,
     NotCoveredError,
     SourceError,
 )
-from .export import check_output_dataset, check_output_dir, make_output_dir, write_sidecar
-from .grid import Cell
-from .layouts import (
-    LOCAL_OUTPUT_LAYOUT,
-    METADATA_FILE,
-    S3_LAYOUT,
-    SOURCE_COOP_BASE_URL,
-    SOURCE_COOP_LAYOUT,
-    Layout,
+from .export import (
+    check_output_dataset,
+    check_output_dir,
+    default_tiles_dir,
+    discard_empty_claim,
+    make_output_dir,
+    read_sidecar,
+    write_sidecar,
 )
-from .pipeline import DownloadPlan, DownloadResult, TileRef, as_tile_refs, execute, plan_tiles
+from .grid import Cell
+from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for, missing_manifest_hint
+from .pipeline import (
+    DownloadPlan,
+    DownloadResult,
+    TileRef,
+    as_tile_refs,
+    execute,
+    normalize_format,
+    plan_tiles,
+)
 from .progress import ProgressSink
 from .regions import Region
 from .registry import Registry, load_manifest
+from .registry.coverage import warn_no_coverage
 from .transfer import LocalSource, Source, source_from_url
 
 log = logging.getLogger(__name__)
 
 TileTuple = tuple[int, float, float]
 """(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
-
-
-def _layout_for(base_url: str, name: str | None) -> Layout:
-    """The layout named, or the one the base URL implies (Source Cooperative gateway, output dir)."""
-    layouts: dict[str, Layout] = {
-        "s3": S3_LAYOUT,
-        "source-coop": SOURCE_COOP_LAYOUT,
-        "local-output": LOCAL_OUTPUT_LAYOUT,
-    }
-    if name is not None:
-        if name not in layouts:
-            raise InvalidInputError(f"unknown layout {name!r}; choose one of {', '.join(layouts)}")
-        return layouts[name]
-    if base_url.startswith(SOURCE_COOP_BASE_URL):
-        return SOURCE_COOP_LAYOUT
-    if "://" not in base_url and (Path(base_url) / METADATA_FILE).is_file():
-        return LOCAL_OUTPUT_LAYOUT  # a directory geotessera downloaded into, used as a mirror
-    return S3_LAYOUT
 
 
 @dataclass
@@ -92,7 +84,9 @@ class GeoTessera(EmbeddingReads):
         registry_path: a manifest Parquet file to use instead of the remote one.
         registry_dir: a directory holding ``manifest.parquet`` (or legacy ``registry.parquet``).
         registry_url: URL of a manifest.
-        embeddings_dir: where tiles are downloaded and kept (default: the current directory).
+        embeddings_dir: where tiles are downloaded and kept. Default: the current directory
+            for the default dataset (v1/vultr), ``./tessera-{vpath}-{variant}`` for another
+            (e.g. ``./tessera-v1.1-cambridge``), so two datasets never share a directory.
         base_url: bucket URL or local mirror directory (default ``GEOTESSERA_BASE_URL`` or the public S3).
         offline: never touch the network for manifests.
         workers: concurrent downloads (default 8).
@@ -121,9 +115,13 @@ class GeoTessera(EmbeddingReads):
         self.settings = Settings.resolve(
             base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers
         )
-        self.embeddings_dir = Path(embeddings_dir) if embeddings_dir is not None else Path.cwd()
+        self.embeddings_dir = (
+            Path(embeddings_dir)
+            if embeddings_dir is not None
+            else default_tiles_dir(self.dataset, Path.cwd())
+        )
         self.progress = progress
-        self.layout: Layout = _layout_for(self.settings.base_url, layout)
+        self.layout: Layout = layout_for(self.settings.base_url, layout)
         self._registry_args = {
             "registry_path": registry_path,
             "registry_dir": registry_dir,
@@ -171,9 +169,7 @@ class GeoTessera(EmbeddingReads):
                 raise NotCoveredError(
                     f"{exc}; run `geotessera registry build {self.settings.base_url}` to index this directory"
                 ) from exc
-            raise NotCoveredError(
-                f"{exc} (published datasets: version v1 variant vultr, version v1.1 variant cambridge)"
-            ) from exc
+            raise NotCoveredError(f"{exc} ({missing_manifest_hint(self.settings.base_url)})") from exc
 
         return self._registry
 
@@ -219,6 +215,7 @@ class GeoTessera(EmbeddingReads):
         compress: str = "lzw",
     ) -> DownloadPlan:
         """Everything a download of ``tiles`` (``(year, lon, lat)`` or TileRef) would do, without doing it."""
+        fmt = normalize_format(fmt)
         check_output_dir(output_dir)
         check_output_dataset(output_dir, self.dataset, fmt=fmt, bands=bands)
         return plan_tiles(
@@ -231,7 +228,19 @@ class GeoTessera(EmbeddingReads):
             bands=bands,
             compress=compress,
             layout=self.layout,
+            reuse=self._reusable_tiles_dir(),
         )
+
+    def _reusable_tiles_dir(self) -> Path | None:
+        """``embeddings_dir`` when it holds tiles of this dataset (a GeoTIFF export reads them in place)."""
+        try:
+            data = read_sidecar(self.embeddings_dir)
+        except GeoTesseraError:
+            return None
+        if data is None:
+            return None
+        held = (str(data.get("dataset_version")), str(data.get("dataset_variant")))
+        return self.embeddings_dir if held == (self.dataset.version, self.dataset.variant) else None
 
     def download(self, plan: DownloadPlan, *, progress: ProgressSink | None = None) -> DownloadResult:
         """Execute a plan: verified concurrent downloads, exports, then the output sidecar.
@@ -243,6 +252,8 @@ class GeoTessera(EmbeddingReads):
 
     def _run_plan(self, plan: DownloadPlan, progress: ProgressSink | None) -> DownloadResult:
         check_output_dataset(plan.out_dir, self.dataset, fmt=plan.fmt, bands=plan.bands)
+        created = not plan.out_dir.exists()
+        claimed = read_sidecar(plan.out_dir) is None
         make_output_dir(plan.out_dir)
         record = {
             "fmt": plan.fmt,
@@ -255,6 +266,8 @@ class GeoTessera(EmbeddingReads):
         complete = [t.name for t in [*result.done, *result.skipped]]
         if complete:
             write_sidecar(plan.out_dir, self.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
+            discard_empty_claim(plan.out_dir, created=created)
         return result
 
     def export_embedding_geotiffs(
@@ -272,7 +285,13 @@ class GeoTessera(EmbeddingReads):
         that failed are logged and reported with a :class:`CoverageWarning`;
         calling again resumes.
         """
-        plan = self.plan(tiles_to_fetch, output_dir, fmt="tiff", bands=bands, compress=compress)
+        tiles = as_tile_refs(tiles_to_fetch)
+        if not tiles:
+            warn_no_coverage(
+                "nothing to export: the list of tiles is empty (no tile of the region is covered?)"
+            )
+            return []
+        plan = self.plan(tiles, output_dir, fmt="tiff", bands=bands, compress=compress)
         result = self.download(plan, progress=progress)
         self._warn_failures(result)
         return [str(p) for p in result.files]

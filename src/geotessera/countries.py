@@ -1,10 +1,11 @@
 """Country shapes, offline: Natural Earth 1:10m admin-0 polygons from the npm package ``world-atlas``.
 
-``make assets`` (run by every make target) copies ``countries-10m.json`` from
-the npm registry package into ``geotessera/_data/``; a wheel carries it. The
-file is TopoJSON; :func:`decode_topojson` turns one object of it into shapely
-geometries. Names, ISO 3166 alpha-2/alpha-3/numeric codes (through
-``pycountry``, in the ``regions`` extra) and common aliases are accepted.
+``assets/build.py`` (run by ``make assets`` and by every wheel or sdist build) copies
+``countries-10m.json`` from that npm registry package into ``geotessera/_data/``, and derives
+``country-codes.json`` (ISO 3166-1 alpha-2, alpha-3 and numeric codes with English names and
+common aliases such as UK or USA) from the npm package ``i18n-iso-countries``; a wheel carries
+both, so names, codes and aliases all work in the core install. The shapes are TopoJSON;
+:func:`decode_topojson` turns one object of it into shapely geometries.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,12 @@ from typing import Any
 import numpy as np
 import shapely
 
-from ._optional import require
 from .errors import InvalidInputError, MissingExtraError
 
 COUNTRIES_FILE = "countries-10m.json"
+CODES_FILE = "country-codes.json"
 
-ALIASES = {
+ALIASES = {  # names people use that are not in the ISO table, -> ISO alpha-2
     "uk": "GB",
     "great britain": "GB",
     "britain": "GB",
@@ -66,16 +68,24 @@ ALIASES = {
 }
 
 
+def _data_file(name: str) -> Path:
+    p = Path(__file__).parent / "_data" / name
+    if not p.exists():
+        raise MissingExtraError(
+            f"{name} not found at {p}; it is made from npm registry packages: run `make assets` "
+            "(or `python3 assets/build.py`) in a source checkout, or reinstall geotessera from a wheel"
+        )
+    return p
+
+
 def countries_path() -> Path:
     """Path of the bundled Natural Earth TopoJSON (``GEOTESSERA_COUNTRIES_FILE`` overrides)."""
     env = os.environ.get("GEOTESSERA_COUNTRIES_FILE")
-    p = Path(env) if env else Path(__file__).parent / "_data" / COUNTRIES_FILE
-    if not p.exists():
-        raise MissingExtraError(
-            f"country shapes not found at {p}; they come from the npm package world-atlas: "
-            "run `make assets` in a source checkout, or reinstall geotessera from a wheel"
-        )
-    return p
+    if env:
+        if not Path(env).exists():
+            raise MissingExtraError(f"GEOTESSERA_COUNTRIES_FILE={env} does not exist")
+        return Path(env)
+    return _data_file(COUNTRIES_FILE)
 
 
 def decode_topojson(
@@ -256,12 +266,35 @@ def _geometry(index: int) -> shapely.Geometry:
 
 
 def _norm(s: str) -> str:
-    return " ".join(s.casefold().replace(".", "").split())
+    """Case-, accent-, dot- and space-insensitive form of a name/code ("Côte d'Ivoire" = "cote d'ivoire")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+    return " ".join(plain.casefold().replace(".", "").split())
+
+
+@lru_cache(maxsize=1)
+def iso_codes() -> dict[str, str]:
+    """Normalised ISO alpha-2, alpha-3 and numeric code, English name or alias -> ISO numeric code.
+
+    E.g. ``"uk"``, ``"gb"``, ``"gbr"``, ``"826"`` and ``"united kingdom"`` -> ``"826"``.
+    """
+    rows = json.loads(_data_file(CODES_FILE).read_text(encoding="utf-8"))["countries"]
+    table: dict[str, str] = {}
+    for alpha2, alpha3, numeric, names in rows:
+        for key in (alpha2, alpha3, numeric, *names):
+            table.setdefault(_norm(key), numeric)
+    for alias, alpha2 in ALIASES.items():
+        numeric = table.get(_norm(alpha2))
+        if numeric is not None:
+            table.setdefault(_norm(alias), numeric)
+    return table
 
 
 def country_geometry(query: str) -> tuple[shapely.Geometry, str]:
     """(lon/lat geometry, canonical name) of a country given by name, ISO code or alias.
 
+    Names are Natural Earth's (``"United Kingdom"``); codes ISO 3166-1 alpha-2, alpha-3 or
+    numeric (``GB``, ``GBR``, ``826``), in any case; aliases those of the bundled ISO table
+    (``UK``, ``USA``, ``South Korea``) and a few colloquial ones (``England``, ``Holland``).
     Raises :class:`InvalidInputError` with suggestions for an unknown country.
     """
     q = _norm(query)
@@ -272,25 +305,20 @@ def country_geometry(query: str) -> tuple[shapely.Geometry, str]:
     if q in by_name:
         n, _, k = by_name[q]
         return _geometry(k), n
-    pycountry = require("pycountry", "regions")  # ISO codes and aliases
-    code = ALIASES.get(q, query.strip())
-    rec = None
-    for field in ("alpha_2", "alpha_3", "numeric", "name", "official_name", "common_name"):
-        try:
-            rec = pycountry.countries.get(**{field: code})
-        except (KeyError, LookupError):
-            rec = None
-        if rec is not None:
-            break
-    if rec is not None:
-        numeric = rec.numeric
+    numeric = iso_codes().get(q.zfill(3) if q.isdigit() else q)
+    if numeric is not None:
         for n, i, k in entries:
             if i == numeric:
                 return _geometry(k), n
-        for cand in (getattr(rec, "common_name", None), rec.name):
-            if cand and _norm(cand) in by_name:
-                n, _, k = by_name[_norm(cand)]
+        names = [key for key, code in iso_codes().items() if code == numeric]
+        for key in names:  # a country Natural Earth lists without its ISO number (e.g. Kosovo)
+            if key in by_name:
+                n, _, k = by_name[key]
                 return _geometry(k), n
+        raise InvalidInputError(
+            f"country {query!r} (ISO {numeric}) has no shape of its own in the bundled Natural Earth data "
+            "(it is drawn as part of another country); use --bbox or --region-file"
+        )
     close = sorted(n for n, _, _ in entries if q[:3] and _norm(n).startswith(q[:3]))[:5]
     hint = f"; did you mean: {', '.join(close)}?" if close else ""
     raise InvalidInputError(f"unknown country {query!r}{hint}")

@@ -8,9 +8,12 @@ layout is the second public layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from .datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId
+from .errors import InvalidInputError
 from .grid import Cell
 
 DEFAULT_BASE_URL = "https://s3.us-west-2.amazonaws.com/tessera-embeddings"
@@ -142,3 +145,33 @@ def local_geotiff_path(year: int, cell: Cell) -> str:
 
 def local_landmask_path(cell: Cell) -> str:
     return f"{LANDMASKS_DIR}/{cell.name}.tiff"
+
+
+def layout_for(base_url: str, name: str | None) -> Layout:
+    """The layout named, or the one the base URL implies (Source Cooperative gateway, output dir)."""
+    layouts: dict[str, Layout] = {
+        "s3": S3_LAYOUT,
+        "source-coop": SOURCE_COOP_LAYOUT,
+        "local-output": LOCAL_OUTPUT_LAYOUT,
+    }
+    if name is not None:
+        if name not in layouts:
+            raise InvalidInputError(f"unknown layout {name!r}; choose one of {', '.join(layouts)}")
+        return layouts[name]
+    if base_url.startswith(SOURCE_COOP_BASE_URL):
+        return SOURCE_COOP_LAYOUT
+    if "://" not in base_url and (Path(base_url) / METADATA_FILE).is_file():
+        return LOCAL_OUTPUT_LAYOUT  # a directory geotessera downloaded into, used as a mirror
+    return S3_LAYOUT
+
+
+def missing_manifest_hint(base_url: str) -> str:
+    """What a 404 for the manifest most likely means: a URL without its bucket, or no such dataset."""
+    parts = urlsplit(base_url)
+    if parts.scheme in ("http", "https") and parts.path.strip("/") == "":
+        example = f"{base_url.rstrip('/')}/tessera-embeddings"
+        return f"the base URL {base_url} names no bucket: include it, e.g. {example}"
+    return (
+        "published datasets: version v1 variant vultr, version v1.1 variant cambridge; "
+        "a base URL includes its bucket, e.g. http://127.0.0.1:9000/tessera-embeddings"
+    )

@@ -10,6 +10,7 @@ their receipts, complete GeoTIFFs by their export record).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ from .layouts import (
     local_landmask_path,
     local_scales_path,
 )
+from .outcome import DownloadResult, TileRef
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
 from .tiles import open_tile
@@ -44,19 +46,25 @@ log = logging.getLogger(__name__)
 
 Format = Literal["tiff", "npy"]
 FORMATS = ("tiff", "npy")
+FORMAT_ALIASES: dict[str, Format] = {
+    "tiff": "tiff",
+    "tif": "tiff",
+    "geotiff": "tiff",
+    "gtiff": "tiff",
+    "npy": "npy",
+    "numpy": "npy",
+}
+"""Accepted spellings of the formats (compared case-insensitively)."""
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class TileRef:
-    """One tile of one year."""
-
-    year: int
-    cell: Cell
-
-    @property
-    def name(self) -> str:
-        """``grid_X_Y/YEAR``, for messages."""
-        return f"{self.cell.name}/{self.year}"
+def normalize_format(fmt: str) -> Format:
+    """``"tiff"`` or ``"npy"`` for any accepted spelling (``TIFF``, ``GeoTIFF``, ``tif``, ``NPY``...)."""
+    key = str(fmt).strip().lower()
+    if key not in FORMAT_ALIASES:
+        raise InvalidInputError(
+            f"unknown format {fmt!r}; choose tiff (also tif, geotiff) or npy (also numpy)"
+        )
+    return FORMAT_ALIASES[key]
 
 
 @dataclass(frozen=True)
@@ -98,33 +106,6 @@ class DownloadPlan:
     def output_files(self) -> list[Path]:
         """Files the download creates (or keeps), in tile order, each once."""
         return list(dict.fromkeys(p for j in self.jobs for p in j.outputs))
-
-
-@dataclass
-class DownloadResult:
-    """Outcome of :func:`execute`."""
-
-    files: list[Path] = field(default_factory=list)
-    done: list[TileRef] = field(default_factory=list)
-    skipped: list[TileRef] = field(default_factory=list)
-    failed: list[tuple[TileRef, str]] = field(default_factory=list)
-    not_covered: list[TileRef] = field(default_factory=list)
-    errors: dict[TileRef, BaseException] = field(default_factory=dict)
-    """The exception behind each failed tile (first one wins)."""
-    bytes_transferred: int = 0
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when every planned tile is complete."""
-        return not self.failed
-
-    def summary(self) -> str:
-        """One line: counts, bytes and time."""
-        return (
-            f"{len(self.done)} tiles done, {len(self.skipped)} already complete, {len(self.failed)} failed; "
-            f"{self.bytes_transferred / 1e6:.1f} MB fetched in {self.seconds:.1f} s"
-        )
 
 
 def as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef]:
@@ -174,11 +155,15 @@ def plan_tiles(
     bands: Sequence[int] | None = None,
     compress: str = "lzw",
     layout: Layout = S3_LAYOUT,
+    reuse: Path | None = None,
 ) -> DownloadPlan:
-    """Decide what to fetch and write for ``tiles`` into ``out_dir``, without transferring anything."""
-    if fmt not in FORMATS:
-        raise InvalidInputError(f"unknown format {fmt!r}; choose tiff or npy")
-    out_fmt: Format = "tiff" if fmt == "tiff" else "npy"
+    """Decide what to fetch and write for ``tiles`` into ``out_dir``, without transferring anything.
+
+    For GeoTIFF output, quantised arrays already complete (by receipt) in the local tile
+    directory ``reuse`` (a client's ``embeddings_dir``) or in a local mirror are read in
+    place; those fetched only for the conversion land in ``out_dir`` and are removed after it.
+    """
+    out_fmt = fmt = normalize_format(fmt)
     band_list = normalize_bands(bands)
     comp = normalize_compress(compress)
     out = Path(out_dir)
@@ -233,6 +218,10 @@ def plan_tiles(
         for k, (key, dest, size) in enumerate(zip(keys, local, expected, strict=True)):
             if in_place is not None and k < 2 and _same_size(in_place.local_path(key), size):
                 paths[k] = in_place.local_path(key)  # a mirror is read in place, never copied
+                continue
+            kept = reuse / dest.relative_to(out) if reuse is not None and k < 2 else None
+            if fmt == "tiff" and kept is not None and is_complete(kept, size, expected_key=key):
+                paths[k] = kept  # already downloaded (and verified) into the tile directory
                 continue
             # (a mirror file of the wrong size goes through the copy, which reports it per tile)
             transfers.setdefault(dest, TransferItem(key, dest, expected_size=size, label=t.name))
@@ -300,26 +289,38 @@ def execute(
     by_key = {t.key: t.dest for t in plan.transfers}
     lock = threading.Lock()
     failed_files: dict[TileRef, str] = {}
+    announced: set[TileRef] = set()  # tiles whose ItemFailed was emitted
     pool = ThreadPoolExecutor(max_workers=max(1, converters), thread_name_prefix="geotessera-export")
     futures: dict[TileRef, Future[list[Path]]] = {}
+
+    def announce(tile: TileRef, f: Future[list[Path]]) -> None:
+        # a tile counts as done once its files are verified (npy) or its GeoTIFF is written
+        if not f.cancelled() and f.exception() is None:
+            emit(progress, ItemDone(key=tile.name))
 
     def finish(job: TileJob) -> None:
         if plan.fmt == "npy":
             f: Future[list[Path]] = Future()
             f.set_result(list(job.outputs))
-            futures[job.tile] = f
         else:
-            futures[job.tile] = pool.submit(_convert, job, plan)
+            f = pool.submit(_convert, job, plan)
+        futures[job.tile] = f
+        f.add_done_callback(functools.partial(announce, job.tile))
 
     def sink(event: Event) -> None:
         if isinstance(event, ItemDone | ItemSkipped | ItemFailed) and event.key in by_key:
             dest = by_key[event.key]
             for job in needs.get(dest, []):
+                error = event.error if isinstance(event, ItemFailed) else None
                 with lock:
-                    if isinstance(event, ItemFailed):
-                        failed_files.setdefault(job.tile, event.error)
+                    first_failure = error is not None and job.tile not in failed_files
+                    if error is not None:
+                        failed_files.setdefault(job.tile, error)
+                        announced.add(job.tile)
                     remaining[job.tile] -= 1
                     ready = remaining[job.tile] == 0 and job.tile not in failed_files
+                if first_failure and error is not None:  # the bar counts a tile's failure at once
+                    emit(progress, ItemFailed(key=job.tile.name, error=error))
                 if ready:
                     finish(job)
             if isinstance(event, ItemSkipped):  # already on disk: counts towards the byte total
@@ -340,7 +341,6 @@ def execute(
             try:
                 result.files.extend(futures[tile].result())
                 result.done.append(tile)
-                emit(progress, ItemDone(key=tile.name))
             except GeoTesseraError as exc:
                 failed_files.setdefault(tile, str(exc))
                 result.errors.setdefault(tile, exc)
@@ -356,7 +356,8 @@ def execute(
         pool.shutdown(wait=True, cancel_futures=True)
     for tile, message in sorted(failed_files.items()):
         result.failed.append((tile, message))
-        emit(progress, ItemFailed(key=tile.name, error=message))
+        if tile not in announced:
+            emit(progress, ItemFailed(key=tile.name, error=message))
     result.bytes_transferred = report.bytes_transferred if report is not None else 0
     result.seconds = time.monotonic() - started
     log.info("download finished: %s", result.summary())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,38 @@ def test_uk_aliases(name: str) -> None:
     assert canonical == "United Kingdom"
     assert geom.contains(shapely.Point(0.12, 52.2))  # Cambridge
     assert not geom.contains(shapely.Point(2.35, 48.86))  # Paris
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("UK", "United Kingdom"),
+        ("uk", "United Kingdom"),
+        ("GB", "United Kingdom"),
+        ("USA", "United States of America"),
+        ("us", "United States of America"),
+        ("DEU", "Germany"),
+        ("250", "France"),
+        ("4", "Afghanistan"),
+        ("South Korea", "South Korea"),
+        ("Korea, Republic of", "South Korea"),
+        ("Ivory Coast", "Côte d'Ivoire"),
+        ("cote d'ivoire", "Côte d'Ivoire"),
+        ("Holland", "Netherlands"),
+        ("Kosovo", "Kosovo"),
+    ],
+)
+def test_iso_codes_and_aliases_work_in_the_core_install(
+    name: str, canonical: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for extra in ("pycountry", "pyogrio"):  # importing a module set to None raises ImportError
+        monkeypatch.setitem(sys.modules, extra, None)
+    assert country_geometry(name)[1] == canonical
+
+
+def test_a_territory_drawn_inside_another_country_says_so() -> None:
+    with pytest.raises(InvalidInputError, match=r"ISO 638\).*part of another country"):
+        country_geometry("Reunion")
 
 
 def test_country_cells_follow_the_shape_not_the_bbox() -> None:

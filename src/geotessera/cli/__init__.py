@@ -46,6 +46,17 @@ def _configure_logging(verbosity: int) -> None:
 class _Group(click.Group):
     """Root group that maps library errors to one-line messages and exit codes."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list with each command's whole first sentence (wrapped, never cut with ...)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         try:
@@ -100,7 +111,22 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Command modules import the library lazily, inside their functions.
-    from . import coverage, download, info, registry, sample, serve, visualize, webmap, zarr_store
+    from . import (
+        change,
+        classify,
+        cluster,
+        coverage,
+        download,
+        extract,
+        info,
+        registry,
+        sample,
+        serve,
+        similar,
+        visualize,
+        webmap,
+        zarr_store,
+    )
 
     for command in (
         download.command,
@@ -113,6 +139,8 @@ def _register() -> None:
         webmap.command,
         serve.command,
     ):
+        cli.add_command(command)
+    for command in (extract.command, classify.command, similar.command, change.command, cluster.command):
         cli.add_command(command)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .options import client_options, int_list, region_options, verbose_option
+from .options import client_options, region_options, verbose_option, years_option
 
 DEFAULT_PNG = "tessera_coverage.png"
 
@@ -29,13 +29,7 @@ def _png_path(output: Path) -> Path:
     show_default=True,
     help="Output PNG file, or a directory; coverage.json and coverage.html are written beside the PNG.",
 )
-@click.option(
-    "--year",
-    "years",
-    callback=int_list,
-    default=None,
-    help="Year(s) to show: 2024, 2023,2024 or 2017-2025 [default: all].",
-)
+@years_option(None)
 @region_options
 @click.option(
     "--tile-color",
@@ -59,7 +53,7 @@ def _png_path(output: Path) -> Path:
 @click.option(
     "--by-source", is_flag=True, help="One colour per (version, variant); 'all' versions/variants by default."
 )
-@client_options
+@client_options(workers=False)
 @verbose_option
 def command(
     output: Path,

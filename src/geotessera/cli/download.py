@@ -10,6 +10,7 @@ import click
 from .options import (
     bands_option,
     client_options,
+    format_option,
     make_client,
     region_options,
     verbose_option,
@@ -61,15 +62,7 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
     help="Output directory.",
 )
 @region_options
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice(["tiff", "npy"]),
-    default="tiff",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @year_option
 @bands_option
 @click.option(
@@ -103,14 +96,15 @@ def command(
     finish an interrupted or partly failed download. Exit codes: 0 done, 1 some
     tiles failed (listed; a rerun resumes), 2 bad usage or nothing covered.
     """
-    from ..errors import NotCoveredError
-    from .render import ProgressBars, stderr
+    from ..errors import NotCoveredError, SourceError
+    from ..registry.coverage import no_coverage_message
+    from .render import ProgressBars, plural, stderr
 
     region = resolve_region(bbox, tile, region_file, country)
     gt = make_client(client_args)
     cov = gt.region_coverage(region, years)
     stderr.print(
-        f"{region.description}: {_plural(len(region), 'tile')}; dataset {gt.dataset}; "
+        f"{region.description}: {plural(len(region), 'tile')}; dataset {gt.dataset}; "
         f"source {gt.settings.base_url}",
         highlight=False,
         soft_wrap=True,
@@ -118,11 +112,8 @@ def command(
     for year, n_missing in cov.missing.items():
         stderr.print(f"  {year}: {len(region) - n_missing} of {len(region)} covered", highlight=False)
     if not cov.covered:
-        avail = ", ".join(map(str, gt.registry.available_years()))
-        raise NotCoveredError(
-            f"none of the {_plural(len(region), 'tile')} of {region.description} is covered for "
-            f"{', '.join(map(str, years))} (dataset {gt.dataset} has data for {avail}, elsewhere)"
-        )
+        avail = gt.registry.available_years()
+        raise NotCoveredError(no_coverage_message(len(region), region.description, years, gt.dataset, avail))
     if cov.missing_examples:
         _report_missing(gt, cov)
     covered = cov.covered
@@ -131,9 +122,16 @@ def command(
         _print_plan(plan)
         return
     if len(plan.complete) == len(plan.jobs):
-        stderr.print(f"all {len(plan.jobs)} tiles are already complete in {output}", highlight=False)
+        stderr.print(f"all {plural(len(plan.jobs), 'tile')} already complete in {output}", highlight=False)
     with ProgressBars("tiles") as bars:
         result = gt.download(plan, progress=bars)
+    unreachable = result.unreachable
+    if unreachable is not None:  # nothing could be fetched at all: one line, not one per tile
+        raise SourceError(
+            f"{result.failure_groups()[0].cause}: none of the {plural(len(result.failed), 'tile')} "
+            "could be downloaded; check that the endpoint is up and the URL (--base-url / "
+            "GEOTESSERA_BASE_URL), then rerun the same command"
+        )
     if list_files:
         for p in result.files:
             size = p.stat().st_size if p.exists() else 0
@@ -141,8 +139,8 @@ def command(
     stderr.print(result.summary(), highlight=False)
     stderr.print(f"output: {output.resolve()}", highlight=False)
     if result.failed:
-        _report_failures(result.failed)
-        stderr.print("rerun the same command to fetch only what is missing", highlight=False)
+        for group in result.failure_groups():
+            stderr.print(f"[red]failed:[/red] {group.describe()}", highlight=False)
         raise click.exceptions.Exit(1)
 
 
@@ -166,26 +164,3 @@ def _print_plan(plan: Any) -> None:
     click.echo(f"output files: {len(plan.output_files)}")
     for j in plan.jobs:
         click.echo(f"  {j.tile.cell.name} {j.tile.year}")
-
-
-def _report_failures(failed: list[Any]) -> None:
-    """List failed tiles; a cause shared by many tiles (an endpoint down, a full disk) is said once."""
-    from .render import stderr
-
-    by_cause: dict[str, list[str]] = {}
-    for tile, message in failed:
-        by_cause.setdefault(message.replace(tile.name, "<tile>"), []).append(tile.name)
-    stderr.print(f"[red]{_plural(len(failed), 'tile')} failed:[/red]")
-    for cause, names in by_cause.items():
-        if len(names) == 1:
-            stderr.print(f"  {names[0]}: {cause.replace('<tile>', names[0])}", highlight=False)
-        else:
-            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            stderr.print(
-                f"  {_plural(len(names), 'tile')} ({shown}): {cause.replace('<tile>', 'the tile')}",
-                highlight=False,
-            )
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")

@@ -18,36 +18,49 @@ from .options import client_options, make_client, verbose_option
     help="Analyse tile files: a directory or a single GeoTIFF / .npy file.",
 )
 @click.option("--list-files", is_flag=True, help="With --tiles: list every file (tab-separated).")
-@client_options
+@client_options(workers=False)
 @verbose_option
 def command(
     tiles: Path | None,
     list_files: bool,
     client_args: dict[str, Any],
 ) -> None:
-    """Display information about tile files, or about the library and a dataset."""
+    """Show the library and a dataset's coverage, or what tile files hold."""
+    from rich import box
     from rich.table import Table
 
     from .render import stdout
 
+    if tiles is None and list_files:
+        raise click.UsageError("--list-files lists the files of --tiles: give --tiles DIR")
     if tiles is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in client_args.items() if v not in (None, False)]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} do{'es' if len(given) == 1 else ''} not apply to --tiles, "
+                "which reads the files themselves"
+            )
         from ..tiles.inventory import scan_tiles
 
         inv = scan_tiles(tiles)
         groups: dict[tuple[str, int | None], list[Any]] = {}
         for f in inv:
             groups.setdefault((f.kind, f.year), []).append(f)
-        table = Table("kind", "year", "files", "bands", "shapes (H x W)", "dtype", "CRS", "MB")
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+        for name in ("kind", "year", "files", "bands", "H x W", "dtype", "CRS"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("MB", justify="right", no_wrap=True)
         for (kind, year), fs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
             hs, ws = [f.shape[0] for f in fs], [f.shape[1] for f in fs]
+            crs = sorted({f.crs or "-" for f in fs})
             table.add_row(
                 kind,
                 str(year or ""),
                 str(len(fs)),
-                ", ".join(sorted({str(f.bands) for f in fs})),
+                ",".join(sorted({str(f.bands) for f in fs})),
                 f"{_span(hs)} x {_span(ws)}",
-                ", ".join(sorted({f.dtype for f in fs})),
-                ", ".join(sorted({f.crs or "-" for f in fs})),
+                ",".join(sorted({f.dtype for f in fs})),
+                crs[0] + (f" +{len(crs) - 1}" if len(crs) > 1 else ""),
                 f"{sum(f.size for f in fs) / 1e6:.1f}",
             )
         stdout.print(table)

@@ -9,7 +9,10 @@ options:
 | ``region_options`` | --bbox, --tile, --region-file, --country | download, coverage |
 | ``dataset_options`` | --dataset-version, --dataset-variant | download, info, zarr build |
 | ``source_options`` | --base-url, --cache-dir, --registry-dir, --offline, --workers | download, info |
-| ``client_options`` | both of the above, passed as one ``client_args`` dict | download, info |
+| ``client_options`` | both of the above, as one ``client_args`` dict (``workers=False``) | download, info |
+| ``years_option`` | --year/--years: ``2024``, ``2023,2024``, ``2017-2025`` (repeatable) | most |
+| ``format_option`` | -f/--format: tiff or npy, any case, tif/geotiff/numpy too | download |
+| ``bands_option`` | --bands: ``0,1,2`` or ``0-15`` within 0-127 | download |
 | ``verbose_option`` | -v/--verbose | all |
 
 Options the user did not type stay ``None``, so environment variables are
@@ -86,8 +89,19 @@ def _point(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return nums[0], nums[1]
 
 
-def parse_int_list(text: str, option: str) -> list[int]:
-    """Comma-separated whole numbers, with ranges ``a-b`` allowed (e.g. ``0,1,2`` or ``0-15``)."""
+YEAR_RANGE = (1900, 2100)
+"""Years outside this range are refused as implausible (checked before a range is expanded)."""
+N_BANDS = 128
+
+
+def parse_int_list(
+    text: str, option: str, *, bounds: tuple[int, int] | None = None, what: str = "value"
+) -> list[int]:
+    """Comma-separated whole numbers, with ranges ``a-b`` allowed (e.g. ``0,1,2`` or ``0-15``).
+
+    With ``bounds=(lo, hi)`` every number must lie in ``lo..hi``; this is checked before a
+    range is expanded, so ``0-999999999`` costs nothing.
+    """
     out: list[int] = []
     for part in text.replace(" ", "").split(","):
         if not part:
@@ -96,17 +110,21 @@ def parse_int_list(text: str, option: str) -> list[int]:
             if "-" in part[1:]:
                 a, b = part[0] + part[1:].split("-", 1)[0], part[1:].split("-", 1)[1]
                 lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise click.BadParameter(
-                        f"the range {part!r} is reversed (write {hi}-{lo})", param_hint=option
-                    )
-                out.extend(range(lo, hi + 1))
             else:
-                out.append(int(part))
+                lo = hi = int(part)
         except ValueError:
             raise click.BadParameter(
                 f"expected comma-separated whole numbers or ranges like 0-15, got {text!r}", param_hint=option
             ) from None
+        if bounds is not None:
+            for n in (lo, hi):
+                if not bounds[0] <= n <= bounds[1]:
+                    raise click.BadParameter(
+                        f"{what} {n} is outside {bounds[0]}..{bounds[1]}", param_hint=option
+                    )
+        if hi < lo:
+            raise click.BadParameter(f"the range {part!r} is reversed (write {hi}-{lo})", param_hint=option)
+        out.extend(range(lo, hi + 1))
     if not out:
         raise click.BadParameter("the list is empty", param_hint=option)
     return out
@@ -115,24 +133,74 @@ def parse_int_list(text: str, option: str) -> list[int]:
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
     if value is None:
         return None
-    bands = parse_int_list(value, "--bands")
-    bad = [b for b in bands if not 0 <= b < 128]
-    if bad:
-        shown = ", ".join(map(str, bad[:5])) + (f" ... ({len(bad)} in all)" if len(bad) > 5 else "")
-        raise click.BadParameter(f"band indices {shown} are outside 0..127", param_hint="--bands")
+    bands = parse_int_list(value, "--bands", bounds=(0, N_BANDS - 1), what="band index")
     if len(set(bands)) != len(bands):
         raise click.BadParameter(f"duplicate band indices in {value!r}", param_hint="--bands")
     return bands
 
 
-def _years(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    years = parse_int_list(value, "--year")
-    bad = [y for y in years if not 1900 <= y <= 2100]
-    if bad:
-        raise click.BadParameter(f"{bad[0]} is not a plausible year", param_hint="--year")
-    return sorted(set(years))
+def parse_years(values: str | tuple[str, ...] | list[str], option: str = "--year") -> list[int]:
+    """Years from one or more values, each ``2024``, ``2023,2024`` or ``2017-2025``: sorted, unique.
+
+    The one parser of ``--year``/``--years`` for every command; years outside
+    :data:`YEAR_RANGE` are refused before a range is expanded.
+    """
+    texts = [values] if isinstance(values, str) else list(values)
+    years: set[int] = set()
+    for text in texts:
+        years.update(parse_int_list(text, option, bounds=YEAR_RANGE, what="year"))
+    return sorted(years)
+
+
+def years_option(default: tuple[str, ...] | None = ("2024",), *, plural: bool = False) -> Callable[[F], F]:
+    """``--year``/``--years`` (both spellings, repeatable): ``2024``, ``2023,2024``, ``2017-2025``.
+
+    The command receives ``years``: a sorted list of years, or None when no default is given
+    and the user typed none. ``plural`` shows ``--years`` first in the help.
+    """
+
+    def _cb(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int] | None:
+        return parse_years(value, "--year/--years") if value else None
+
+    shown = ",".join(default) if default else "all"
+    spellings = ("--years", "--year") if plural else ("--year", "--years")
+    return click.option(
+        *spellings,
+        "years",
+        multiple=True,
+        default=default or (),
+        callback=_cb,
+        metavar="YEARS",
+        help=f"Year(s): 2024, 2023,2024 or 2017-2025; repeatable  [default: {shown}].",
+    )
+
+
+year_option = years_option()
+"""``--year``/``--years`` defaulting to 2024 (the seed's ``download`` default)."""
+
+
+def _format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ..errors import InvalidInputError
+    from ..pipeline import normalize_format
+
+    try:
+        return normalize_format(value)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--format") from None
+
+
+def format_option(f: F) -> F:
+    """``-f/--format``: tiff (also tif, geotiff, GTiff) or npy (also numpy), in any case."""
+    return click.option(
+        "-f",
+        "--format",
+        "fmt",
+        default="tiff",
+        show_default=True,
+        callback=_format,
+        metavar="tiff|npy",
+        help="Output format: tiff (GeoTIFF; also tif, geotiff) or npy (quantised arrays); any case.",
+    )(f)
 
 
 def region_options(f: F) -> F:
@@ -165,18 +233,6 @@ def region_options(f: F) -> F:
     return f
 
 
-def year_option(f: F) -> F:
-    """--year: one year, a list or a range (``2024``, ``2023,2024``, ``2017-2025``)."""
-    return click.option(
-        "--year",
-        "years",
-        callback=_years,
-        default="2024",
-        show_default=True,
-        help="Year(s) of embeddings: 2024, 2023,2024 or 2017-2025.",
-    )(f)
-
-
 def bands_option(f: F) -> F:
     """--bands: comma-separated 0-based band indices (ranges allowed)."""
     return click.option(
@@ -193,39 +249,42 @@ def dataset_options(f: F) -> F:
     return click.option("--dataset-version", default=None, help="Tessera dataset version (e.g. v1, v1.1).")(f)
 
 
-def source_options(f: F) -> F:
-    """--base-url, --cache-dir, --registry-dir, --offline, --workers."""
-    for opt in reversed(
-        [
-            click.option(
-                "--base-url",
-                default=None,
-                metavar="URL|DIR",
-                help="Bucket URL or local mirror directory (env GEOTESSERA_BASE_URL; default: public S3).",
-            ),
-            click.option(
-                "--cache-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Where manifests are cached (default: $XDG_CACHE_HOME/geotessera).",
-            ),
-            click.option(
-                "--registry-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Directory holding manifest.parquet to use instead of the remote one.",
-            ),
-            click.option(
-                "--offline", is_flag=True, default=None, help="Use cached manifests only; no network check."
-            ),
+def source_options(f: F, *, workers: bool = True) -> F:
+    """--base-url, --cache-dir, --registry-dir, --offline and (unless ``workers=False``) --workers."""
+    opts = [
+        click.option(
+            "--base-url",
+            default=None,
+            metavar="URL|DIR",
+            help="Bucket URL, with the bucket (e.g. http://127.0.0.1:9000/tessera-embeddings), or a local "
+            "mirror directory (env GEOTESSERA_BASE_URL; default: the public S3 bucket).",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Where manifests are cached (default: $XDG_CACHE_HOME/geotessera).",
+        ),
+        click.option(
+            "--registry-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Directory holding manifest.parquet to use instead of the remote one.",
+        ),
+        click.option(
+            "--offline", is_flag=True, default=None, help="Use cached manifests only; no network check."
+        ),
+    ]
+    if workers:
+        opts.append(
             click.option(
                 "--workers",
                 type=click.IntRange(1, 64),
                 default=None,
                 help="Concurrent downloads (env GEOTESSERA_WORKERS; default 8).",
-            ),
-        ]
-    ):
+            )
+        )
+    for opt in reversed(opts):
         f = opt(f)
     return f
 
@@ -241,15 +300,23 @@ CLIENT_PARAMS = (
 )
 
 
-def client_options(f: F) -> F:
-    """``dataset_options`` + ``source_options``, handed to the command as one ``client_args`` dict."""
+def client_options(f: F | None = None, *, workers: bool = True) -> Any:
+    """``dataset_options`` + ``source_options``, handed to the command as one ``client_args`` dict.
 
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        kwargs["client_args"] = {name: kwargs.pop(name) for name in CLIENT_PARAMS}
-        return f(*args, **kwargs)
+    Use as ``@client_options``, or ``@client_options(workers=False)`` for a command that
+    downloads no tiles (no ``--workers``).
+    """
+    names = [n for n in CLIENT_PARAMS if workers or n != "workers"]
 
-    return dataset_options(source_options(wrapper))  # type: ignore[return-value]
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs["client_args"] = {name: kwargs.pop(name) for name in names}
+            return f(*args, **kwargs)
+
+        return dataset_options(source_options(wrapper, workers=workers))  # type: ignore[return-value]
+
+    return decorate if f is None else decorate(f)
 
 
 def make_client(client_args: dict[str, Any]) -> Any:
@@ -268,8 +335,3 @@ def bbox4(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     if len(nums) != 4:
         raise click.BadParameter(f"{value!r} is not 'minlon,minlat,maxlon,maxlat' (four numbers)")
     return _bbox(ctx, param, value)
-
-
-def int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    """Callback for a comma-separated list of whole numbers (ranges a-b allowed)."""
-    return None if value is None else parse_int_list(value, f"--{param.name}")

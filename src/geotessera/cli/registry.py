@@ -24,10 +24,14 @@ def command() -> None:
     help="Directory for manifest.parquet (and landmasks.parquet)  [default: DIRECTORY].",
 )
 @click.option(
-    "--dataset-version", default=None, help="Version of trees whose path does not name one (1.0, v1.1)."
+    "--dataset-version",
+    default=None,
+    help="Tessera dataset version (e.g. v1, v1.1) of trees whose path does not name one.",
 )
 @click.option(
-    "--dataset-variant", default=None, help="Variant of trees whose path does not name one (vultr)."
+    "--dataset-variant",
+    default=None,
+    help="Tessera dataset variant (e.g. vultr) of trees whose path does not name one.",
 )
 @verbose_option
 def build(

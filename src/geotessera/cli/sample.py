@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from .options import bbox4, int_list, verbose_option
+from .options import bbox4, verbose_option, years_option
 
 
 @click.group("sample")
 def command() -> None:
-    """Build and serve the deterministic synthetic Tessera sample store."""
+    """Build and serve the synthetic Tessera sample store."""
 
 
 @command.command("serve")
@@ -90,21 +90,15 @@ def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> l
     metavar="MINLON,MINLAT,MAXLON,MAXLAT",
     help="Region of tiles in degrees  [default: 0.0,52.0,0.4,52.3 (Cambridge, UK)]",
 )
-@click.option(
-    "--years",
-    callback=int_list,
-    default="2023,2024",
-    show_default=True,
-    metavar="YEAR,...",
-    help="Comma-separated years.",
-)
+@years_option(("2023", "2024"), plural=True)
 @click.option(
     "--versions",
     callback=_parse_versions,
     default="v1,v1.1",
     show_default=True,
     metavar="VERSION,...",
-    help="Comma-separated dataset versions (v1 = 1.0/vultr, v1.1 = 1.1/cambridge).",
+    help="Comma-separated Tessera dataset versions (e.g. v1, v1.1); v1 is built as variant vultr, "
+    "v1.1 as cambridge.",
 )
 @click.option(
     "--pixel-size",
@@ -146,6 +140,7 @@ def build(
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a transient bar on a pipe would leave a blank line
     ) as bar:
         task = bar.add_task("build", total=None)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import dataset_options, verbose_option
+from .options import dataset_options, verbose_option, years_option
 
 
 @click.group("zarr")
@@ -17,7 +17,7 @@ def command() -> None:
 @command.command("build")
 @click.argument("source")
 @click.argument("store", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--years", multiple=True, type=int, help="Years to convert (repeatable; default all).")
+@years_option(None, plural=True)
 @click.option(
     "--zones", multiple=True, type=click.IntRange(1, 60), help="UTM zones (repeatable; default all)."
 )
@@ -33,7 +33,7 @@ def command() -> None:
 def build(
     source: str,
     store: Path,
-    years: tuple[int, ...],
+    years: list[int] | None,
     zones: tuple[int, ...],
     workers: int,
     dataset_version: str | None,
@@ -46,20 +46,21 @@ def build(
     """
     from ..datasets import DatasetId
     from ..store import build_zarr
-    from .render import ProgressBars
+    from .render import ProgressBars, plural
 
     with ProgressBars("shards") as bars:
         report = build_zarr(
             source,
             store,
             dataset=DatasetId.parse(dataset_version, dataset_variant),
-            years=years or None,
+            years=years,
             zones=zones or None,
             workers=workers,
             progress=bars,
         )
     click.echo(
-        f"{store}: {report.shards_written} shards written, {report.shards_skipped} already complete, "
+        f"{store}: {plural(report.shards_written, 'shard')} written, "
+        f"{report.shards_skipped} already complete, "
         f"{report.bytes_written / 1e6:.1f} MB, zones {report.zones}, years {report.years}, "
         f"{report.elapsed_s:.1f} s"
     )

@@ -2,12 +2,20 @@
 
 from ._outputs import check_output_dir, make_output_dir
 from .geotiff import COMPRESSIONS, normalize_bands, normalize_compress, write_embedding_geotiff
-from .metadata import check_output_dataset, read_sidecar, write_sidecar
+from .metadata import (
+    check_output_dataset,
+    default_tiles_dir,
+    discard_empty_claim,
+    read_sidecar,
+    write_sidecar,
+)
 
 __all__ = [
     "COMPRESSIONS",
     "check_output_dataset",
     "check_output_dir",
+    "default_tiles_dir",
+    "discard_empty_claim",
     "make_output_dir",
     "normalize_bands",
     "normalize_compress",

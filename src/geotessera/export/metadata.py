@@ -8,6 +8,7 @@ sidecar names another dataset, or GeoTIFFs of another band selection, is refused
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..datasets import DatasetId, version_path
+from ..datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId, version_path
 from ..errors import CorruptDataError, MixedDatasetError
 from ..layouts import METADATA_FILE
 from ..transfer.atomic import atomic_path
@@ -34,6 +35,49 @@ def read_sidecar(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise CorruptDataError(f"{p} is not a JSON object")
     return data
+
+
+def default_tiles_dir(dataset: DatasetId, cwd: str | os.PathLike[str]) -> Path:
+    """Where a client keeps tiles when not told (``embeddings_dir=None``).
+
+    The default dataset (v1/vultr) keeps them in ``cwd`` itself, as the seed does; another
+    dataset in ``cwd/tessera-{vpath}-{variant}`` (e.g. ``tessera-v1.1-cambridge``), so
+    datasets never meet in one directory. A directory whose sidecar already names the
+    dataset is kept: tiles downloaded before stay in use (and a ``cwd`` holding another
+    dataset sends even the default one to its own subdirectory).
+    """
+    here = Path(cwd)
+    own = here / f"tessera-{dataset.vpath}-{dataset.variant}"
+    try:
+        data = read_sidecar(here)
+    except CorruptDataError:  # said when the directory is used; choosing one is no reason to fail
+        data = None
+    if data is not None:
+        held = (str(data.get("dataset_version")), str(data.get("dataset_variant")))
+        return here if held == (dataset.version, dataset.variant) else own
+    return here if dataset == DatasetId() else own
+
+
+def discard_empty_claim(out_dir: str | os.PathLike[str], *, created: bool) -> bool:
+    """Remove the sidecar of ``out_dir`` when its tile directories hold no file.
+
+    For a run that completed nothing. Only the trees a download writes
+    (``global_0.1_degree_representation/``, ``global_0.1_degree_tiff_all/``) are looked at,
+    never the rest of ``out_dir`` (which may be the current directory); their empty
+    directories are removed, and ``out_dir`` too when ``created`` (this run made it) and it
+    is then empty. Returns True when the sidecar was removed: a sidecar never claims a
+    directory that holds nothing.
+    """
+    root = Path(out_dir)
+    trees = [root / EMBEDDINGS_DIR, root / LANDMASKS_DIR]
+    if any(p.is_file() for tree in trees for p in tree.rglob("*")):
+        return False
+    (root / METADATA_FILE).unlink(missing_ok=True)
+    dirs = [p for tree in trees if tree.is_dir() for p in [tree, *tree.rglob("*")] if p.is_dir()]
+    for d in [*sorted(dirs, key=lambda p: -len(p.parts)), *([root] if created else [])]:
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only empty directories go
+    return True
 
 
 def check_output_dataset(

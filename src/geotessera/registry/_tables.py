@@ -105,11 +105,8 @@ def _check_constants(constants: dict[str, str], ds: DatasetId, origin: str) -> N
         "variant": _safe_norm(normalize_variant, constants["variant"]) if "variant" in constants else None,
     }
     if (got["version"] or ds.version) != ds.version or (got["variant"] or ds.variant) != ds.variant:
-        held = "/".join(constants.get(c, "?") for c in _DATASET_COLUMNS)
-        raise NotCoveredError(
-            f"{origin} has no tiles of dataset {ds}; it holds: {held} (choose that dataset's variant, "
-            "e.g. --dataset-variant / dataset_variant=)"
-        )
+        held = _pretty_dataset(*(constants.get(c, "?") for c in _DATASET_COLUMNS))
+        raise NotCoveredError(_other_dataset_message(ds, origin, held))
 
 
 def _column(table: pa.Table, name: str, origin: str) -> pa.ChunkedArray:
@@ -147,11 +144,7 @@ def _filter_dataset(table: pa.Table, ds: DatasetId, origin: str) -> pa.Table:
         return table
     out = table.filter(mask)
     if out.num_rows == 0:
-        held = _datasets_held(table)
-        raise NotCoveredError(
-            f"{origin} has no tiles of dataset {ds}; it holds: {held} (choose that dataset's variant, "
-            "e.g. --dataset-variant / dataset_variant=)"
-        )
+        raise NotCoveredError(_other_dataset_message(ds, origin, _datasets_held(table)))
     dropped = table.num_rows - out.num_rows
     log.info("%s: using %d rows of %s, ignoring %d rows of other datasets", origin, out.num_rows, ds, dropped)
     return out
@@ -167,7 +160,23 @@ def _safe_norm(norm: Callable[[Any], str], value: Any) -> str | None:
 def _datasets_held(table: pa.Table) -> str:
     cols = [c for c in _DATASET_COLUMNS if c in table.column_names]
     pairs = table.select(cols).group_by(cols).aggregate([]).to_pylist()
-    return ", ".join(sorted("/".join(str(p[c]) for c in cols) for p in pairs)) or "nothing"
+    return ", ".join(sorted(_pretty_dataset(*(str(p[c]) for c in cols)) for p in pairs)) or "nothing"
+
+
+def _pretty_dataset(*parts: str) -> str:
+    """``v1/vultr`` for ("1.0", "vultr"), as users type it; the raw values if they do not parse."""
+    try:
+        return str(DatasetId.parse(*parts)) if len(parts) == 2 else "/".join(parts)
+    except GeoTesseraError:
+        return "/".join(parts)
+
+
+def _other_dataset_message(ds: DatasetId, origin: str, held: str) -> str:
+    # (not naming `origin`: for a remote manifest it is a path in the cache, which says nothing)
+    return (
+        f"dataset {ds} does not exist: the manifest of version {ds.vpath} holds {held}; choose one "
+        "of those (--dataset-version / --dataset-variant, or dataset_version= / dataset_variant=)"
+    )
 
 
 def prepare_tiles(

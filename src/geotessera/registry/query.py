@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, NotCoveredError
-from ..grid import Cell, cell_index_ranges, points_to_keys, tile_name
+from ..grid import Cell, as_bbox, cell_index_ranges, points_to_keys, tile_name
+from .coverage import no_coverage_message, warn_no_coverage
 from .manifest import Manifest, prepare_landmasks, prepare_tiles
 
 log = logging.getLogger(__name__)
@@ -268,9 +269,16 @@ class Registry:
         """``(year, tile_lon, tile_lat)`` of every tile of ``year`` overlapping ``bounds`` (seed API).
 
         See :meth:`tile_keys_for_region` for the selection rule; centres are in degrees,
-        rounded to 2 decimals.
+        rounded to 2 decimals. An empty result comes with a :class:`CoverageWarning` saying
+        what the dataset does hold.
         """
         lon_i, lat_i = self.tile_keys_for_region(bounds, year)
+        if lon_i.size == 0:
+            xs, ys = cell_index_ranges(bounds)
+            box = tuple(as_bbox(bounds))
+            n = len(xs) * len(ys)
+            msg = no_coverage_message(n, f"bbox {box}", [int(year)], self.dataset, self.available_years())
+            warn_no_coverage(msg)
         lons = (lon_i / 100).tolist()
         lats = (lat_i / 100).tolist()
         return [(int(year), x, y) for x, y in zip(lons, lats, strict=True)]

@@ -56,6 +56,8 @@ class _QuietMotoServer:
 
     def __init__(self, host: str, port: int) -> None:
         base = _moto_server_class()
+        require("moto.moto_server.werkzeug_app", "sample")
+        require("werkzeug.serving", "sample")
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,

@@ -323,6 +323,7 @@ class SampleServer:
                 future.result()  # re-raise the first failure
 
     def _put_file(self, path: Path, key: str) -> None:
+        require("botocore", "sample")
         from botocore.exceptions import BotoCoreError, ClientError
 
         crc = crc64nvme_file(path)
@@ -346,6 +347,7 @@ class SampleServer:
     # -- bucket set-up ----------------------------------------------------------------------
     def _make_client(self) -> Any:
         boto3 = require("boto3", "sample")
+        require("botocore", "sample")
         from botocore.config import Config
 
         return boto3.session.Session().client(
@@ -362,6 +364,7 @@ class SampleServer:
         )
 
     def _create_bucket(self) -> None:
+        require("botocore", "sample")
         from botocore.exceptions import ClientError
 
         config = {} if self._region == "us-east-1" else {"LocationConstraint": self._region}

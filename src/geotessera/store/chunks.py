@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import google_crc32c
-import numcodecs
-import numcodecs.blosc
 import numpy as np
 import numpy.typing as npt
 
+from .._optional import require
 from ..errors import CorruptDataError
+
+numcodecs = require("numcodecs", "zarr")
+require("numcodecs.blosc", "zarr")  # used as numcodecs.blosc below
+google_crc32c = require("google_crc32c", "zarr")
 
 EMPTY = np.uint64(2**64 - 1)
 INDEX_ENTRY_BYTES = 16

@@ -26,12 +26,14 @@ import struct
 import threading
 from typing import Any, Protocol
 
-import numcodecs
 import numpy as np
 import numpy.typing as npt
 
+from .._optional import require
 from ..errors import CorruptDataError
 from .chunks import ArrayLayout, decode_many
+
+numcodecs = require("numcodecs", "zarr")
 
 try:
     import zstandard

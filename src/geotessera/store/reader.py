@@ -21,6 +21,8 @@ import numpy.typing as npt
 from affine import Affine
 from pyproj import CRS, Transformer
 
+from .._optional import require
+from ..config import Settings
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, NotCoveredError, ScaleWarning
 from ..grid import points_to_keys, utm_zone
@@ -39,11 +41,11 @@ STRIP_ROWS = 256
 REMOTE_WORKERS = 8  # concurrent requests to a remote store
 
 
-def default_store_url(dataset: DatasetId | None = None) -> str:
-    """Public store URL of a dataset: ``{DEFAULT_BASE_URL}/zarr/{vpath}[-{variant}].zarr``."""
+def default_store_url(dataset: DatasetId | None = None, base_url: str = DEFAULT_BASE_URL) -> str:
+    """Store URL of a dataset under a bucket: ``{base_url}/zarr/{vpath}[-{variant}].zarr``."""
     ds = dataset or DatasetId()
     suffix = "" if ds.variant == DatasetId().variant else f"-{ds.variant}"
-    return f"{DEFAULT_BASE_URL}/zarr/{ds.vpath}{suffix}.zarr"
+    return f"{base_url.rstrip('/')}/zarr/{ds.vpath}{suffix}.zarr"
 
 
 DEFAULT_STORE_URL = default_store_url()
@@ -67,7 +69,9 @@ class GeoTesseraZarr:
     """Reader of one geoemb store (one dataset, all years, one group per UTM zone).
 
     Args:
-        url: https URL, ``s3://bucket/path``, or a local directory (default :data:`DEFAULT_STORE_URL`).
+        url: https URL, ``s3://bucket/path``, or a local directory. Default: the v1 store of the
+            bucket :class:`~geotessera.GeoTessera` uses, ``{base}/zarr/v1.zarr`` with ``base`` from
+            ``GEOTESSERA_BASE_URL`` (:data:`DEFAULT_STORE_URL` when unset).
         endpoint_url: S3 endpoint for ``s3://`` URLs (e.g. a local endpoint ``http://127.0.0.1:PORT``).
         anonymous: unsigned requests (the public bucket). Signed requests are not supported.
         storage_options: reserved for fsspec-style options; only ``{"pool_size": n}`` is used.
@@ -91,7 +95,11 @@ class GeoTesseraZarr:
     ) -> None:
         if not anonymous:
             raise InvalidInputError("signed S3 requests are not supported; Tessera stores are public")
-        self.url = os.fspath(url) if url is not None else DEFAULT_STORE_URL
+        if (
+            url is None
+        ):  # the v1 store of the bucket GeoTessera() uses (GEOTESSERA_BASE_URL or the public one)
+            url = default_store_url(base_url=Settings.resolve().base_url)
+        self.url = os.fspath(url)
         self.objects: ObjectReader = objects_from_url(self.url, endpoint_url=endpoint_url)
         remote = not isinstance(self.objects, LocalObjects)
         if workers is None:
@@ -177,8 +185,7 @@ class GeoTesseraZarr:
     def _zarr_chunk(self, layout: ArrayLayout, coords: tuple[int, ...]) -> npt.NDArray[Any]:
         """Fallback: one inner chunk read through zarr-python."""
         if self._zarr_group is None:
-            import zarr
-
+            zarr = require("zarr", "zarr")
             self._zarr_group = zarr.open_group(self._zarr_store(), mode="r")
         arr = self._zarr_group[layout.path]
         sl = tuple(slice(c * s, (c + 1) * s) for c, s in zip(coords, layout.inner_shape, strict=True))

@@ -11,10 +11,20 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
+from .._optional import require
 
-from .objects import ObjectReader
+require("zarr", "zarr")  # first: without the extra, a MissingExtraError naming it
+
+from zarr.abc.store import (  # noqa: E402
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype  # noqa: E402
+
+from .objects import ObjectReader  # noqa: E402
 
 
 class ObjectsStore(Store):

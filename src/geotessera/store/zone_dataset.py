@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
+from .._optional import require
 from .conventions import ZoneInfo, zone_group_name
 
 
@@ -21,7 +22,8 @@ def zone_dataset(
     coordinate carries ``crs_wkt`` and ``GeoTransform`` (CF), so rioxarray finds the CRS and
     transform; the root's ``geoemb:`` attributes are copied onto the Dataset.
     """
-    import xarray as xr
+    xr = require("xarray", "zarr")
+    require("dask", "zarr")  # xarray's chunked arrays
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"zarr\..*")

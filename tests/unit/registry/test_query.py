@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from geotessera.datasets import DatasetId
-from geotessera.errors import CorruptDataError, InvalidInputError, NotCoveredError
+from geotessera.errors import CorruptDataError, CoverageWarning, InvalidInputError, NotCoveredError
 from geotessera.grid import Cell
 from geotessera.registry import Registry
 
@@ -83,6 +83,7 @@ def boxes(draw: st.DrawFn) -> tuple[float, float, float, float]:
 @given(ROWS, boxes(), YEARS, st.integers(0, 3))
 @example([(2024, 1, 520)], (0.1, 52.0, 0.2, 52.1), 2024, 0)
 @example([(2024, 0, 520), (2024, 1, 520), (2024, 1, 521)], (0.1, 52.0, 0.1, 52.0), 2024, 1)
+@pytest.mark.filterwarnings("ignore::geotessera.errors.CoverageWarning")
 def test_region_query_equals_brute_force(rows: list, bbox: tuple, year: int, seed: int) -> None:
     reg = Registry.from_table(make_table(rows, shuffle_seed=seed))
     got = reg.load_blocks_for_region(bbox, year)
@@ -131,11 +132,26 @@ def test_years_counts_and_membership(rows: list) -> None:
             assert reg.has_tile(year, c.lon, c.lat) == ((year, ix, iy) in unique)
 
 
+def test_a_region_without_coverage_warns_as_the_cli_says() -> None:
+    reg = Registry.from_table(make_table([(2023, 1, 520), (2024, 1, 520)]))
+    with pytest.warns(CoverageWarning) as caught:
+        assert reg.load_blocks_for_region((10.0, 10.0, 10.2, 10.1), 2024) == []
+    assert [str(w.message) for w in caught] == [
+        "none of the 2 tiles of bbox (10.0, 10.0, 10.2, 10.1) is covered for 2024 "
+        "(dataset v1/vultr has data for 2023, 2024, elsewhere)"
+    ]
+    with pytest.warns(CoverageWarning, match=r"^the only tile of bbox \(10\.0, 10\.0, 10\.1, 10\.1\) is not"):
+        reg.load_blocks_for_region((10.0, 10.0, 10.1, 10.1), 2024)
+
+
 def test_empty_registry() -> None:
     reg = Registry.from_table(make_table([]))
     assert len(reg) == 0
     assert reg.available_years() == []
-    assert reg.load_blocks_for_region((0, 52, 1, 53), 2024) == []
+    with pytest.warns(
+        CoverageWarning, match=r"none of the 100 tiles of .* \(dataset v1/vultr has no tiles at all\)"
+    ):
+        assert reg.load_blocks_for_region((0, 52, 1, 53), 2024) == []
     assert not reg.tiles_for_points([0.1], [52.1], 2024).covered.any()
     assert reg.years_for_tile(0.15, 52.05) == []
 
@@ -222,7 +238,7 @@ def test_variants_are_filtered_never_mixed() -> None:
     assert vultr.load_blocks_for_region((0, 52, 1, 53), 2024) == [(2024, 0.15, 52.05)]
     cam = Registry.from_table(table, DatasetId.parse("1.1", "cambridge"))
     assert cam.load_blocks_for_region((0, 52, 1, 53), 2024) == [(2024, 0.35, 52.05)]
-    with pytest.raises(NotCoveredError, match=r"no tiles of dataset v1\.1/vultr; it holds: 1\.0/cambridge"):
+    with pytest.raises(NotCoveredError, match=r"dataset v1\.1/vultr does not exist: .* holds .*v1/cambridge"):
         Registry.from_table(table, DatasetId.parse("1.1", "vultr"))
 
 
