@@ -247,6 +247,8 @@ def render_png(
 
 def _draw_outline(ax: Any, geom: Any) -> None:
     import shapely
+
+    require("matplotlib", "viz")
     from matplotlib.collections import LineCollection
 
     edges = shapely.boundary(geom) if shapely.get_dimensions(geom) == 2 else geom
