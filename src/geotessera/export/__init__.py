@@ -1,7 +1,7 @@
 """Writers for exported tiles: GeoTIFF and the local NPY layout's sidecar."""
 
 from ._outputs import check_output_dir, make_output_dir
-from .geotiff import COMPRESSIONS, normalize_bands, normalize_compress, write_embedding_geotiff
+from .geotiff import COMPRESSIONS, Compression, normalize_bands, normalize_compress, write_embedding_geotiff
 from .metadata import (
     check_output_dataset,
     default_tiles_dir,
@@ -12,6 +12,7 @@ from .metadata import (
 
 __all__ = [
     "COMPRESSIONS",
+    "Compression",
     "check_output_dataset",
     "check_output_dir",
     "default_tiles_dir",
