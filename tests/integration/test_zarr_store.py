@@ -173,7 +173,7 @@ def test_region_across_seam_has_no_gap(reader: GeoTesseraZarr) -> None:
     cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     x, y = transform @ (cols.ravel(), rows.ravel())
     lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
-    vals, status = reader.sample_points(np.c_[lon, lat], 2023, return_status=True)
+    vals, status = reader.sample_points(np.c_[lon, lat], 2023, return_status=True, search_px=0)
     np.testing.assert_array_equal(data.reshape(-1, 128), vals)
     inside = (lon > bbox[0]) & (lon < bbox[2]) & (lat > bbox[1]) & (lat < bbox[3])
     assert set(np.unique(status[inside])) <= {"valid", "water"}
@@ -191,7 +191,7 @@ def test_region_in_one_zone_equals_points(reader: GeoTesseraZarr) -> None:
     cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     x, y = transform @ (cols.ravel(), rows.ravel())
     lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
-    vals, status = reader.sample_points(np.c_[lon, lat], 2023, return_status=True)
+    vals, status = reader.sample_points(np.c_[lon, lat], 2023, return_status=True, search_px=0)
     np.testing.assert_array_equal(data.reshape(-1, 128), vals)
     assert {"valid", "water"} <= set(np.unique(status))
     for strip_rows in (16, 40, 100):  # 40, 100: strips cut on chunk rows, the first one shorter

@@ -218,7 +218,7 @@ class ZarrSource(Source):
         iy = np.asarray(region.iy, dtype=np.float64)
         lon = ((ix[:, None] + offsets[None, :, 0]) / 10).ravel()
         lat = ((iy[:, None] + offsets[None, :, 1]) / 10).ravel()
-        _, st = self.store.sample_points(np.c_[lon, lat], year=int(year), return_status=True)
+        _, st = self.store.sample_points(np.c_[lon, lat], year=int(year), return_status=True, search_px=0)
         ok = np.asarray(
             np.isin(np.asarray(st).reshape(len(cells), len(offsets)), ("valid", "water")).any(axis=1)
         )
@@ -231,7 +231,8 @@ class ZarrSource(Source):
             return PointSample(
                 np.zeros((0, N_BANDS), np.float32), np.zeros(0, "<U7"), np.zeros(0, "<U1"), e, e
             )
-        values, status = self.store.sample_points(pts, year=int(year), return_status=True)
+        # the exact pixel under each point, as a tile read gives it (no nearest-valid repair)
+        values, status = self.store.sample_points(pts, year=int(year), return_status=True, search_px=0)
         lon_i, lat_i = points_to_keys(pts[:, 0], pts[:, 1])
         cells = [Cell.from_key(int(a), int(b)) for a, b in zip(lon_i, lat_i, strict=True)]
         grids = {c: PixelGrid.from_cell(c, self.pixel_size_m) for c in set(cells)}

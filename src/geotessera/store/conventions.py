@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from affine import Affine
 
 from ..datasets import DatasetId
-from ..errors import CorruptDataError
+from ..errors import CorruptDataError, InvalidInputError
 
 GEOEMB_CONVENTION: dict[str, str] = {
     "uuid": "61c12cc5-0e28-4056-999a-480cf3fb7e4c",
@@ -52,6 +53,30 @@ NODATA_NAN = "NaN"
 _ZONE_RE = re.compile(r"^utm(\d{2})$")
 
 
+def depth_array_name(depth: int) -> str:
+    """Array of the first ``depth`` bands: ``embeddings_d4``, ``embeddings_d16``."""
+    return f"embeddings_d{int(depth)}"
+
+
+def depth_inner_side(depth: int) -> int:
+    """Inner chunk side of a depth array: the largest power of two ``s`` with ``depth * s**2``
+    at most 128 KiB (the main array's inner chunk size): 128 for depth 4, 64 for depth 16."""
+    side = 1
+    while depth * (2 * side) ** 2 <= 128 * 1024:
+        side *= 2
+    return side
+
+
+def check_depths(depths: Iterable[int], n_bands: int = N_BANDS) -> tuple[int, ...]:
+    """Validate depths (each 1 <= d < n_bands; duplicates dropped) and sort them."""
+    out: set[int] = set()
+    for d in depths:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer) or not 1 <= int(d) < n_bands:
+            raise InvalidInputError(f"depths must be whole numbers from 1 to {n_bands - 1}, got {d!r}")
+        out.add(int(d))
+    return tuple(sorted(out))
+
+
 def zone_group_name(zone: int) -> str:
     """Group name of a UTM zone: ``utm07``, ``utm31``."""
     return f"utm{zone:02d}"
@@ -72,6 +97,14 @@ class StoreInfo:
     dimensions: int
     dataset: DatasetId | None
     declared: bool  # True when zarr_conventions registers geoemb:
+    depths: tuple[int, ...] = ()  # truncated copies held (``geoemb:depths``), ascending
+    build_version: str | None = None
+    model: str | None = None  # ``geoemb:model``
+
+    @property
+    def depth_arrays(self) -> dict[int, str]:
+        """``{depth: array name}`` of the truncated copies, e.g. ``{4: "embeddings_d4"}``."""
+        return {d: depth_array_name(d) for d in self.depths}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +132,16 @@ class ZoneInfo:
         return float(self.transform.f)
 
 
-def root_attributes(dataset: DatasetId, *, gsd: float, build_version: str) -> dict[str, Any]:
-    """Root attributes of a store we write (scale nodata ``+inf``, NaN = water)."""
+def root_attributes(
+    dataset: DatasetId, *, gsd: float, build_version: str, depths: Iterable[int] = ()
+) -> dict[str, Any]:
+    """Root attributes of a store we write (scale nodata ``+inf``, NaN = water).
+
+    ``depths``: the truncated copies the store holds (``geoemb:depths``, ascending; left out
+    when there are none).
+    """
+    held = check_depths(depths)
+    extra: dict[str, Any] = {"geoemb:depths": list(held)} if held else {}
     return {
         "zarr_conventions": [GEOEMB_CONVENTION, PROJ_CONVENTION, SPATIAL_CONVENTION],
         "geoemb:type": "pixel",
@@ -119,6 +160,7 @@ def root_attributes(dataset: DatasetId, *, gsd: float, build_version: str) -> di
         },
         "tessera:dataset_version": dataset.version,
         "tessera:dataset_variant": dataset.variant,
+        **extra,
     }
 
 
@@ -200,7 +242,38 @@ def parse_root(attrs: Mapping[str, Any]) -> StoreInfo:
     dataset = None
     if "tessera:dataset_version" in attrs:
         dataset = DatasetId.parse(attrs["tessera:dataset_version"], attrs.get("tessera:dataset_variant"))
-    return StoreInfo(float(gsd), nodata, int(dims), dataset, declared)
+    build = attrs.get("geoemb:build_version")
+    model = attrs.get("geoemb:model")
+    return StoreInfo(
+        float(gsd),
+        nodata,
+        int(dims),
+        dataset,
+        declared,
+        depths=_parse_depths(attrs.get("geoemb:depths"), int(dims)),
+        build_version=None if build is None else str(build),
+        model=None if model is None else str(model),
+    )
+
+
+def _parse_depths(raw: Any, n_bands: int) -> tuple[int, ...]:
+    """``geoemb:depths``: a list of depths (``[4, 16]``) or a mapping ``{"4": "embeddings_d4"}``."""
+    if raw is None:
+        return ()
+    if isinstance(raw, Mapping):
+        items: list[Any] = []
+        for k, name in raw.items():
+            if not str(k).isdigit() or name != depth_array_name(int(k)):
+                raise _bad("geoemb:depths", raw, "expected {depth: 'embeddings_d<depth>'}")
+            items.append(int(k))
+    elif isinstance(raw, list):
+        items = list(raw)
+    else:
+        raise _bad("geoemb:depths", raw, "expected a list of depths")
+    try:
+        return check_depths(items, n_bands)
+    except InvalidInputError as exc:
+        raise _bad("geoemb:depths", raw, str(exc)) from None
 
 
 def _number_list(attrs: Mapping[str, Any], key: str, n: int) -> list[float]:

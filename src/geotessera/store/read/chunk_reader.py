@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -94,6 +95,31 @@ class CpuGate:
             self._sem.release()
 
 
+class ScratchPool:
+    """Reusable scratch objects (decode buffers, dequantisers) by kind: a read takes one and gives
+    it back, so repeated reads of the same shapes allocate nothing (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._free: dict[Hashable, queue.SimpleQueue[Any]] = {}
+        self._lock = threading.Lock()
+
+    def _queue(self, key: Hashable) -> queue.SimpleQueue[Any]:
+        with self._lock:
+            return self._free.setdefault(key, queue.SimpleQueue())
+
+    def take(self, key: Hashable, make: Callable[[], T]) -> T:
+        """A free object of kind ``key``, or a new one from ``make()``."""
+        try:
+            obj: T = self._queue(key).get_nowait()
+        except queue.Empty:
+            return make()
+        return obj
+
+    def give(self, key: Hashable, obj: object) -> None:
+        """Return ``obj`` (taken with ``key``) for reuse."""
+        self._queue(key).put(obj)
+
+
 class ChunkReader:
     """Reads inner chunks of the arrays of one store (see the module docstring for threads).
 
@@ -122,6 +148,7 @@ class ChunkReader:
         # CPU work (decode, assembly) on at most one thread per core: more threads than cores
         # only evict each other's caches (requests still overlap on all workers)
         self.cpu = CpuGate(usable_cores())
+        self.scratch = ScratchPool()
 
     def _mark(self) -> None:
         self._own.thread = True

@@ -15,7 +15,6 @@ slices, so there is no separate masking pass and no NaN prefill.
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +26,8 @@ from ..layout import ArrayLayout
 from .chunk_groups import decode_into
 from .chunk_reader import ChunkReader
 from .decode import decode_inner
-from .points import gather
-from .zones import NODATA, VALID, Zone, classify
+from .points import gather_into
+from .zones import NODATA, OUTSIDE, VALID, Zone, classify
 
 
 def read_window(
@@ -39,32 +38,41 @@ def read_window(
     r1: int,
     c0: int,
     c1: int,
-    out: npt.NDArray[np.float32],
+    out: npt.NDArray[Any],
     have: npt.NDArray[np.bool_],
     allow: npt.NDArray[np.bool_] | None = None,
+    scales_out: npt.NDArray[np.float32] | None = None,
 ) -> int:
     """Copy zone window rows [r0, r1) x cols [c0, c1) into ``out`` (h, w, B), except blocked pixels.
 
     Blocked pixels (``have`` set, or ``allow`` (h, w) False when given) are left alone. Every
     other pixel is written: its value, or NaN (water, no data, implausible scale, outside the
-    zone grid), so ``out`` needs no initialisation -- except for the rare (time, y, x, band)
-    layout, gathered pixel by pixel, which needs ``out`` NaN where not blocked. ``have`` is set
-    where the zone has data (valid or water). Returns the implausible-scale count.
+    zone grid), so ``out`` needs no initialisation. ``have`` is set where the zone has data
+    (valid or water). Returns the implausible-scale count.
+
+    ``scales_out`` (h, w) float32: read the stored values instead; ``out`` is then int8 and
+    receives the quantised values (0 where the pixel has no value) and ``scales_out`` their
+    scales (NaN where the pixel has no value), so ``out * scales_out`` is the float read.
     """
     H, W = zone.info.shape
     rr0, rr1, cc0, cc1 = max(r0, 0), min(r1, H), max(c0, 0), min(c1, W)
     if not zone.band_axis_first:
-        return _gather_window(reader, zone, t, (r0, r1, c0, c1), (rr0, rr1, cc0, cc1), out, have, allow)
+        return _gather_window(
+            reader, zone, t, (r0, r1, c0, c1), (rr0, rr1, cc0, cc1), out, have, allow, scales_out
+        )
     blocked = have.copy() if allow is None else (have | ~allow)
     outside = ~blocked
     if rr0 < rr1 and cc0 < cc1:
         outside[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = False
     if outside.any():
-        out[outside] = np.nan
+        out[outside] = np.nan if scales_out is None else 0
+        if scales_out is not None:
+            scales_out[outside] = np.nan
     if rr0 >= rr1 or cc0 >= cc1:
         return 0
     win = (slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
-    job = _Window(reader, zone, t, (rr0, rr1, cc0, cc1), out[win], have[win], blocked[win])
+    sout = None if scales_out is None else scales_out[win]
+    job = _Window(reader, zone, t, (rr0, rr1, cc0, cc1), out[win], have[win], blocked[win], sout)
     reader.run_each(job.row, range(len(job.crs)))
     return sum(job.bad)
 
@@ -75,6 +83,8 @@ class _Window:
     A task reads its rows' scales, classifies them, fetches the row's needed chunks
     (requests outside the CPU gate), then decodes, turns pixel-major and dequantises
     holding :attr:`ChunkReader.cpu`. Tasks write disjoint rows of ``out`` and ``have``.
+    Decode buffers and dequantisers come from the reader's scratch pool, so repeated reads
+    allocate none.
     """
 
     def __init__(
@@ -83,13 +93,16 @@ class _Window:
         zone: Zone,
         t: int,
         inner: tuple[int, int, int, int],
-        out: npt.NDArray[np.float32],
+        out: npt.NDArray[Any],
         have: npt.NDArray[np.bool_],
         blocked: npt.NDArray[np.bool_],
+        scales_out: npt.NDArray[np.float32] | None = None,
     ) -> None:
         self.reader, self.zone, self.t = reader, zone, t
         self.rr0, self.rr1, self.cc0, self.cc1 = inner
         self.out, self.have, self.blocked = out, have, blocked  # the window's part inside the grid
+        self.sout = scales_out
+        self.empty: Any = np.float32(np.nan) if scales_out is None else np.int8(0)
         self.row_blocked: npt.NDArray[np.bool_] = np.asarray(blocked.any(axis=1))
         el, sl = zone.embeddings, zone.scales
         self.eh, self.ew = el.inner_shape[2], el.inner_shape[3]
@@ -98,7 +111,6 @@ class _Window:
         self.sccs = _chunk_span(self.cc0, self.cc1, sl.inner_shape[2])
         self.x0 = int(self.ccs[0]) * self.ew  # zone column of buffer column 0
         self.bad: list[int] = []
-        self._spare: queue.SimpleQueue[tuple[npt.NDArray[np.int8], Dequantiser]] = queue.SimpleQueue()
         grid = np.stack(np.meshgrid([t], [0], self.crs, self.ccs, indexing="ij"), -1).reshape(-1, 4)
         reader.prefetch_indexes(el, grid)
         sgrid = np.stack(
@@ -133,10 +145,14 @@ class _Window:
                     if raw is None:
                         on_scale(c, None)
                 if stored:
-                    vals = np.empty((len(stored), *sl.inner_shape), dtype=sl.dtype)
+                    key = ("scales", len(stored), sl.inner_shape, sl.dtype.str)
+                    vals = self.reader.scratch.take(
+                        key, lambda: np.empty((len(stored), *sl.inner_shape), dtype=sl.dtype)
+                    )
                     decode_into([raw for _, raw in stored], sl, vals)
                     at = np.array([c for c, _ in stored], dtype=np.int64)
                     grid[at[:, 1] - r_first, at[:, 2] - c_first] = vals[:, 0]
+                    self.reader.scratch.give(key, vals)
         full = grid.transpose(0, 2, 1, 3).reshape(len(scrs) * ih, len(self.sccs) * iw)
         return full[a0 - r_first * ih : a1 - r_first * ih, self.cc0 - c_first * iw : self.cc1 - c_first * iw]
 
@@ -150,19 +166,25 @@ class _Window:
         status, bad = classify(s, self.zone.scale_nodata)
         self.bad.append(bad)
         blk = self.blocked[rows]
+        any_blocked = bool(self.row_blocked[rows].any())
         status[blk] = NODATA  # already filled, or left to the owning zone
         self.have[rows] |= status != NODATA  # taken: water and the like stay NaN
         usable = status == VALID
         seff = np.where(usable, s, np.float32(np.nan))  # NaN scale -> NaN value, no masking pass
+        if self.sout is not None:
+            if any_blocked:
+                np.copyto(self.sout[rows], seff, where=~blk)
+            else:
+                self.sout[rows] = seff
         pad = np.zeros((a1 - a0, len(self.ccs) * ew), dtype=bool)
         pad[:, self.cc0 - self.x0 : self.cc1 - self.x0] = usable
         need = np.flatnonzero(pad.reshape(a1 - a0, len(self.ccs), ew).any(axis=(0, 2)))
         dst_rows = self.out[rows]
-        if len(need) == 0:  # nothing usable: NaN where not blocked
-            if self.row_blocked[rows].any():
-                dst_rows[~blk] = np.nan
+        if len(need) == 0:  # nothing usable: NaN (0 when quantised) where not blocked
+            if any_blocked:
+                dst_rows[~blk] = self.empty
             else:
-                dst_rows[...] = np.nan
+                dst_rows[...] = self.empty
             return
         k = len(need)
         coords = np.c_[np.full(k, self.t), np.zeros(k, np.int64), np.full(k, cr), self.ccs[need]]
@@ -171,21 +193,23 @@ class _Window:
         for k0, k1 in _runs(skipped):  # chunks with no usable pixel: NaN where not blocked
             w0 = max(int(self.ccs[k0]) * ew, self.cc0) - self.cc0
             w1 = min(int(self.ccs[k1 - 1] + 1) * ew, self.cc1) - self.cc0
-            if self.row_blocked[rows].any():
-                np.copyto(dst_rows[:, w0:w1], np.float32(np.nan), where=~blk[:, w0:w1, None])
+            if any_blocked:
+                np.copyto(dst_rows[:, w0:w1], self.empty, where=~blk[:, w0:w1, None])
             else:
-                dst_rows[:, w0:w1] = np.nan
+                dst_rows[:, w0:w1] = self.empty
         raws = _fetch(self.reader, el, coords)
+        key = ("emb", el.inner_shape)
         with self.reader.cpu:  # decode and assembly: one task per core
-            try:
-                buf, turn = self._spare.get_nowait()
-            except queue.Empty:
-                buf = np.empty((1, el.inner_shape[1], eh, ew), dtype=np.int8)
-                turn = Dequantiser((el.inner_shape[1], eh, ew))
+            buf, turn = self.reader.scratch.take(
+                key,
+                lambda: (
+                    np.empty((1, el.inner_shape[1], eh, ew), dtype=np.int8),
+                    Dequantiser((el.inner_shape[1], eh, ew)),
+                ),
+            )
             try:
                 fill = np.int8(el.fill_value)
                 lr = a0 - cr * eh  # chunk-local row of a0
-                any_blocked = bool(self.row_blocked[rows].any())
 
                 def on_emb(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
                     """Dequantise chunk ``c`` (decoded into ``buf``) into its columns of the window."""
@@ -194,6 +218,14 @@ class _Window:
                     z0 = c[3] * ew  # zone column of the chunk's first column
                     x0, x1 = max(self.cc0, z0), min(self.cc1, z0 + ew)
                     w0, w1 = x0 - self.cc0, x1 - self.cc0  # window columns
+                    if self.sout is not None:  # the stored values, pixel-major, 0 where unusable
+                        src = buf[0, :, lr : lr + a1 - a0, x0 - z0 : x1 - z0].transpose(1, 2, 0)
+                        vals_q = np.where(usable[:, w0:w1, None], src, np.int8(0))
+                        if any_blocked:
+                            np.copyto(dst_rows[:, w0:w1], vals_q, where=~blk[:, w0:w1, None])
+                        else:
+                            dst_rows[:, w0:w1] = vals_q
+                        return
                     sc = seff[:, w0:w1]
                     if any_blocked:
                         vals = np.empty((a1 - a0, w1 - w0, buf.shape[1]), dtype=np.float32)
@@ -204,7 +236,7 @@ class _Window:
 
                 _decode(self.reader, el, coords, raws, on_emb, into=lambda c: buf[0])
             finally:
-                self._spare.put((buf, turn))
+                self.reader.scratch.give(key, (buf, turn))
 
 
 Raw = list[tuple[tuple[int, ...], bytes | memoryview | None]]
@@ -251,23 +283,35 @@ def _gather_window(
     t: int,
     window: tuple[int, int, int, int],
     inner: tuple[int, int, int, int],
-    out: npt.NDArray[np.float32],
+    out: npt.NDArray[Any],
     have: npt.NDArray[np.bool_],
     allow: npt.NDArray[np.bool_] | None,
+    scales_out: npt.NDArray[np.float32] | None,
 ) -> int:
-    """A (time, y, x, band) zone: gather the window pixel by pixel (``out`` NaN where not blocked)."""
+    """A (time, y, x, band) zone: gather the window pixel by pixel; pixels not blocked are
+    written (NaN, or 0 and a NaN scale, where the zone has no value)."""
     r0, _, c0, _ = window
     rr0, rr1, cc0, cc1 = inner
+    free = ~have if allow is None else (~have & allow)
+    out[free] = np.nan if scales_out is None else 0
+    if scales_out is not None:
+        scales_out[free] = np.nan
     if rr0 >= rr1 or cc0 >= cc1:
         return 0
     rr, cc = np.meshgrid(np.arange(rr0, rr1), np.arange(cc0, cc1), indexing="ij")
-    vals, st, bad = gather(reader, zone, t, rr.ravel(), cc.ravel())
+    n = rr.size
+    vals = np.full((n, zone.n_bands), np.nan, dtype=np.float32)
+    st = np.full(n, OUTSIDE, dtype=np.uint8)
+    q = (np.zeros((n, zone.n_bands), dtype=np.int8), np.full(n, np.nan, dtype=np.float32))
+    quant = q if scales_out is not None else None
+    bad = gather_into(reader, zone, t, rr.ravel(), cc.ravel(), vals, np.arange(n), st, quantized=quant)
     win = (slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
-    sub = out[win]
-    m = (st != NODATA).reshape(rr.shape) & ~have[win]
-    if allow is not None:
-        m &= allow[win]
-    sub[m] = vals.reshape(*rr.shape, -1)[m]
+    m = (st != NODATA).reshape(rr.shape) & free[win]
+    if scales_out is None:
+        out[win][m] = vals.reshape(*rr.shape, -1)[m]
+    else:
+        out[win][m] = q[0].reshape(*rr.shape, -1)[m]
+        scales_out[win][m] = q[1].reshape(rr.shape)[m]
     have[win] |= m
     return bad
 

@@ -7,16 +7,16 @@ is better when two zones can serve a pixel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ...errors import CorruptDataError
+from ...errors import CorruptDataError, InvalidInputError
 from ...tiles import valid_scale_mask
-from ..conventions import NODATA_INF, ZoneInfo, parse_zone, zone_group_name
+from ..conventions import NODATA_INF, ZoneInfo, depth_array_name, parse_zone, zone_group_name
 from ..layout import ArrayLayout
 from .chunk_reader import ChunkReader
 
@@ -33,12 +33,35 @@ class Zone:
     scales: ArrayLayout
     years: list[int]
     scale_nodata: str  # "+inf" or "NaN"
+    depths: dict[int, ArrayLayout] = field(default_factory=dict)  # truncated copies by depth
+
+    @property
+    def n_bands(self) -> int:
+        """Bands of :attr:`embeddings` (128, or the depth of a truncated copy)."""
+        return int(self.embeddings.shape[1] if self.band_axis_first else self.embeddings.shape[3])
+
+    def at_depth(self, depth: int | None) -> Zone:
+        """This zone reading the copy of the first ``depth`` bands (None or the full band count:
+        itself). Raises :class:`CorruptDataError` when the store declares the depth but this zone
+        lacks its array."""
+        if depth is None or depth == self.n_bands:
+            return self
+        layout = self.depths.get(depth)
+        if layout is None:
+            raise CorruptDataError(
+                f"zone group {zone_group_name(self.info.zone)} has no {depth_array_name(depth)!r} array, "
+                "though the store declares that depth"
+            )
+        return replace(self, embeddings=layout, depths={})
 
     @property
     def band_axis_first(self) -> bool:
         """True for the (time, band, y, x) layout of formats.md; False for (time, y, x, band)."""
         dims = self.embeddings.dimension_names
-        return dims is None or list(dims) == ["time", "band", "y", "x"]
+        if dims is None:
+            return True
+        # truncated copies name their band axis band_d4, band_d16 (xarray needs one size per name)
+        return len(dims) == 4 and dims[0] == "time" and dims[1].startswith("band") and dims[2:] == ("y", "x")
 
 
 def classify(s: npt.NDArray[np.float32], nodata: str) -> tuple[npt.NDArray[np.uint8], int]:
@@ -56,12 +79,37 @@ def classify(s: npt.NDArray[np.float32], nodata: str) -> tuple[npt.NDArray[np.ui
     return st, int((finite & ~ok).sum())
 
 
+def unwritten(s: npt.NDArray[np.float32], nodata: str) -> npt.NDArray[np.bool_]:
+    """True where a scale is the store's "never written" sentinel (+inf, or NaN in stores that
+    declare NaN as their nodata): the pixels a nearest-valid search may repair."""
+    return np.isnan(s) if nodata != NODATA_INF else np.isposinf(s)
+
+
+def check_depth(depth: int | None, held: Iterable[int], n_bands: int) -> int | None:
+    """``depth`` validated against the store's depths (None, or ``n_bands``: the full embedding).
+
+    Raises :class:`InvalidInputError` (a ``ValueError``) listing the depths the store holds.
+    """
+    if depth is None:
+        return None
+    held = sorted(held)
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer):
+        raise InvalidInputError(f"depth must be a whole number, got {depth!r}")
+    if int(depth) == n_bands:
+        return None
+    if int(depth) not in held:
+        have = ", ".join(str(d) for d in [*held, n_bands])
+        raise InvalidInputError(f"the store holds no depth {depth}; its depths: {have} (the full embedding)")
+    return int(depth)
+
+
 def load_zone(
     zone: int,
     meta: Callable[[str], dict[str, Any] | None],
     reader: ChunkReader,
     scale_nodata: str,
     where: str,
+    depths: Iterable[int] = (),
 ) -> Zone | None:
     """Zone ``zone`` of a store (None when it has no such group).
 
@@ -95,4 +143,13 @@ def load_zone(
 
     n_chunks = tim.grid_shape[0] * (tim.shard_shape[0] // n)
     reader.read_chunks(tim, np.arange(n_chunks, dtype=np.int64).reshape(-1, 1), on)
-    return Zone(info, emb, scl, [int(y) for y in years], scale_nodata)
+    held: dict[int, ArrayLayout] = {}
+    for d in depths:  # a declared depth this zone lacks fails when it is read (Zone.at_depth)
+        path = f"{name}/{depth_array_name(d)}"
+        m = meta(path)
+        layout = None if m is None else ArrayLayout.from_metadata(path, m)
+        if m is not None and layout is None:
+            raise CorruptDataError(f"{where}: zone group {name} has an irregular chunk grid ({path})")
+        if layout is not None:
+            held[d] = layout
+    return Zone(info, emb, scl, [int(y) for y in years], scale_nodata, held)
