@@ -15,6 +15,19 @@ if TYPE_CHECKING:
     from .render import ProgressBars
 
 
+def _parse_depths(text: str | None) -> tuple[int, ...]:
+    """``--depths 4,16`` -> (4, 16); bad values are a usage error naming the option."""
+    if text is None:
+        return ()
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts) or not all(1 <= int(p) < 128 for p in parts):
+        raise click.BadParameter(
+            f"expected whole numbers from 1 to 127 separated by commas (e.g. 4,16), got {text!r}",
+            param_hint="--depths",
+        )
+    return tuple(sorted({int(p) for p in parts}))
+
+
 @click.group("zarr")
 def command() -> None:
     """Build geoemb Zarr stores from Tessera tiles."""
@@ -70,6 +83,14 @@ class _Phases:
     default=None,
     help="Where tiles of an http(s)/s3 SOURCE are downloaded and kept (default: STORE.tiles).",
 )
+@click.option(
+    "--depths",
+    "depths_text",
+    default=None,
+    metavar="D[,D...]",
+    help="Also write copies of the first D bands (e.g. 4,16: embeddings_d4, embeddings_d16), so "
+    "reads of few bands decode few (depth= in GeoTesseraZarr).",
+)
 @dataset_options
 @verbose_option
 def build(
@@ -79,6 +100,7 @@ def build(
     zones: tuple[int, ...],
     workers: int,
     download_dir: Path | None,
+    depths_text: str | None,
     dataset_version: str | None,
     dataset_variant: str | None,
 ) -> None:
@@ -95,6 +117,7 @@ def build(
     from ..store import build_zarr
     from .render import plural
 
+    depths = _parse_depths(depths_text)
     with _Phases() as bars:
         report = build_zarr(
             source,
@@ -106,6 +129,7 @@ def build(
             download_dir=download_dir,
             settings=Settings.resolve(),
             progress=bars,
+            depths=depths,
         )
     click.echo(
         f"{store}: {plural(report.shards_written, 'shard')} written, "

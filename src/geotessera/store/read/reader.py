@@ -15,6 +15,7 @@ the preview pyramid) and :mod:`.reader_patches` (ML patches).
 from __future__ import annotations
 
 from .reader_core import DEFAULT_STORE_URL, REMOTE_WORKERS, default_store_url, store_url
+from .reader_patches import PatchesMixin
 from .reader_points import SEARCH_PX, PointsMixin
 from .reader_regions import RegionsMixin
 
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-class GeoTesseraZarr(PointsMixin, RegionsMixin):
+class GeoTesseraZarr(PointsMixin, RegionsMixin, PatchesMixin):
     """Reader of one geoemb store (one dataset, all years, one group per UTM zone).
 
     Settings are taken like :class:`~geotessera.GeoTessera` takes them: explicit argument >

@@ -277,7 +277,7 @@ class StoreCore:
         ``spatial:`` attributes are kept, and the ``.tessera`` accessor (:mod:`geotessera.xr`)
         is registered: ``ds.tessera.sample(x, y, year)``, ``probe``, ``dequantise()``, ``crs``.
         """
-        from . import accessor  # noqa: F401  (registers the .tessera accessor)
+        from .accessor import TesseraAccessor  # noqa: F401  (registers the .tessera accessor)
         from .zone_dataset import zone_dataset
 
         given = [v is not None for v in (zone, lon, bbox)]

@@ -37,8 +37,18 @@ from ...errors import CorruptDataError, InvalidInputError, OutputError
 from ...files import remove_stale_temps_under
 from ...progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
 from ...tasks import map_bounded
-from ..conventions import N_BANDS, parse_root, parse_zone, root_attributes, zone_attributes, zone_group_name
-from .shards import SHARD, ShardTask, read_receipt, receipt_matches, write_shard_task
+from ..conventions import (
+    N_BANDS,
+    check_depths,
+    depth_array_name,
+    depth_inner_side,
+    parse_root,
+    parse_zone,
+    root_attributes,
+    zone_attributes,
+    zone_group_name,
+)
+from .shards import SHARD, ShardTask, shard_complete, write_shard_task
 from .sources import default_download_dir, tile_files
 from .tiles import TileInput, pixel_size_of, tile_inputs
 
@@ -107,7 +117,10 @@ def _merge_existing(new: _ZoneGrid, group: Any) -> _ZoneGrid:
     return _ZoneGrid(new.zone, old.res, old.x0, old.y0, shape)
 
 
-def _open_root(store: Path, ds: DatasetId, res: float) -> Any:
+def _open_root(
+    store: Path, ds: DatasetId, res: float, depths: tuple[int, ...]
+) -> tuple[Any, tuple[int, ...]]:
+    """(root group, the depths the store holds from now on: its own and ``depths``)."""
     zarr = require("zarr", "zarr")
     if (store / "zarr.json").is_file():
         root = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
@@ -116,12 +129,15 @@ def _open_root(store: Path, ds: DatasetId, res: float) -> Any:
             raise OutputError(f"{store} holds dataset {info.dataset}, not {ds}; refusing to mix them")
         if info.gsd != res:
             raise OutputError(f"{store} has {info.gsd} m pixels, the tiles have {res} m")
-        return root
+        held = check_depths((*info.depths, *depths))
+        if held != info.depths:  # new depths: their shards are written as the receipts say
+            root.attrs["geoemb:depths"] = list(held)
+        return root, held
     if store.exists() and any(store.iterdir()):
         raise OutputError(f"{store} exists and is not a Zarr store; choose an empty or new directory")
     root = zarr.open_group(store, mode="w", zarr_format=3)
-    root.attrs.update(root_attributes(ds, gsd=res, build_version=f"geotessera {__version__}"))
-    return root
+    root.attrs.update(root_attributes(ds, gsd=res, build_version=f"geotessera {__version__}", depths=depths))
+    return root, depths
 
 
 def _codecs(kind: str) -> Any:
@@ -130,7 +146,24 @@ def _codecs(kind: str) -> Any:
     return zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
 
 
-def _prepare_zone(root: Any, zg: _ZoneGrid, years: list[int]) -> tuple[Any, dict[int, int]]:
+def _depth_array(group: Any, depth: int, t: int, h: int, w: int) -> None:
+    """Create the copy of the first ``depth`` bands (same shard grid, taller inner chunks)."""
+    side = depth_inner_side(depth)
+    group.create_array(
+        depth_array_name(depth),
+        shape=(t, depth, h, w),
+        dtype="int8",
+        chunks=(1, depth, side, side),
+        shards=(1, depth, SHARD, SHARD),
+        compressors=_codecs("int8"),
+        fill_value=0,
+        dimension_names=("time", f"band_d{depth}", "y", "x"),
+    )
+
+
+def _prepare_zone(
+    root: Any, zg: _ZoneGrid, years: list[int], depths: tuple[int, ...] = ()
+) -> tuple[Any, dict[int, int]]:
     """Create or grow group ``utmNN`` and its arrays; returns (group, year -> time index)."""
     name = zone_group_name(zg.zone)
     h, w = zg.shape
@@ -176,8 +209,13 @@ def _prepare_zone(root: Any, zg: _ZoneGrid, years: list[int]) -> tuple[Any, dict
         )
     all_years = old_years + sorted(set(years) - set(old_years))
     t = len(all_years)
+    for d in depths:
+        if depth_array_name(d) not in group:
+            _depth_array(group, d, *group["scales"].shape)
     if group["embeddings"].shape != (t, N_BANDS, h, w):
         group["embeddings"].resize((t, N_BANDS, h, w))
+        for d in depths:
+            group[depth_array_name(d)].resize((t, d, h, w))
         group["scales"].resize((t, h, w))
         group["time"].resize((t,))
         group["time"][:] = np.asarray(all_years, dtype=np.int32)
@@ -235,6 +273,7 @@ def build_zarr(
     download_dir: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     progress: ProgressSink | None = None,
+    depths: Iterable[int] = (),
 ) -> BuildReport:
     """Convert the tiles of ``dataset`` from ``source`` into the Zarr store at ``store_path``.
 
@@ -253,12 +292,24 @@ def build_zarr(
             default :meth:`Settings.resolve` (``GEOTESSERA_*`` environment).
         progress: sink for the download's events (a remote source), then ``PlanReady`` /
             ``ItemDone`` / ``ItemSkipped`` per shard (label ``shards``).
+        depths: also write copies of the first ``d`` bands for each ``d`` (``embeddings_d4``,
+            ``embeddings_d16``: the same int8 values and the one ``scales``, in taller inner
+            chunks so a read of 4 bands decodes 4), declared in ``geoemb:depths``. A store keeps
+            the depths it has; adding one rewrites every shard (its receipts lack the copy).
 
     Returns:
         A :class:`BuildReport`. Rerunning after an interruption skips complete shards.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidInputError(f"workers must be a whole number >= 1, got {workers!r}")
+    wanted_depths = check_depths(depths)
+    if wanted_depths and int(dataset.version.split(".")[0]) < 2:
+        log.warning(
+            "dataset %s: its bands are not ordered by importance (matryoshka training came with "
+            "version 2); the depth copies %s hold its first bands all the same",
+            dataset,
+            list(wanted_depths),
+        )
     start = time.perf_counter()
     year_set = {int(y) for y in years} if years is not None else None
     zone_set = {int(z) for z in zones} if zones is not None else None
@@ -272,7 +323,7 @@ def build_zarr(
         settings=settings if settings is not None else Settings.resolve(),
         progress=progress,
     )
-    return _build(tile_inputs(files), store, dataset, workers, progress, start)
+    return _build(tile_inputs(files), store, dataset, workers, progress, start, wanted_depths)
 
 
 def _build(
@@ -282,9 +333,10 @@ def _build(
     workers: int,
     progress: ProgressSink | None,
     start: float,
+    depths: tuple[int, ...] = (),
 ) -> BuildReport:
     res = pixel_size_of(tiles)
-    root = _open_root(store, ds, res)
+    root, depths = _open_root(store, ds, res, depths)
     # shards of a killed build that no rerun may rewrite, and zarr-python's own metadata temporaries
     remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
     by_zone: dict[int, list[TileInput]] = defaultdict(list)
@@ -296,16 +348,18 @@ def _build(
     all_tasks: list[ShardTask] = []
     for zone, ztiles in sorted(by_zone.items()):
         zg = _zone_grid(zone, ztiles, res)
-        group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}))
+        group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}), depths)
         zi = parse_zone(group.basename, dict(group.attrs))
         final = _ZoneGrid(zone, zi.res, zi.x0, zi.y0, zi.shape)
         for (year, sr, sc), placed in sorted(_plan(ztiles, final).items()):
-            all_tasks.append(ShardTask(store, zone, year, tindex[year], sr, sc, res, zi.x0, zi.y0, placed))
+            all_tasks.append(
+                ShardTask(store, zone, year, tindex[year], sr, sc, res, zi.x0, zi.y0, placed, depths)
+            )
     _consolidate(store)  # metadata valid even if the build is interrupted below
     emit(progress, PlanReady(len(all_tasks), 0, label="shards"))
     todo = []
     for task in all_tasks:
-        if all(receipt_matches(read_receipt(task, a), task) for a in ("embeddings", "scales")):
+        if shard_complete(task):
             report.shards_skipped += 1
             emit(progress, ItemSkipped(task.key, "complete (receipt)"))
         else:

@@ -11,6 +11,7 @@ shards, so a shard is complete only by its receipt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ import numpy.typing as npt
 
 from ...files import atomic_path, crc64nvme_file, write_atomic
 from ...tiles import load_tile_arrays, valid_scale_mask
-from ..conventions import N_BANDS, zone_group_name
+from ..conventions import N_BANDS, depth_array_name, zone_group_name
 from ..layout import ArrayLayout
 from .encoder import ShardEncoder
 from .tiles import TileInput, cell_mask
@@ -50,6 +51,12 @@ class ShardTask:
     x0: float
     y0: float
     placed: list[tuple[TileInput, int, int]]
+    depths: tuple[int, ...] = ()  # truncated copies written beside the full embedding
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """The arrays this shard writes (each gets its receipt): embeddings, scales, the depths."""
+        return ("embeddings", "scales", *(depth_array_name(d) for d in self.depths))
 
     @property
     def key(self) -> str:
@@ -93,6 +100,11 @@ def read_receipt(task: ShardTask, array: str) -> dict[str, Any] | None:
         return data
     except (OSError, ValueError):
         return None
+
+
+def shard_complete(task: ShardTask) -> bool:
+    """True when every array of the task has a receipt recording exactly its tiles and inputs."""
+    return all(receipt_matches(read_receipt(task, a), task) for a in task.arrays)
 
 
 def receipt_matches(receipt: dict[str, Any] | None, task: ShardTask) -> bool:
@@ -145,36 +157,50 @@ def requantize_per_band(
 
 
 def write_shard_task(task: ShardTask) -> tuple[int, int]:
-    """Write the ``embeddings`` and ``scales`` shards of ``task``, then their receipts.
+    """Write the shards of ``task``'s arrays (the depth copies, ``scales``, then ``embeddings``
+    last: each is renamed into place in that order), then their receipts.
 
     Returns (bytes written, implausible scale pixels voided).
     """
-    for array in ("embeddings", "scales"):
+    for array in task.arrays:
         task.receipt_path(array).unlink(missing_ok=True)
     group = task.store / zone_group_name(task.zone)
     lay_e = _layout(group / "embeddings" / "zarr.json", f"{group.name}/embeddings")
     lay_s = _layout(group / "scales" / "zarr.json", f"{group.name}/scales")
     path_e = task.store / lay_e.shard_key((task.t, 0, task.shard_row, task.shard_col))
     path_s = task.store / lay_s.shard_key((task.t, task.shard_row, task.shard_col))
-    with atomic_path(path_e) as tmp_e, atomic_path(path_s) as tmp_s:
+    depth_paths: list[tuple[int, ArrayLayout, Path]] = []
+    for d in task.depths:
+        name = depth_array_name(d)
+        lay = _layout(group / name / "zarr.json", f"{group.name}/{name}")
+        depth_paths.append((d, lay, task.store / lay.shard_key((task.t, 0, task.shard_row, task.shard_col))))
+    with contextlib.ExitStack() as stack:  # renamed in the reverse order of entry
+        tmp_e = stack.enter_context(atomic_path(path_e))
+        tmp_s = stack.enter_context(atomic_path(path_s))
+        tmp_d = {d: stack.enter_context(atomic_path(p)) for d, _, p in reversed(depth_paths)}
         encoders: list[ShardEncoder] = []
         try:
             encoders += [ShardEncoder(lay_e, tmp_e), ShardEncoder(lay_s, tmp_s)]
             enc_e, enc_s = encoders
-            n_bad = _fill(task, enc_e, enc_s)
-            size = enc_e.finish() + enc_s.finish()
+            enc_d: dict[int, ShardEncoder] = {}
+            for d, lay, _ in depth_paths:
+                enc_d[d] = ShardEncoder(lay, tmp_d[d])
+                encoders.append(enc_d[d])
+            n_bad = _fill(task, enc_e, enc_s, enc_d)
+            size = sum(enc.finish() for enc in encoders)
         except BaseException:
             for enc in encoders:
                 enc.abort()
             raise
-    for path, enc in ((path_e, enc_e), (path_s, enc_s)):
+    written = [(path_e, enc_e), (path_s, enc_s), *((p, enc_d[d]) for d, _, p in depth_paths)]
+    for path, enc in written:
         if not enc.n_chunks:
             path.unlink(missing_ok=True)  # an all-fill shard is simply absent
     entries = task.plan_entries()
     for e, (tile, _, _) in zip(entries, sorted(task.placed, key=lambda p: p[0].cell), strict=True):
         e["embedding_crc64nvme"] = _crc(tile.embedding_path, e["embedding_bytes"], e["embedding_mtime_ns"])
         e["scales_crc64nvme"] = _crc(tile.scales_path, e["scales_bytes"], e["scales_mtime_ns"])
-    for array, n in (("embeddings", enc_e.n_chunks), ("scales", enc_s.n_chunks)):
+    for array, (_, enc) in zip(task.arrays, written, strict=True):
         _write_json(
             task.receipt_path(array),
             {
@@ -183,7 +209,7 @@ def write_shard_task(task: ShardTask) -> tuple[int, int]:
                 "year": task.year,
                 "t": task.t,
                 "shard": [task.shard_row, task.shard_col],
-                "inner_chunks": n,
+                "inner_chunks": enc.n_chunks,
                 "tiles": entries,
                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
@@ -191,8 +217,44 @@ def write_shard_task(task: ShardTask) -> tuple[int, int]:
     return size, n_bad
 
 
-def _fill(task: ShardTask, enc_e: ShardEncoder, enc_s: ShardEncoder) -> int:
-    """Assemble the shard band by band (INNER rows at a time) and feed the encoders."""
+class _DepthBands:
+    """The first bands of each row band, gathered until a depth array's inner chunk row is whole.
+
+    A depth array's inner chunks are taller than the main array's 32 rows (128 rows for depth
+    4, 64 for depth 16), so its band buffer (depth, chunk rows, shard width) int8 fills over
+    several row bands and is encoded when its last one is in.
+    """
+
+    def __init__(self, depth: int, encoder: ShardEncoder) -> None:
+        self.depth, self.encoder = depth, encoder
+        _, _, self.rows, self.cols = encoder.layout.inner_shape
+        self.per_row = SHARD // self.cols
+        self.buf = np.zeros((depth, self.rows, SHARD), dtype=np.int8)
+        self.touched: set[int] = set()
+
+    def add(self, band: int, emb: npt.NDArray[np.int8], cols: set[int]) -> None:
+        """Copy row band ``band`` (INNER rows) of the main buffer (128, INNER, SHARD), whose
+        touched main-chunk columns are ``cols``; encode the chunk row once it is complete."""
+        r0 = (band * INNER) % self.rows
+        for cc in cols:
+            sl = slice(cc * INNER, (cc + 1) * INNER)
+            self.buf[:, r0 : r0 + INNER, sl] = emb[: self.depth, :, sl]
+            self.touched.add(cc * INNER // self.cols)
+        if r0 + INNER == self.rows:
+            chunk_row = band * INNER // self.rows
+            for dc in sorted(self.touched):
+                sl = slice(dc * self.cols, (dc + 1) * self.cols)
+                self.encoder.add(chunk_row * self.per_row + dc, self.buf[None, :, :, sl])
+                self.buf[:, :, sl] = 0
+            self.touched.clear()
+
+
+def _fill(
+    task: ShardTask, enc_e: ShardEncoder, enc_s: ShardEncoder, enc_d: dict[int, ShardEncoder] | None = None
+) -> int:
+    """Assemble the shard band by band (INNER rows at a time) and feed the encoders (the depth
+    copies get the leading bands of the same int8 values: they share the one ``scales``)."""
+    depth_bands = [_DepthBands(d, enc) for d, enc in sorted((enc_d or {}).items())]
     r_base, c_base = task.shard_row * SHARD, task.shard_col * SHARD
     epsg = 32600 + task.zone
     arrays = {id(t): load_tile_arrays(t.embedding_path, t.scales_path) for t, _, _ in task.placed}
@@ -226,6 +288,8 @@ def _fill(task: ShardTask, enc_e: ShardEncoder, enc_s: ShardEncoder) -> int:
             dst = emb[:, br0:br1, bc0:bc1]
             emb[:, br0:br1, bc0:bc1] = np.where(mask[None], q.transpose(2, 0, 1), dst)
             touched.update(range(bc0 // INNER, (bc1 - 1) // INNER + 1))
+        for db in depth_bands:
+            db.add(band, emb, touched)
         for cc in sorted(touched):
             sl = slice(cc * INNER, (cc + 1) * INNER)
             linear = band * per_row + cc
