@@ -1,7 +1,14 @@
 """Writers for exported tiles: GeoTIFF and the local NPY layout's sidecar."""
 
 from ._outputs import check_output_dir, make_output_dir
-from .geotiff import COMPRESSIONS, Compression, normalize_bands, normalize_compress, write_embedding_geotiff
+from .geotiff import (
+    COMPRESSIONS,
+    Compression,
+    normalize_bands,
+    normalize_compress,
+    write_embedding_geotiff,
+    write_embedding_strips,
+)
 from .metadata import (
     check_output_dataset,
     default_tiles_dir,
@@ -22,5 +29,6 @@ __all__ = [
     "normalize_compress",
     "read_sidecar",
     "write_embedding_geotiff",
+    "write_embedding_strips",
     "write_sidecar",
 ]

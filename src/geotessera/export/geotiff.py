@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -182,14 +182,53 @@ def write_embedding_geotiff(
     Returns:
         The output path.
     """
-    import rasterio
-
     check_shapes(quantized.shape, scales.shape, name=str(path))
     h, w, nb = quantized.shape
     if grid.shape != (h, w):
         raise OutputError(f"{path}: landmask grid {grid.shape} does not match embedding {(h, w)}")
-    band_list = normalize_bands(bands, nb)
-    out_bands = list(range(nb)) if band_list is None else band_list
+    strip = max(16, (strip_rows // 16) * 16)  # GDAL merges partial blocks in its cache
+    strips = ((r0, quantized[r0 : r0 + strip], scales[r0 : r0 + strip]) for r0 in range(0, h, strip))
+    return write_embedding_strips(
+        path,
+        grid,
+        nb,
+        strips,
+        bands=bands,
+        compress=compress,
+        tags=tags,
+        threads=threads,
+        interleave=interleave,
+        predictor=predictor,
+    )
+
+
+def write_embedding_strips(
+    path: str | os.PathLike[str],
+    grid: PixelGrid,
+    n_bands: int,
+    strips: Iterable[tuple[int, npt.NDArray[np.int8], npt.NDArray[np.float32]]],
+    *,
+    bands: Sequence[int] | None = None,
+    compress: str = "lzw",
+    tags: Mapping[str, str] | None = None,
+    threads: int | str = "ALL_CPUS",
+    interleave: str | None = None,
+    predictor: int | None = None,
+) -> Path:
+    """Write a float32 GeoTIFF of ``grid`` from row strips of quantised values.
+
+    The writer behind :func:`write_embedding_geotiff`, for sources that produce rows in
+    strips (a Zarr store's region): ``strips`` yields ``(first row, int8 (h, W, n_bands),
+    scales (h, W) or (h, W, n_bands))`` covering the grid's rows; each is dequantised
+    (:func:`~geotessera.tiles.dequantize.dequantize_band_major`: NaN where the scale is not
+    usable) and written at once. Same file layout, tags, band descriptions and atomic write as
+    :func:`write_embedding_geotiff`; memory is one strip.
+    """
+    import rasterio
+
+    h, w = grid.shape
+    band_list = normalize_bands(bands, n_bands)
+    out_bands = list(range(n_bands)) if band_list is None else band_list
     profile = {
         "driver": "GTiff",
         "dtype": "float32",
@@ -201,22 +240,23 @@ def write_embedding_geotiff(
         "nodata": float("nan"),
         **creation_options(compress, interleave=interleave, predictor=predictor, threads=threads),
     }
-    strip = max(16, (strip_rows // 16) * 16)  # GDAL merges partial blocks in its cache
-    buf = np.empty((len(out_bands), min(strip, h), w), dtype=np.float32)
     final = Path(path)
+    buf = np.empty(0, dtype=np.float32)
     with atomic_path(final) as tmp:
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.update_tags(**dict(tags or {}))
                 for i, b in enumerate(out_bands, start=1):
                     dst.set_band_description(i, f"Tessera_Band_{b}")
-                for r0 in range(0, h, strip):
-                    r1 = min(r0 + strip, h)
-                    part = buf[:, : r1 - r0]
-                    dequantize_band_major(
-                        quantized[r0:r1], scales[r0:r1], part, bands=band_list, name=final.name
-                    )
-                    dst.write(part, window=rasterio.windows.Window(0, r0, w, r1 - r0))
+                for r0, q, sc in strips:
+                    n = q.shape[0]
+                    if q.shape[1:] != (w, n_bands) or r0 < 0 or r0 + n > h:
+                        raise OutputError(f"{final}: strip of {q.shape} at row {r0} does not fit {h} x {w}")
+                    if buf.size < len(out_bands) * n * w:
+                        buf = np.empty(len(out_bands) * n * w, dtype=np.float32)
+                    part = buf[: len(out_bands) * n * w].reshape(len(out_bands), n, w)
+                    dequantize_band_major(q, sc, part, bands=band_list, name=final.name)
+                    dst.write(part, window=rasterio.windows.Window(0, r0, w, n))
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise output_error(exc, f"writing {final}") from exc
     log.debug("wrote %s (%d bands, %s)", final, len(out_bands), compress)

@@ -124,16 +124,24 @@ def write_sidecar(
     source_url: str,
     bands: Sequence[int] | None = None,
     compress: str | None = None,
+    exports: Iterable[dict[str, Any]] = (),
 ) -> Path:
     """Write (or merge into) the sidecar.
 
     ``tiles`` are names ``grid_X_Y/YEAR`` of complete tiles; they are merged with those
-    already recorded, so ``tile_count`` counts every tile the directory holds.
+    already recorded, so ``tile_count`` counts every tile the directory holds. ``exports``
+    are GeoTIFFs of regions written from a Zarr store (dicts with at least ``file`` and
+    ``year``), kept under ``exports`` by file name; their years count among ``years``.
     """
     check_output_dataset(out_dir, dataset, fmt=fmt, bands=bands)
     old = read_sidecar(out_dir) or {}
     all_tiles = sorted(set(old.get("tiles", [])) | set(tiles))
-    years = sorted({int(t.rsplit("/", 1)[1]) for t in all_tiles})
+    by_file = {str(e.get("file")): e for e in old.get("exports", []) if isinstance(e, dict)}
+    by_file.update({str(e["file"]): dict(e) for e in exports})
+    years = sorted(
+        {int(t.rsplit("/", 1)[1]) for t in all_tiles}
+        | {int(e["year"]) for e in by_file.values() if "year" in e}
+    )
     formats = sorted(set(_formats(old)) | {fmt})
     doc: dict[str, Any] = {
         **old,
@@ -150,6 +158,8 @@ def write_sidecar(
         "tiles": all_tiles,
         "source_url": source_url,
     }
+    if by_file:
+        doc["exports"] = [by_file[k] for k in sorted(by_file)]
     if fmt == "tiff":
         doc["tiff_bands"] = None if bands is None else list(bands)
         doc["compress"] = compress

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from affine import Affine
 from pyproj import CRS
 
 from ...errors import InvalidInputError
+from ...progress import ProgressSink
 from .reader_core import StoreCore
 from .regions import (
     STRIP_ROWS,
@@ -141,3 +143,47 @@ class RegionsMixin(StoreCore):
         for _ in iter_quantized_strips(self.reader, plan, None, q.shape[2], into=(q, s)):
             pass
         return q, s, plan.transform, plan.crs
+
+    def export_geotiffs(
+        self,
+        bbox: Any,
+        year: int,
+        output_dir: str | os.PathLike[str],
+        *,
+        bands: Sequence[int] | None = None,
+        depth: int | None = None,
+        strip_rows: int = 128,
+        compress: str = "lzw",
+        progress: ProgressSink | None = None,
+        progress_callback: Callable[[int, int, str], None] | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """GeoTIFFs of a region straight from the store: ``tessera_{year}_utm{NN}.tif`` in
+        ``output_dir``, one per UTM zone the box touches (the box cut at the zone seams, each
+        part on its zone's grid, unresampled). Returns their paths.
+
+        Same file layout, options and tags as a tile export (``geotessera download``): float32,
+        NaN nodata, tiled 256 x 256, ``compress`` (lzw, deflate[:1-12], zstd[:1-22], none),
+        ``bands`` (0-based indices), band descriptions ``Tessera_Band_{i}``, ``TESSERA_*`` tags
+        (dataset, year, source store, model, build, bands, box), atomic, BigTIFF when needed;
+        ``tessera_metadata.json`` records the dataset and the files. A directory holding another
+        dataset or GeoTIFFs of other bands is refused. ``depth``: write the store's copy of the
+        first bands. Memory: one strip of at most ``strip_rows`` rows and about 64 MiB.
+        ``progress``: events (``PlanReady``, ``ItemDone`` per file); ``progress_callback(done,
+        total, status)`` as the published reader calls it. ``dry_run``: only the paths.
+        """
+        from .export import export_geotiffs
+
+        return export_geotiffs(
+            self,
+            bbox,
+            year,
+            output_dir,
+            bands=bands,
+            depth=depth,
+            strip_rows=strip_rows,
+            compress=compress,
+            progress=progress,
+            progress_callback=progress_callback,
+            dry_run=dry_run,
+        )
