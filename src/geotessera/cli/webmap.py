@@ -1,4 +1,5 @@
-"""``geotessera webmap RGB_MOSAIC``: XYZ web tiles and an offline Leaflet viewer of a mosaic."""
+"""``geotessera webmap RGB_MOSAIC``: XYZ web tiles and an offline Leaflet viewer of a mosaic, or
+of a Zarr store's preview pyramid (RGB_MOSAIC a store directory or URL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .serve import bind_server, port_option, serve_until_interrupted
 
 
 @click.command("webmap")
-@click.argument("rgb_mosaic", type=click.Path(path_type=Path))
+@click.argument("rgb_mosaic", metavar="RGB_MOSAIC|STORE")
 @click.option(
     "-o",
     "--output",
@@ -30,9 +31,12 @@ from .serve import bind_server, port_option, serve_until_interrupted
 @click.option(
     "--region-file", type=click.Path(path_type=Path), default=None, help="Boundary to draw (GeoJSON ...)."
 )
+@click.option(
+    "--endpoint-url", default=None, metavar="URL", help="S3 endpoint for an s3:// STORE (Zarr preview)."
+)
 @verbose_option
 def command(
-    rgb_mosaic: Path,
+    rgb_mosaic: str,
     output: Path | None,
     min_zoom: int,
     max_zoom: int,
@@ -41,9 +45,23 @@ def command(
     serve: bool,
     port: int,
     region_file: Path | None,
+    endpoint_url: str | None,
 ) -> None:
-    """Cut RGB_MOSAIC (from `geotessera visualize`) into web tiles and write an index.html viewer."""
-    from ..web import check_rgb_mosaic, check_zooms, create_simple_web_viewer, render_web_tiles
+    """Cut RGB_MOSAIC (from `geotessera visualize`) into web tiles and write an index.html viewer.
+
+    RGB_MOSAIC may instead be a Zarr STORE (directory, https:// or s3:// URL) rendered with
+    `geotessera zarr build ... --preview YEAR`: the tiles are then cut from its preview pyramid
+    (the level at which the store's data is at most 8192 pixels across, saved as
+    preview.tif in the output directory).
+    """
+    from ..web import (
+        check_rgb_mosaic,
+        check_zooms,
+        create_simple_web_viewer,
+        is_store_location,
+        render_web_tiles,
+        store_preview_mosaic,
+    )
     from .render import ProgressBars
 
     check_zooms((min_zoom, max_zoom))
@@ -52,16 +70,28 @@ def command(
             f"must be within --min-zoom {min_zoom} and --max-zoom {max_zoom} (+2), got {initial_zoom}",
             param_hint="--initial-zoom",
         )
-    info = check_rgb_mosaic(rgb_mosaic)
     if region_file is not None and not region_file.is_file():
         raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
-    out = output if output is not None else rgb_mosaic.with_name(f"{rgb_mosaic.stem}_web")
+    from_store = is_store_location(rgb_mosaic)
+    if from_store:
+        name = rgb_mosaic.rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr") or "store"
+        out = output if output is not None else Path(f"{name}_web")
+        mosaic = out / "preview.tif"
+    else:
+        mosaic = Path(rgb_mosaic)
+        out = output if output is not None else mosaic.with_name(f"{mosaic.stem}_web")
+        info = check_rgb_mosaic(mosaic)
     server = None
     if serve:  # a taken port is reported before any work
         out.mkdir(parents=True, exist_ok=True)
         server = bind_server(out, port)
+    if from_store:
+        out.mkdir(parents=True, exist_ok=True)
+        preview = store_preview_mosaic(rgb_mosaic, mosaic, reader_args={"endpoint_url": endpoint_url})
+        click.echo(f"{rgb_mosaic}: preview of {preview.year}, pyramid level {preview.level}: {mosaic}")
+        info = check_rgb_mosaic(mosaic)
     with ProgressBars("tiles") as bars:
-        report = render_web_tiles(rgb_mosaic, out / "tiles", (min_zoom, max_zoom), force=force, progress=bars)
+        report = render_web_tiles(mosaic, out / "tiles", (min_zoom, max_zoom), force=force, progress=bars)
     w, s, e, n = info.bounds
     page = create_simple_web_viewer(
         out / "tiles",
@@ -69,7 +99,7 @@ def command(
         center_lon=(w + e) / 2,
         center_lat=(s + n) / 2,
         zoom=initial_zoom,
-        title=f"GeoTessera: {rgb_mosaic.name}",
+        title=f"GeoTessera: {mosaic.name}",
         region_file=region_file,
         min_zoom=min_zoom,
         max_zoom=max_zoom,

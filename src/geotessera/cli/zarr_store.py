@@ -43,7 +43,7 @@ class _Phases:
         from ..progress import PlanReady
         from .render import ProgressBars
 
-        if isinstance(event, PlanReady) and event.label in ("tiles", "shards"):
+        if isinstance(event, PlanReady) and event.label in ("tiles", "shards", "preview"):
             self._close()
             self._bars = ProgressBars(event.label).__enter__()
         if self._bars is not None:
@@ -91,6 +91,15 @@ class _Phases:
     help="Also write copies of the first D bands (e.g. 4,16: embeddings_d4, embeddings_d16), so "
     "reads of few bands decode few (depth= in GeoTesseraZarr).",
 )
+@click.option(
+    "--preview",
+    "preview_year",
+    type=click.IntRange(1900, 2100),
+    default=None,
+    metavar="YEAR",
+    help="Also render the store's preview pyramid (global_rgb: RGB of a PCA, EPSG:4326, 10 levels) "
+    "of YEAR, replacing any other year's.",
+)
 @dataset_options
 @verbose_option
 def build(
@@ -101,6 +110,7 @@ def build(
     workers: int,
     download_dir: Path | None,
     depths_text: str | None,
+    preview_year: int | None,
     dataset_version: str | None,
     dataset_variant: str | None,
 ) -> None:
@@ -137,3 +147,12 @@ def build(
         f"{report.bytes_written / 1e6:.1f} MB, zones {report.zones}, years {report.years}, "
         f"{report.elapsed_s:.1f} s"
     )
+    if preview_year is not None:
+        from ..store.write import build_preview
+
+        with _Phases() as bars:
+            pv = build_preview(store, preview_year, progress=bars)
+        click.echo(
+            f"{store}: preview of {pv.year}: {pv.levels} levels, {pv.chunks_written} chunks "
+            f"({pv.chunks_level0} at level 0), colours from {pv.sample_pixels} pixels, {pv.elapsed_s:.1f} s"
+        )

@@ -187,3 +187,27 @@ class RegionsMixin(StoreCore):
             progress_callback=progress_callback,
             dry_run=dry_run,
         )
+
+    # --- the preview pyramid ------------------------------------------------------------------
+    @property
+    def preview_info(self) -> dict[str, Any] | None:
+        """The preview pyramid's ``tessera:preview`` attributes (``year``, ``levels``, ``bbox``:
+        the lon/lat extent of its data, the PCA and stretch that coloured it), or None when the
+        store has no pyramid."""
+        from .preview import preview_info
+
+        return preview_info(self)
+
+    def preview(self, bbox: Any, level: int | None = None) -> npt.NDArray[np.uint8]:
+        """An RGB picture of a lon/lat box from the store's preview pyramid: (H, W, 4) uint8
+        RGBA in EPSG:4326 (rows from north to south), alpha 0 where there is no data.
+
+        ``level``: 0 (0.0001 degree, about 11 m) to 9 (each level halves the one before);
+        default the finest level at which the box is at most 2048 pixels across. The pyramid
+        shows one year (:attr:`preview_info`); ``geotessera zarr build ... --preview YEAR``
+        renders it. Raises :class:`NotCoveredError` for a store without one.
+        """
+        from .preview import read_preview
+
+        rgba, _, _ = read_preview(self, bbox, level)
+        return rgba

@@ -4,12 +4,14 @@
   transfer engine into a kept download directory);
 - :mod:`.tiles`: each tile's grid on its zone and the pixels it owns;
 - :mod:`.builder`: zone grids, the shard plan, resumable parallel writing;
-- :mod:`.shards` and :mod:`.encoder`: one shard of a zone, assembled in bands and streamed.
+- :mod:`.shards` and :mod:`.encoder`: one shard of a zone, assembled in bands and streamed;
+- :mod:`.preview`: the preview pyramid (``global_rgb``) of one year.
 """
 
 from __future__ import annotations
 
 from .builder import BuildReport, build_zarr
+from .preview import PreviewReport, build_preview
 from .sources import default_download_dir
 
-__all__ = ["BuildReport", "build_zarr", "default_download_dir"]
+__all__ = ["BuildReport", "PreviewReport", "build_preview", "build_zarr", "default_download_dir"]
