@@ -35,7 +35,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: lint browser
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The newest other Python found (3.13, else 3.12) runs the unit, end-to-end and docs tests too.
 COMPAT_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.13 python3.12 2>/dev/null))

@@ -20,6 +20,7 @@ import pytest
 from geotessera.datasets import DatasetId
 from geotessera.sample.serve import SampleServer
 from geotessera.store import build_zarr
+from geotessera.store.write import build_preview
 from support.analysis import labelled_points
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -41,7 +42,8 @@ def served_with_zarr(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory)
     """The sample store with a v1 Zarr store at ``zarr/v1.zarr``, as the demo serves one, on its own
     endpoint (the session's is shared: a test listing it must find the sample store alone)."""
     out = tmp_path_factory.mktemp("readme_zarr") / "v1.zarr"
-    build_zarr(tiny_store, out, dataset=DatasetId(), years=[2024], zones=[31])
+    build_zarr(tiny_store, out, dataset=DatasetId(), years=[2024], zones=[31], depths=[4, 16])
+    build_preview(out, 2024)
     server = SampleServer(tiny_store, bucket="readme-zarr")
     try:
         server.start()
@@ -57,6 +59,8 @@ assert embedding.ndim == 3 and embedding.shape[2] == 128
 assert len(tiles) == 4, tiles                                  # the quick-start box is covered
 assert len(files) == 4, files
 assert X.shape == (2, 128) and not np.isnan(X).all(axis=1).any()  # both points covered
+assert status == "valid" and X4.shape == (2, 4) and patches.shape == (2, 32, 32, 128)
+assert len(paths) == 1 and (rgba[..., 3] > 0).any() and not np.isnan(e).all()
 assert emb11.shape[2] == 128
 assert report["accuracy"] >= 0.9, report["accuracy"]           # the analysis example
 print("README OK")

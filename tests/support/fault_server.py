@@ -25,6 +25,7 @@ import http.server
 import io
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -233,8 +234,9 @@ class _Server(http.server.ThreadingHTTPServer):
 class FaultServer:
     """The server; use as a context manager (``start`` / ``stop``). Binds 127.0.0.1, port 0."""
 
-    def __init__(self, objects: dict[str, bytes] | None = None) -> None:
+    def __init__(self, objects: dict[str, bytes] | None = None, *, tls: ssl.SSLContext | None = None) -> None:
         self.objects: dict[str, bytes] = dict(objects or {})
+        self.tls = tls  # a server-side context: serve https
         self.requests: list[RequestRecord] = []
         self.max_concurrent = 0
         self._active = 0
@@ -305,12 +307,14 @@ class FaultServer:
 
     @property
     def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:{port}``."""
-        return f"http://127.0.0.1:{self.port}"
+        """Base URL, ``http://127.0.0.1:{port}`` (``https://`` with ``tls``)."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> FaultServer:
         """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
         server = _Server(("127.0.0.1", 0), _Handler)
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         server.owner = self
         self._server = server
         self._thread = threading.Thread(
