@@ -240,7 +240,8 @@ def test_patch_equals_the_tiles_pixel_for_pixel(
 
 
 def test_read_patches_equal_a_loop_of_read_patch(rich: GeoTesseraZarr) -> None:
-    pts = np.array([[5.95, 52.0], [6.0, 52.0], [6.012, 52.04], SOUTH, [5.75, 52.0], [100.0, 10.0]])
+    near = [[5.9502, 52.0003], [5.95, 52.0], [5.9488, 51.9991], [5.953, 52.002]]  # share chunks
+    pts = np.array([[5.95, 52.0], [6.0, 52.0], [6.012, 52.04], SOUTH, *near, [5.75, 52.0], [100.0, 10.0]])
     batch = rich.read_patches(pts, 2023, 16)
     assert batch.shape == (len(pts), 16, 16, 128) and batch.dtype == np.float32
     for i, (lon, lat) in enumerate(pts):
@@ -249,8 +250,8 @@ def test_read_patches_equal_a_loop_of_read_patch(rich: GeoTesseraZarr) -> None:
     out = np.empty_like(batch)
     assert rich.read_patches(pts, 2023, 16, out=out) is out
     np.testing.assert_array_equal(out, batch)
-    forced = rich.read_patches(pts[:4], 2023, 12, dst_crs="EPSG:3035", resampling="bilinear")
-    for i, (lon, lat) in enumerate(pts[:4]):
+    forced = rich.read_patches(pts[:6], 2023, 12, dst_crs="EPSG:3035", resampling="bilinear")
+    for i, (lon, lat) in enumerate(pts[:6]):
         one, _, crs = rich.read_patch(lon, lat, 2023, 12, dst_crs="EPSG:3035", resampling="bilinear")
         assert crs.to_epsg() == 3035
         np.testing.assert_array_equal(forced[i], one)

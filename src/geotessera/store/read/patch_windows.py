@@ -112,22 +112,44 @@ def read_windows(
         out[dest[k], a0 - r0[k] : a1 - r0[k], b0 - c0[k] : b1 - c0[k]] = np.nan
     groups = _by_chunk(epairs[need])
     fill = np.int8(el.fill_value)
-    key = ("emb", el.inner_shape)
+    key = ("patch", el.inner_shape)
 
     def on_emb(c: tuple[int, ...], arr: npt.NDArray[Any] | None) -> None:
-        buf, turn = reader.scratch.take(
-            key, lambda: (np.empty((1, nb, eh, ew), dtype=np.int8), Dequantiser((nb, eh, ew)))
+        buf, turn, vals = reader.scratch.take(
+            key,
+            lambda: (
+                np.empty((1, nb, eh, ew), dtype=np.int8),
+                Dequantiser((nb, eh, ew)),
+                np.empty((eh, ew, nb), dtype=np.float32),
+            ),
         )
         try:
             chunk = arr.reshape(nb, eh, ew) if arr is not None else buf[0]
             if arr is None:
                 chunk[...] = fill
             y0, x0 = c[2] * eh, c[3] * ew
-            for k, _, _, a0, a1, b0, b1 in groups[(c[2], c[3])].tolist():
+            group = groups[(c[2], c[3])]
+            if len(group) == 1:  # one window: dequantised straight into it
+                k, _, _, a0, a1, b0, b1 = group[0].tolist()
                 rows, cols = slice(a0 - r0[k], a1 - r0[k]), slice(b0 - c0[k], b1 - c0[k])
                 turn(chunk, a0 - y0, a1 - y0, b0 - x0, seff[k, rows, cols], out[dest[k], rows, cols])
+                return
+            # several windows: the box they cover dequantised once, then copied into each
+            ya, yb = int(group[:, 3].min()), int(group[:, 4].max())
+            xa, xb = int(group[:, 5].min()), int(group[:, 6].max())
+            sbox = np.full((yb - ya, xb - xa), np.nan, dtype=np.float32)
+            parts = []
+            for k, _, _, a0, a1, b0, b1 in group.tolist():
+                rows, cols = slice(a0 - r0[k], a1 - r0[k]), slice(b0 - c0[k], b1 - c0[k])
+                box = (slice(a0 - ya, a1 - ya), slice(b0 - xa, b1 - xa))
+                sbox[box] = seff[k, rows, cols]  # one zone pixel, one scale: windows agree
+                parts.append((dest[k], rows, cols, box))
+            vbox = vals[: yb - ya, : xb - xa]
+            turn(chunk, ya - y0, yb - y0, xa - x0, sbox, vbox)
+            for d, rows, cols, box in parts:
+                out[d, rows, cols] = vbox[box]
         finally:
-            reader.scratch.give(key, (buf, turn))
+            reader.scratch.give(key, (buf, turn, vals))
 
     ecoords = np.array([(t, 0, cr, cc) for cr, cc in groups], dtype=np.int64).reshape(-1, 4)
     reader.read_chunks(el, ecoords, on_emb)
