@@ -164,6 +164,12 @@ def test_depth_on_every_reader_equals_the_leading_bands(rich: GeoTesseraZarr, tm
         x, y = Transformer.from_crs(4326, 32631, always_xy=True).transform(5.95, 52.0)
         np.testing.assert_array_equal(ds.tessera.sample(x, y, 2023, depth=d), full_pts[0, :d])
     np.testing.assert_array_equal(rich.sample_points(pts, 2023, depth=128), full_pts)
+    full_tifs = rich.export_geotiffs(bbox, 2023, tmp_path / "full", bands=list(range(16)))
+    d16_tifs = rich.export_geotiffs(bbox, 2023, tmp_path / "d16", depth=16)
+    for a, b in zip(full_tifs, d16_tifs, strict=True):
+        with rasterio.open(a) as fa, rasterio.open(b) as fb:
+            assert fb.count == 16
+            np.testing.assert_array_equal(fb.read(), fa.read())
     with pytest.raises(ValueError, match=r"4, 16"):
         rich.sample_points(pts, 2023, depth=8)
     with pytest.raises(ValueError, match="depth"):
