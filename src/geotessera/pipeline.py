@@ -49,7 +49,7 @@ from .outcome import DownloadResult, TileRef
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
 from .tiles import open_tile
-from .transfer import LocalSource, Source, TransferItem, run
+from .transfer import LocalSource, Source, TransferItem, queue_order, run
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,10 @@ def execute(
         if remaining[j.tile] == 0:
             finish(j)
     try:
-        report = run(source, plan.transfers, workers=workers, progress=sink) if plan.transfers else None
+        # largest files first, a window of `workers` tiles at a time: the plan ends on small
+        # files and each window's tiles are complete (and convertible) early
+        queue = queue_order(plan.transfers, workers)
+        report = run(source, queue, workers=workers, progress=sink) if queue else None
         for f in report.failed if report is not None else []:
             for job in needs.get(f.item.dest, []):
                 result.errors.setdefault(job.tile, f.exception)
