@@ -29,6 +29,7 @@ from geotessera.transfer import (
 )
 from support.fault_server import Fault, FaultServer, crc64nvme_header
 from support.recorder import Recorder
+from support.signals import sigint_raises
 
 FAST = RetryPolicy(max_retries=3, initial_backoff_s=0.01, max_backoff_s=0.05, total_timeout_s=10)
 CHUNK = 64 * 1024
@@ -312,7 +313,7 @@ def test_ctrl_c_cancels_and_removes_partial_files(server: FaultServer, tmp_path:
     with HttpSource(server.url, retry=FAST, chunk_size=16 * 1024) as src:
         killer.start()
         t0 = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        with sigint_raises(), pytest.raises(KeyboardInterrupt):
             run(src, items, workers=2, progress=slow_sink)
         assert time.monotonic() - t0 < 5
     killer.join()
