@@ -342,9 +342,7 @@ def execute(
         if remaining[j.tile] == 0:
             finish(j)
     try:
-        # largest files first, a window of `workers` tiles at a time: the plan ends on small
-        # files and each window's tiles are complete (and convertible) early
-        queue = queue_order(plan.transfers, workers)
+        queue = queue_order(plan.transfers, workers)  # largest first, a window of tiles at a time
         report = run(source, queue, workers=workers, progress=sink) if queue else None
         for f in report.failed if report is not None else []:
             for job in needs.get(f.item.dest, []):
