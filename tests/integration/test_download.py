@@ -548,12 +548,12 @@ def test_disk_full_is_reported_once_per_cause(
 ) -> None:
     import errno
 
-    import geotessera.pipeline as pipeline
+    import geotessera.export.records as records
 
     def full(*a: object, **k: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full)
+    monkeypatch.setattr(records, "write_embedding_geotiff", full)
     code, _, stderr = _run(
         [
             "download",
@@ -680,16 +680,16 @@ def test_a_failed_export_leaves_no_quantised_copies_after_the_rerun(
 ) -> None:
     import errno
 
-    import geotessera.pipeline as pipeline
+    import geotessera.export.records as records
 
-    real = pipeline.write_embedding_geotiff
+    real = records.write_embedding_geotiff
 
     def full(*a: object, **k: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full)
+    monkeypatch.setattr(records, "write_embedding_geotiff", full)
     assert _dl(s3_endpoint, tmp_path / "o", tmp_path)[0] == 1
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", real)
+    monkeypatch.setattr(records, "write_embedding_geotiff", real)
     assert _dl(s3_endpoint, tmp_path / "o", tmp_path)[0] == 0
     tdir = tmp_path / "o" / "global_0.1_degree_representation" / "2024" / "grid_0.15_52.05"
     assert sorted(p.name for p in tdir.iterdir() if not p.name.startswith(".")) == [
