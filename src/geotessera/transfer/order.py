@@ -1,13 +1,13 @@
 """The order a plan's transfers start in: largest first, a window of tiles at a time.
 
 A pool of ``workers`` connections finishes a plan when its last transfer ends. Started in
-plan order (each tile's embedding, scales, landmask, tile after tile), the workers pick up
-the last tiles' large files late, and most of them sit idle while those finish: through
-a 30 ms / 60 MB/s-per-connection link, 16 tiles on 8 workers took 1.44 s where 1.19 s of
-work per worker was queued (6.6x instead of 8x). Starting the largest files first (LPT)
-leaves only small files for the end, which fill the workers evenly, but taken over the
-whole plan it fetches every embedding before any scales, so no tile is complete (and no
-GeoTIFF conversion can start) until nearly everything has arrived.
+plan order (each tile's embedding, scales, landmask, tile after tile), the last tiles'
+embeddings start late and run alone at the end: through the WAN-like proxy of
+``benchmarks/bench_remote.py`` (30 ms, 60 MB/s per connection) 16 tiles on 8 workers took
+1.42-1.47 s, the last 0.37 s with fewer and fewer workers busy. Starting the largest files
+first (LPT) leaves only small files for the end, which fill the workers evenly, but taken
+over the whole plan it fetches every embedding before any scales, so no tile is complete
+(and no GeoTIFF conversion can start) until nearly everything has arrived.
 
 :func:`queue_order` does both, on windows of ``workers`` tiles:
 
@@ -19,14 +19,15 @@ GeoTIFF conversion can start) until nearly everything has arrived.
    largest-first order of the last ``workers`` tiles;
 3. within a window, items go largest first (ties in plan order).
 
-So the first window's tiles are complete after about one large file per worker, a tile's
-files are never further apart than its window's items, at most ``workers`` tiles are
-partly fetched at a time, and the plan ends on small files. Windows step a whole window at
-a time rather than sliding tile by tile: a window that admits the next tile only when one
-completes starts that tile's large file behind the window's small ones, which staggers the
-second round of large files (7.0x instead of 8.0x for 16 tiles on 8 workers, in a model of
-the link above). An unknown ``expected_size`` counts as 0; with no sizes at all the order
-is the plan's.
+So the first window's tiles are complete after about one large file per worker (the first
+GeoTIFF conversion started at 0.6 s of a 1.4 s transfer), a tile's files all lie in one
+window, at most two windows' tiles are partly fetched at a time, and the plan ends on small
+files: the same 16 tiles took 1.17-1.24 s (7.7x one worker; with the early writeback of
+:mod:`geotessera.files.writeback`). Windows step a whole window at a time rather than
+sliding tile by tile: a window that admits the next tile only when one completes starts
+that tile's large file behind the window's small ones, which staggers the second round of
+large files (7.0x instead of 8.0x for 16 tiles on 8 workers, in a model of the link above).
+An unknown ``expected_size`` counts as 0; with no sizes at all the order is the plan's.
 """
 
 from __future__ import annotations
