@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -59,6 +60,13 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
+        with warnings.catch_warnings():
+            # Python warnings never reach stderr as such (a library's RuntimeWarning would print
+            # its source line): geotessera's own are logged where raised, the rest at DEBUG (-vv)
+            warnings.showwarning = _log_warning
+            return self._invoke(ctx, debug)
+
+    def _invoke(self, ctx: click.Context, debug: bool) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
@@ -91,6 +99,17 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_FAILED)
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    logging.getLogger("geotessera.cli").debug("%s: %s (%s:%d)", category.__name__, message, filename, lineno)
 
 
 def _one_line_text(text: str) -> str:
