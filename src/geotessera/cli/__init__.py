@@ -58,6 +58,14 @@ class _Group(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The root's own options parsed; a usage error there is one line too (``geotessera --bogus``)."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc)
+            ctx.exit(EXIT_USAGE)
+
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         with warnings.catch_warnings():
@@ -72,8 +80,7 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except click.UsageError as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"error: {_one_line_text(exc.format_message())}{hint}", err=True)
+            _usage_error(exc)
             ctx.exit(EXIT_USAGE)
         except click.ClickException as exc:
             click.echo(f"error: {_one_line_text(exc.format_message())}", err=True)
@@ -99,6 +106,11 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_FAILED)
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    click.echo(f"error: {_one_line_text(exc.format_message())}{hint}", err=True)
 
 
 def _log_warning(

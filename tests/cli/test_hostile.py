@@ -1,0 +1,282 @@
+"""Hostile command lines: each gives one ``error:`` line and its exit code, no traceback, bounded memory.
+
+Exit 2 when the request cannot be served as asked (bad usage, bad values, nothing covered),
+1 when the input is valid but the world fails (an unreachable endpoint, a corrupt file, a
+directory that cannot be written). The corpus runs in process (a fresh Click runner each),
+with tracemalloc bounding the memory a case may take; a few run as real processes under an
+address-space limit, where a traceback or a memory blow-up would show as such.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shlex
+import socket
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from geotessera.cli import cli
+
+PEAK_BYTES = 300 * 2**20
+"""No bad command line may allocate more than this (Python and numpy allocations, tracemalloc)."""
+ENV = {"GEOTESSERA_RETRIES": "0", "GEOTESSERA_BASE_URL": None, "GEOTESSERA_WORKERS": None}
+
+# (command line, exit code, a word the error line must contain); {M} is a local mirror of the
+# sample store, {W} a directory of hostile files, {DEAD} a loopback URL nobody listens on.
+CASES: list[tuple[str, int, str]] = [
+    # download: bounding boxes
+    ("download -o {W}/out --bbox 1,2,3 --base-url {M}", 2, "--bbox"),
+    ("download -o {W}/out --bbox 0.2,52.2,0.1,52.1 --base-url {M}", 2, "min_lat > max_lat"),
+    ("download -o {W}/out --bbox 0,95,1,96 --base-url {M}", 2, "latitude"),
+    ("download -o {W}/out --bbox 200,0,201,1 --base-url {M}", 2, "longitude"),
+    ("download -o {W}/out --bbox a,b,c,d --base-url {M}", 2, "numbers"),
+    ("download -o {W}/out --bbox nan,52,0.1,52.1 --base-url {M}", 2, "non-finite"),
+    ("download -o {W}/out --bbox inf,52,0.1,52.1 --base-url {M}", 2, "non-finite"),
+    ("download -o {W}/out --bbox 1e400,0,1,1 --base-url {M}", 2, "non-finite"),
+    ("download -o {W}/out --bbox 170,-10,-170,10 --base-url {M}", 2, "antimeridian"),
+    ("download -o {W}/out --bbox '' --base-url {M}", 2, "--bbox"),
+    ("download -o {W}/out --bbox 1,2,3,4,5 --base-url {M}", 2, "--bbox"),
+    # download: tiles
+    ("download -o {W}/out --tile 500,10 --base-url {M}", 2, "outside"),
+    ("download -o {W}/out --tile abc --base-url {M}", 2, "numbers"),
+    ("download -o {W}/out --tile 1,2,3 --base-url {M}", 2, "lon,lat"),
+    ("download -o {W}/out --tile nan,nan --base-url {M}", 2, "outside"),
+    # download: countries and region files
+    ("download -o {W}/out --country Atlantis --base-url {M}", 2, "unknown country"),
+    ("download -o {W}/out --country '' --base-url {M}", 2, "empty"),
+    ("download -o {W}/out --region-file {W}/missing.geojson --base-url {M}", 2, "does not exist"),
+    ("download -o {W}/out --region-file {W}/empty.geojson --base-url {M}", 2, "cannot read"),
+    ("download -o {W}/out --region-file {W}/broken.geojson --base-url {M}", 2, "cannot read"),
+    ("download -o {W}/out --region-file {W}/binary.geojson --base-url {M}", 2, "cannot read"),
+    ("download -o {W}/out --region-file {W}/nongeom.geojson --base-url {M}", 2, "not GeoJSON"),
+    ("download -o {W}/out --region-file {W}/list.geojson --base-url {M}", 2, "not GeoJSON"),
+    ("download -o {W}/out --region-file {W}/nofeatures.geojson --base-url {M}", 2, "no geometries"),
+    ("download -o {W}/out --region-file {W}/nullgeom.geojson --base-url {M}", 2, "no geometries"),
+    ("download -o {W}/out --region-file {W}/badcoords.geojson --base-url {M}", 2, "invalid geometry"),
+    ("download -o {W}/out --region-file {W}/infpoint.geojson --base-url {M}", 2, "non-finite"),
+    ("download -o {W}/out --region-file {W}/outside.geojson --base-url {M}", 2, "not valid lon/lat"),
+    ("download -o {W}/out --region-file {W}/junk.shp --base-url {M}", 2, "cannot read region file"),
+    ("download -o {W}/out --region-file {W}/adir --base-url {M}", 2, "cannot read region file"),
+    ("download -o {W}/out --base-url {M}", 2, "exactly one"),
+    ("download -o {W}/out --bbox 0.1,52.1 --tile 0.1,52.1 --base-url {M}", 2, "exactly one"),
+    # download: years and bands (bounds checked before a range is expanded)
+    ("download -o {W}/out --bbox 0.1,52.1 --year 1-999999999 --base-url {M}", 2, "outside 1900..2100"),
+    ("download -o {W}/out --bbox 0.1,52.1 --years 2024-99999999 --base-url {M}", 2, "outside 1900..2100"),
+    ("download -o {W}/out --bbox 0.1,52.1 --year 1999999999 --base-url {M}", 2, "outside 1900..2100"),
+    ("download -o {W}/out --bbox 0.1,52.1 --year 9" + "9" * 5000 + " --base-url {M}", 2, "--year"),
+    ("download -o {W}/out --bbox 0.1,52.1 --year abc --base-url {M}", 2, "whole numbers"),
+    ("download -o {W}/out --bbox 0.1,52.1 --year 2024-2020 --base-url {M}", 2, "reversed"),
+    ("download -o {W}/out --bbox 0.1,52.1 --year '' --base-url {M}", 2, "empty"),
+    ("download -o {W}/out --bbox 0.1,52.1 --year 2030 --base-url {M}", 2, "not covered"),
+    ("download -o {W}/out --bbox 0.1,52.1 --bands 0-999999999 --base-url {M}", 2, "outside 0..127"),
+    ("download -o {W}/out --bbox 0.1,52.1 --bands 128 --base-url {M}", 2, "outside 0..127"),
+    ("download -o {W}/out --bbox 0.1,52.1 --bands -1 --base-url {M}", 2, "outside 0..127"),
+    ("download -o {W}/out --bbox 0.1,52.1 --bands 1,1 --base-url {M}", 2, "duplicate"),
+    ("download -o {W}/out --bbox 0.1,52.1 --bands x --base-url {M}", 2, "whole numbers"),
+    # download: formats, compressions, datasets, workers
+    ("download -o {W}/out --bbox 0.1,52.1 --format png --base-url {M}", 2, "unknown format"),
+    ("download -o {W}/out --bbox 0.1,52.1 --format '' --base-url {M}", 2, "unknown format"),
+    ("download -o {W}/out --bbox 0.1,52.1 --compress brotli --base-url {M}", 2, "brotli"),
+    ("download -o {W}/out --bbox 0.1,52.1 --dataset-version v99 --base-url {M}", 2, "v99"),
+    (
+        "download -o {W}/out --bbox 0.1,52.1 --dataset-version ../.. --base-url {M}",
+        2,
+        "unknown dataset version",
+    ),
+    ("download -o {W}/out --bbox 0.1,52.1 --dataset-variant bogus --base-url {M}", 2, "does not exist"),
+    (
+        "download -o {W}/out --bbox 0.1,52.1 --dataset-variant ../x --base-url {M}",
+        2,
+        "invalid dataset variant",
+    ),
+    ("download -o {W}/out --bbox 0.1,52.1 --workers 0 --base-url {M}", 2, "--workers"),
+    ("download -o {W}/out --bbox 0.1,52.1 --workers 100000 --base-url {M}", 2, "--workers"),
+    # download: outputs and sources
+    ("download -o {W}/afile --bbox 0.1,52.1 --base-url {M}", 2, "is a file"),
+    ("download -o '' --bbox 0.1,52.1 --base-url {M}", 2, "empty"),
+    ("download -o {W}/afile/sub --bbox 0.1,52.1 --base-url {M}", 1, "not a directory"),
+    ("download -o /proc/geotessera-hostile --bbox 0.1,52.1 --base-url {M}", 1, "cannot write"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url ftp://example.org/x", 2, "http(s)"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url {W}/nowhere", 2, "neither"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url {W}/adir", 2, "no manifest"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url {W}/badmirror", 1, "not a valid Parquet"),
+    ("download -o {W}/out --bbox 0.1,52.1 --registry-dir {W}/nowhere --base-url {M}", 2, "registry_dir"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url {DEAD} --cache-dir {W}/cache", 1, "cannot reach"),
+    ("download -o {W}/out --bbox 0.1,52.1 --offline --base-url {DEAD} --cache-dir {W}/adir", 1, "offline"),
+    ("download --bogus-option", 2, "No such option"),
+    # info
+    ("info --tiles {W}/nowhere", 2, "does not exist"),
+    ("info --tiles {W}/corrupt.npy", 1, "not a valid .npy"),
+    ("info --tiles {W}/huge.npy", 1, "header implies"),
+    ("info --tiles {W}/adir", 2, "no GeoTIFF"),
+    ("info --list-files --base-url {M}", 2, "--tiles"),
+    ("info --dataset-version nonsense --base-url {M}", 2, "unknown dataset version"),
+    ("info --base-url {DEAD} --cache-dir {W}/cache", 1, "cannot reach"),
+    # registry build
+    ("registry build {W}/nowhere", 2, "does not exist"),
+    ("registry build {W}/adir", 2, "no tiles"),
+    ("registry build {M} -o {W}/afile", 2, "is a file"),
+    ("registry build {M} --dataset-version vX", 2, "unknown dataset version"),
+    # sample build
+    ("sample build {W}/sb --pixel-size 0", 2, "pixel size"),
+    ("sample build {W}/sb --pixel-size -5", 2, "pixel size"),
+    ("sample build {W}/sb --pixel-size nan", 2, "pixel size"),
+    ("sample build {W}/sb --pixel-size 1e-9", 2, "pixel size"),
+    ("sample build {W}/sb --bbox 1,1,0,0", 2, "min_lat > max_lat"),
+    ("sample build {W}/sb --bbox 0,0,90,90 --pixel-size 10", 2, "tiles"),
+    ("sample build {W}/sb --versions v9", 2, "v9"),
+    ("sample build {W}/sb --years 1-99999999", 2, "outside 1900..2100"),
+    ("sample build {W}/afile", 2, "is a file"),
+    # sample serve (every case fails before anything is served)
+    ("sample serve {M} --port 70000", 2, "--port"),
+    ("sample serve {M} --port -1", 2, "--port"),
+    ("sample serve {M} --port abc", 2, "--port"),
+    ("sample serve {W}/nowhere", 2, "does not exist"),
+    ("sample serve {W}/afile", 2, "is a file"),
+    # zarr build
+    ("zarr build {W}/nowhere {W}/z", 2, "neither a directory"),
+    ("zarr build {M} {W}/z --zones 0", 2, "--zones"),
+    ("zarr build {M} {W}/z --zones 61", 2, "--zones"),
+    ("zarr build {M} {W}/z --workers 0", 2, "--workers"),
+    ("zarr build {M} {W}/z --years 1-99999999", 2, "outside 1900..2100"),
+    ("zarr build {M} {W}/afile", 2, "is a file"),
+    ("zarr build {W}/adir {W}/z", 2, "no tiles"),
+    ("zarr build {M} {W}/z --dataset-variant ../x", 2, "invalid dataset variant"),
+    # the root
+    ("bogus-command", 2, "No such command"),
+    ("--bogus", 2, "No such option"),
+]
+
+
+def _write_world(w: Path) -> None:
+    """The hostile files the corpus points at."""
+    import numpy as np
+
+    w.mkdir(parents=True, exist_ok=True)
+    files = {
+        "empty.geojson": b"",
+        "broken.geojson": b'{"type":',
+        "binary.geojson": os.urandom(512),
+        "nongeom.geojson": b'{"hello": 1}',
+        "list.geojson": b"[1, 2, 3]",
+        "nofeatures.geojson": b'{"type": "FeatureCollection", "features": []}',
+        "nullgeom.geojson": b'{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null}]}',
+        "badcoords.geojson": b'{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, "x"], [0, 0]]]}',
+        "infpoint.geojson": b'{"type": "Point", "coordinates": [1e999, 52]}',
+        "outside.geojson": b'{"type": "Polygon", "coordinates": [[[0, 0], [500, 0], [500, 1], [0, 0]]]}',
+        "junk.shp": os.urandom(300),
+        "afile": b"not a directory",
+        "corrupt.npy": b"not an npy file",
+    }
+    for name, data in files.items():
+        (w / name).write_bytes(data)
+    with (w / "huge.npy").open("wb") as f:  # an element count that overflows int64
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|i1", "fortran_order": False, "shape": (2**32, 2**32, 1)}
+        )
+    (w / "adir").mkdir(exist_ok=True)
+    (w / "badmirror" / "v1").mkdir(parents=True, exist_ok=True)
+    (w / "badmirror" / "v1" / "manifest.parquet").write_bytes(b"PAR1" + os.urandom(200) + b"PAR1")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    w = tmp_path_factory.mktemp("hostile")
+    _write_world(w)
+    return w
+
+
+@pytest.fixture(scope="module")
+def dead_url() -> str:
+    """A loopback URL whose port was free a moment ago (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/tessera-embeddings"
+
+
+def _args(line: str, mirror: Path, world: Path, dead: str) -> list[str]:
+    return shlex.split(line.format(M=mirror, W=world, DEAD=dead))
+
+
+def _check_output(stderr: str, stdout: str, word: str) -> None:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert word in errors[0], errors[0]
+    assert "Traceback" not in stderr + stdout and "unexpected" not in errors[0], stderr
+    assert not any(ln.startswith(("WARNING", "ERROR")) for ln in lines), stderr
+
+
+def test_the_corpus_is_large_and_covers_every_command() -> None:
+    assert len(CASES) >= 60
+    commands = {" ".join(w for w in shlex.split(c)[:2] if not w.startswith("-")) for c, _, _ in CASES}
+    for command in ("download", "info", "registry build", "sample build", "sample serve", "zarr build"):
+        assert any(c.startswith(command) for c in commands), command
+
+
+@pytest.mark.parametrize(("line", "code", "word"), CASES, ids=[c[:70] for c, _, _ in CASES])
+def test_hostile_command_line(
+    line: str,
+    code: int,
+    word: str,
+    tiny_store: Path,
+    world: Path,
+    dead_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = _args(line, tiny_store, world, dead_url)
+    monkeypatch.chdir(tmp_path)
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(cli, args, env=ENV)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit | None), result.exception
+    _check_output(result.stderr, result.stdout, word)
+    assert peak < PEAK_BYTES, f"{peak / 2**20:.0f} MiB"
+
+
+SUBPROCESS_CASES = [
+    ("download -o {W}/out --bbox 0.1,52.1 --year 1-999999999 --base-url {M}", 2, "outside 1900..2100"),
+    ("download -o {W}/out --bbox 0.1,52.1 --bands 0-999999999 --base-url {M}", 2, "outside 0..127"),
+    ("download -o {W}/out --region-file {W}/infpoint.geojson --base-url {M}", 2, "non-finite"),
+    ("info --tiles {W}/huge.npy", 1, "header implies"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url {DEAD} --cache-dir {W}/cache", 1, "cannot reach"),
+]
+
+
+def _limit_memory() -> None:  # runs in the child before exec
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "word"), SUBPROCESS_CASES, ids=[c[:60] for c, _, _ in SUBPROCESS_CASES]
+)
+def test_hostile_command_line_as_a_process(
+    line: str, code: int, word: str, tiny_store: Path, world: Path, dead_url: str, tmp_path: Path
+) -> None:
+    exe = Path(sys.executable).with_name("geotessera")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTESSERA_")} | {
+        "GEOTESSERA_RETRIES": "0"
+    }
+    proc = subprocess.run(
+        [str(exe), *_args(line, tiny_store, world, dead_url)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        preexec_fn=_limit_memory,
+    )
+    assert proc.returncode == code, proc.stderr
+    _check_output(proc.stderr, proc.stdout, word)
