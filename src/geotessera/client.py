@@ -27,7 +27,9 @@ from .embeddings import EmbeddingReads
 from .errors import (
     CoverageWarning,
     GeoTesseraError,
+    GeoTesseraWarning,
     NotCoveredError,
+    OutputError,
     SourceError,
 )
 from .export import (
@@ -265,7 +267,11 @@ class GeoTessera(EmbeddingReads):
         result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
         complete = [t.name for t in [*result.done, *result.skipped]]
         if complete:
-            write_sidecar(plan.out_dir, self.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+            try:
+                write_sidecar(plan.out_dir, self.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+            except OutputError as exc:  # e.g. a full disk: the per-tile outcomes must still be told
+                log.warning("could not update the sidecar of %s: %s", plan.out_dir, exc)
+                result.sidecar_error = exc
         elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
             discard_empty_claim(plan.out_dir, created=created)
         return result
@@ -297,6 +303,8 @@ class GeoTessera(EmbeddingReads):
         return [str(p) for p in result.files]
 
     def _warn_failures(self, result: DownloadResult) -> None:
+        if result.sidecar_error is not None:
+            warnings.warn(str(result.sidecar_error), GeoTesseraWarning, stacklevel=3)
         if result.failed or result.not_covered:
             names = [f"{t.name} ({m})" for t, m in result.failed[:10]] + [
                 f"{t.name} (not covered)" for t in result.not_covered[:10]

@@ -35,6 +35,7 @@ from .layouts import (
     local_landmask_path,
     local_scales_path,
 )
+from .locks import directory_lock
 from .outcome import DownloadResult, TileRef
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
@@ -202,7 +203,9 @@ def plan_tiles(
             outputs: tuple[Path, ...] = (tiff,)
             if _tiff_complete(tiff, options):
                 complete.append(t)
-                jobs.append(TileJob(t, *local, outputs=outputs))
+                # quantised files a killed run fetched for this GeoTIFF and had no time to remove
+                left = () if keep_npy else local[:2]
+                jobs.append(TileJob(t, *local, outputs=outputs, temporary=left))
                 continue
         else:
             outputs = local
@@ -278,6 +281,8 @@ def execute(
     for j in plan.jobs:
         if j.tile in complete:
             result.files.extend(j.outputs)
+            if any(p.exists() for p in j.temporary):
+                _remove_temporaries(j)
     by_dest = {t.dest for t in plan.transfers}
     needs: dict[Path, list[TileJob]] = {}
     remaining: dict[TileRef, int] = {}
@@ -365,8 +370,33 @@ def execute(
 
 
 def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
-    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies."""
+    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies.
+
+    Under a lock of the tile's directory: another download into the same directory (another
+    process) may be converting the same tile, and removes the quantised files once its GeoTIFF
+    is complete; whoever comes second finds the GeoTIFF done and writes nothing.
+    """
     tiff = job.outputs[0]
+    with directory_lock(tiff.parent):
+        if not _tiff_complete(tiff, _export_options(plan.dataset, plan.bands, plan.compress)):
+            _write_tiff(job, plan, tiff)
+        _unlink(job.temporary)
+    return [tiff]
+
+
+def _remove_temporaries(job: TileJob) -> None:
+    """Remove the quantised files of a tile whose GeoTIFF is complete (under the tile's lock)."""
+    with directory_lock(job.outputs[0].parent):
+        _unlink(job.temporary)
+
+
+def _unlink(paths: Iterable[Path]) -> None:
+    for p in paths:
+        remove_receipt(p)
+        p.unlink(missing_ok=True)
+
+
+def _write_tiff(job: TileJob, plan: DownloadPlan, tiff: Path) -> None:
     arrays, grid = open_tile(job.embedding, job.scales, job.landmask)
     c = job.tile.cell
     ds = plan.dataset
@@ -389,7 +419,3 @@ def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
     record = {**_export_options(ds, plan.bands, plan.compress), "size": tiff.stat().st_size}
     with atomic_write(_export_record(tiff)) as f:  # after the GeoTIFF itself: the record vouches for it
         f.write(json.dumps(record).encode())
-    for p in job.temporary:
-        remove_receipt(p)
-        p.unlink(missing_ok=True)
-    return [tiff]

@@ -2,7 +2,7 @@
 
 Writing
     :func:`atomic_write` yields an :class:`AtomicFile`: bytes go to a uniquely named
-    temporary file in the destination directory (``.{name}.{random}.part``, same
+    temporary file in the destination directory (``.{name}.{host}-{pid}-{random}.part``, same
     filesystem, so the final rename is atomic). On success the file is flushed,
     fsynced and moved into place with ``os.replace``; on any failure (including
     ``KeyboardInterrupt``) the temporary file is removed and the destination is left
@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,8 +139,31 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_HOST: Final = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_OWNER = re.compile(r"\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}\.part$")
+
+
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    """``.{name}.{host}-{pid}-{random}.part``: who writes it is in its name."""
+    return path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part")
+
+
+def _writer_is_gone(name: str) -> bool:
+    """True when the temporary file ``name`` was written by a process of this machine that has
+    exited (a killed run's leftover, which nobody can complete)."""
+    m = _OWNER.search(name)
+    if m is None or m["host"] != _HOST or os.name == "nt":
+        return False
+    pid = int(m["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. EPERM: alive, someone else's
+        return False
+    return False
 
 
 STALE_PART_S = 600.0
@@ -146,8 +172,9 @@ STALE_PART_S = 600.0
 def remove_stale_parts(path: str | os.PathLike[str], *, older_than_s: float = STALE_PART_S) -> int:
     """Delete temporary ``.{name}.*.part`` siblings of ``path`` left by a killed process.
 
-    Only files untouched for ``older_than_s`` seconds (default 10 minutes) are removed, so a
-    writer still at work keeps its file. Returns how many were removed.
+    Stale: written by a process of this machine that has exited, or untouched for
+    ``older_than_s`` seconds (default 10 minutes); a writer still at work keeps its file.
+    Returns how many were removed.
     """
     p = Path(path)
     removed = 0
@@ -158,7 +185,7 @@ def remove_stale_parts(path: str | os.PathLike[str], *, older_than_s: float = ST
         return 0
     for part in candidates:
         try:
-            if now - part.stat().st_mtime >= older_than_s:
+            if _writer_is_gone(part.name) or now - part.stat().st_mtime >= older_than_s:
                 part.unlink()
                 removed += 1
         except OSError:
@@ -233,7 +260,8 @@ def atomic_write(
         committed = True
     finally:
         if not committed:
-            fh.close()
+            with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails again
+                fh.close()
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             log.debug("discarded temporary file %s", tmp)
