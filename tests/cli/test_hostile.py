@@ -166,7 +166,7 @@ def _write_world(w: Path) -> None:
         "nongeom.geojson": b'{"hello": 1}',
         "list.geojson": b"[1, 2, 3]",
         "nofeatures.geojson": b'{"type": "FeatureCollection", "features": []}',
-        "nullgeom.geojson": b'{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null}]}',
+        "nullgeom.geojson": b'{"type": "FeatureCollection", "features": [{"geometry": null}]}',
         "badcoords.geojson": b'{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, "x"], [0, 0]]]}',
         "infpoint.geojson": b'{"type": "Point", "coordinates": [1e999, 52]}',
         "outside.geojson": b'{"type": "Polygon", "coordinates": [[[0, 0], [500, 0], [500, 1], [0, 0]]]}',
