@@ -139,7 +139,7 @@ def command(
     stderr.print(result.summary(), highlight=False)
     stderr.print(f"output: {output.resolve()}", highlight=False)
     for group in result.failure_groups():
-        stderr.print(f"[red]failed:[/red] {group.describe()}", highlight=False)
+        stderr.print(f"[red]failed:[/red] {group.describe(shown=20)}", highlight=False)
     if result.sidecar_error is not None:
         stderr.print(
             f"[red]failed:[/red] the record of the directory's tiles: {result.sidecar_error}; "

@@ -61,14 +61,21 @@ def reserve_space(path: str | os.PathLike[str], need: int) -> Iterator[None]:
 
 
 def check_written_geotiff(
-    path: str | os.PathLike[str], *, count: int, height: int, width: int, name: object = None
+    path: str | os.PathLike[str],
+    *,
+    count: int,
+    height: int,
+    width: int,
+    name: object = None,
+    needed: int = 1 << 20,
 ) -> None:
     """Raise :class:`OutputError` unless ``path`` is a whole GeoTIFF of ``count`` x ``height`` x ``width``.
 
     Checks, without reading the pixels: a non-empty file whose header and directory parse,
     the expected band count and shape, and the last block of the last band decoding (a file
-    cut short loses its end first). A failure says "disk full" when the disk has no space left;
-    ``name`` (default ``path``) is the file the messages name (e.g. the final path of a temporary).
+    cut short loses its end first). A failure says "disk full" when the disk has less than
+    ``needed`` bytes free (what the whole file might take); ``name`` (default ``path``) is the
+    file the messages name (e.g. the final path of a temporary).
     """
     import rasterio
     from rasterio.windows import Window
@@ -89,7 +96,7 @@ def check_written_geotiff(
     except (OSError, ValueError, rasterio.errors.RasterioError) as exc:
         shown = p if name is None else name
         free = _free_bytes(p)
-        if free is not None and free < 1 << 20:
+        if free is not None and free < needed:
             raise OutputError(f"disk full ({errno.errorcode[errno.ENOSPC]}) writing {shown}: {exc}") from exc
         raise OutputError(f"{shown} was not written completely: {exc}") from exc
 

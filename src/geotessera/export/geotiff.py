@@ -138,7 +138,7 @@ def write_embedding_geotiff(
                     )
                     dst.write(part, window=rasterio.windows.Window(0, r0, w, r1 - r0))
             # GDAL may close a file cut short by a full disk without an error: prove it whole
-            check_written_geotiff(tmp, count=len(out_bands), height=h, width=w, name=final)
+            check_written_geotiff(tmp, count=len(out_bands), height=h, width=w, name=final, needed=need)
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise output_error(exc, f"writing {final}") from exc
     log.debug("wrote %s (%d bands, %s)", final, len(out_bands), compress)
