@@ -47,6 +47,23 @@ class EmbeddingReads:
     def _warn_failures(self, result: DownloadResult) -> None:
         raise NotImplementedError
 
+    def local_tile_files(
+        self, tiles: Iterable[Any], *, progress: ProgressSink | None = None
+    ) -> dict[TileRef, tuple[Path, Path, Path]]:
+        """Local ``(embedding .npy, scales .npy, landmask .tiff)`` paths of ``tiles``.
+
+        ``tiles`` are ``(year, lon, lat)`` tuples or :class:`~geotessera.pipeline.TileRef`.
+        Tiles not yet on disk are fetched (verified, concurrently) into ``embeddings_dir``;
+        complete ones are never fetched again, and a local mirror is read in place. Tiles
+        not covered or that failed are left out (with a :class:`CoverageWarning` for failures).
+        """
+        refs = as_tile_refs(tiles)
+        covered = [t for t in refs if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+        paths, result = self._ensure_local(covered, progress=progress)
+        if result is not None:
+            self._warn_failures(result)
+        return paths
+
     def fetch_embedding(
         self,
         lon: float,

@@ -1,6 +1,8 @@
 """The project README: every Python block runs, in order, in one fresh directory, against the served
-sample store (only GEOTESSERA_BASE_URL and the cache differ); its install section installs this
-project; its quick-start region is one the sample store covers.
+sample store (only GEOTESSERA_BASE_URL and the cache differ; the directory holds the label files
+the analysis example names: ``labels.gpkg``, 50 ground-truth pixels per class, and
+``forest.geojson``, one forest point); its install section installs this project; its
+quick-start region is one the sample store covers.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
 
 from geotessera.datasets import DatasetId
 from geotessera.sample.serve import SampleServer
 from geotessera.store import build_zarr
+from support.analysis import labelled_points
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -50,17 +54,43 @@ assert len(tiles) == 4, tiles                                  # the quick-start
 assert len(files) == 4, files
 assert X.shape == (2, 128) and not np.isnan(X).all(axis=1).any()  # both points covered
 assert emb11.shape[2] == 128
+assert report["accuracy"] >= 0.9, report["accuracy"]           # the analysis example
 print("README OK")
 """
 
 
+def _label_files(work: Path, store: Path) -> list[str]:
+    """``labels.gpkg`` and ``forest.geojson``, the files the analysis example reads."""
+    pts, names = labelled_points(store, 2024, 50, seed=2)
+    gdf = gpd.GeoDataFrame({"landcover": names}, geometry=gpd.points_from_xy(pts[:, 0], pts[:, 1]), crs=4326)
+    gdf.to_file(work / "labels.gpkg")
+    gdf[gdf["landcover"] == "forest"].iloc[:1].to_file(work / "forest.geojson")
+    return ["labels.gpkg", "forest.geojson"]
+
+
+ANALYSIS_OUTPUTS = [
+    "tiles",
+    "landcover.tif",
+    "landcover.tif.classes.json",
+    "similar.tif",
+    "similar_mask.tif",
+    "similar_polygons.geojson",
+    "similar_top.parquet",
+    "change.tif",
+    "change.json",
+    "clusters.tif",
+    "clusters_centroids.json",
+]
+
+
 def test_every_python_block_runs_in_order_in_one_fresh_directory(
-    served_with_zarr: SampleServer, tmp_path: Path
+    served_with_zarr: SampleServer, tiny_store: Path, tmp_path: Path
 ) -> None:
     blocks = _blocks("python")
-    assert len(blocks) >= 3  # quick start, a second dataset, Zarr
+    assert len(blocks) >= 4  # quick start, a second dataset, Zarr, analysis
     work = tmp_path / "fresh"
     work.mkdir()
+    inputs = _label_files(work, tiny_store)
     env = {
         **os.environ,
         "GEOTESSERA_BASE_URL": served_with_zarr.base_url,
@@ -85,8 +115,11 @@ def test_every_python_block_runs_in_order_in_one_fresh_directory(
             "output",
             "tessera-v1.1-cambridge",
             "tessera_metadata.json",
+            *inputs,
+            *ANALYSIS_OUTPUTS,
         ]
     )
+    assert list((work / "tiles").rglob("*_scales.npy"))  # the analysis client's embeddings_dir
 
 
 def test_the_install_section_installs_this_project() -> None:

@@ -142,9 +142,11 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Command modules import the library lazily, inside their functions.
-    from . import download, info, registry, sample, zarr_store
+    from . import change, classify, cluster, download, extract, info, registry, sample, similar, zarr_store
 
     for command in (download.command, info.command, registry.command, sample.command, zarr_store.command):
+        cli.add_command(command)
+    for command in (extract.command, classify.command, similar.command, change.command, cluster.command):
         cli.add_command(command)
 
 
