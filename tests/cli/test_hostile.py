@@ -29,7 +29,8 @@ PEAK_BYTES = 300 * 2**20
 ENV = {"GEOTESSERA_RETRIES": "0", "GEOTESSERA_BASE_URL": None, "GEOTESSERA_WORKERS": None}
 
 # (command line, exit code, a word the error line must contain); {M} is a local mirror of the
-# sample store, {W} a directory of hostile files, {DEAD} a loopback URL nobody listens on.
+# sample store, {W} a directory of hostile files, {DEAD} a loopback URL nobody listens on,
+# {LONG} a name of 300 bytes.
 CASES: list[tuple[str, int, str]] = [
     # download: bounding boxes
     ("download -o {W}/out --bbox 1,2,3 --base-url {M}", 2, "--bbox"),
@@ -149,6 +150,14 @@ CASES: list[tuple[str, int, str]] = [
     ("zarr build {M} {W}/afile", 2, "is a file"),
     ("zarr build {W}/adir {W}/z", 2, "no tiles"),
     ("zarr build {M} {W}/z --dataset-variant ../x", 2, "invalid dataset variant"),
+    # names too long for the filesystem (a component over 255 bytes)
+    ("download -o {W}/{LONG} --bbox 0.1,52.1 --base-url {M}", 2, "too long"),
+    ("download -o {W}/out --bbox 0.1,52.1 --base-url {W}/{LONG}", 2, "too long"),
+    ("download -o {W}/out --region-file {W}/{LONG}.geojson --base-url {M}", 2, "too long"),
+    ("sample build {W}/{LONG}", 2, "too long"),
+    ("zarr build {M} {W}/{LONG}", 2, "too long"),
+    ("registry build {M} -o {W}/{LONG}", 2, "too long"),
+    ("extract {W}/{LONG}.csv -o {W}/t.parquet --base-url {M}", 2, "too long"),
     # extract, classify, similar, change, cluster
     ("extract {W}/missing.csv -o {W}/t.parquet --base-url {M}", 2, "does not exist"),
     ("extract {W}/junk.shp -o {W}/t.parquet --base-url {M}", 2, "cannot read label file"),
@@ -263,7 +272,7 @@ def dead_url() -> str:
 
 
 def _args(line: str, mirror: Path, world: Path, dead: str) -> list[str]:
-    return shlex.split(line.format(M=mirror, W=world, DEAD=dead))
+    return shlex.split(line.format(M=mirror, W=world, DEAD=dead, LONG="x" * 300))
 
 
 def _check_output(stderr: str, stdout: str, word: str) -> None:

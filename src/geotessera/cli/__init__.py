@@ -9,10 +9,12 @@ exception is a bug: one line plus a hint to rerun with ``--debug``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -90,22 +92,52 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except GeoTesseraError as exc:
-            if debug:
-                raise
-            click.echo(f"error: {_one_line(exc)}", err=True)
-            usage = InvalidInputError | NotCoveredError | MixedDatasetError
-            code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILED
-            ctx.exit(code)
         except Exception as exc:
             if debug:
                 raise
-            click.echo(
-                f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-                "(rerun with --debug for a traceback)",
-                err=True,
+            self._fail(ctx, exc)
+
+    @staticmethod
+    def _fail(ctx: click.Context, exc: Exception) -> None:
+        too_long = _name_too_long(exc)
+        if too_long is not None:  # a name the user gave (or made) that no filesystem holds
+            click.echo(f"error: {too_long}", err=True)
+            ctx.exit(EXIT_USAGE)
+        if isinstance(exc, GeoTesseraError):
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            usage = InvalidInputError | NotCoveredError | MixedDatasetError
+            ctx.exit(EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILED)
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for a traceback)",
+            err=True,
+        )
+        ctx.exit(EXIT_FAILED)
+
+
+_TOO_LONG = (
+    "a file or directory name is too long for the filesystem (at most 255 bytes): choose a shorter path"
+)
+
+
+def _name_too_long(exc: BaseException) -> str | None:
+    """What to say when a path component too long for the filesystem (ENAMETOOLONG) is behind ``exc``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
+            if cause.filename is None:
+                return _TOO_LONG
+            longest = max(Path(os.fsdecode(cause.filename)).parts, key=lambda p: len(os.fsencode(p)))
+            shown = longest if len(longest) <= 40 else f"{longest[:24]}...{longest[-8:]}"
+            return (
+                f"the name '{shown}' is too long for the filesystem ({len(os.fsencode(longest))} bytes; "
+                "a file or directory name may have at most 255): choose a shorter path"
             )
-            ctx.exit(EXIT_FAILED)
+        if os.strerror(errno.ENAMETOOLONG) in str(cause):  # GDAL's errors carry only the text
+            return _TOO_LONG
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _usage_error(exc: click.UsageError) -> None:
