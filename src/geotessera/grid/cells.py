@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -161,12 +162,17 @@ def point_to_centre(lon: float, lat: float) -> tuple[float, float]:
 def as_bbox(value: object) -> BBox:
     """Validate a bbox-like value: 2 numbers (a point) or 4 (min_lon, min_lat, max_lon, max_lat).
 
-    Raises :class:`InvalidInputError` quoting the value when it is malformed,
-    out of range, inverted, or crosses the antimeridian.
+    A string is read as comma-separated numbers (``"0.1,52.0,0.2,52.1"``). Raises
+    :class:`InvalidInputError` quoting the value when it is malformed, out of range,
+    inverted, or crosses the antimeridian.
     """
+    if isinstance(value, str | bytes):  # never its characters: "1234" is not (1, 2, 3, 4)
+        value = [v for v in (value.decode() if isinstance(value, bytes) else value).split(",") if v.strip()]
+    if isinstance(value, Mapping):
+        raise InvalidInputError(f"bbox {value!r} is a mapping, not a sequence of numbers")
     try:
         nums = [float(v) for v in value]  # type: ignore[attr-defined]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"bbox {value!r} is not a sequence of numbers") from exc
     if len(nums) == 2:
         nums = nums * 2
