@@ -120,11 +120,20 @@ def tile_outputs(out: Path, fmt: str) -> list[Path]:
     return sorted((out / "global_0.1_degree_representation").rglob(pattern)) if out.exists() else []
 
 
-def assert_complete(out: Path, store: Path, fmt: str, tiff_reference: Path | None = None) -> None:
-    """Assert a finished download: every tile right, recorded in the sidecar, nothing temporary left."""
+def assert_complete(
+    out: Path,
+    store: Path,
+    fmt: str,
+    tiff_reference: Path | None = None,
+    *,
+    n_tiles: int = N_TILES,
+    sidecar: bool = True,
+) -> None:
+    """Assert a finished download of ``n_tiles``: every tile right, nothing temporary left, and
+    (``sidecar``: when the CLI or the client made it) the sidecar recording them all."""
     check_final_paths(out, store, tiff_reference)
     outputs = tile_outputs(out, fmt)
-    assert len(outputs) == N_TILES, f"{len(outputs)} of {N_TILES} tiles: {outputs}"
+    assert len(outputs) == n_tiles, f"{len(outputs)} of {n_tiles} tiles: {outputs}"
     left = temporaries(out)
     assert left == [], f"temporary files left behind: {left}"
     if fmt == "tiff":  # the quantised arrays fetched for the conversion are gone
@@ -132,6 +141,7 @@ def assert_complete(out: Path, store: Path, fmt: str, tiff_reference: Path | Non
         assert npy == [], f"quantised arrays left beside the GeoTIFFs: {npy}"
     else:
         scales = list(out.rglob("grid_*_scales.npy"))
-        assert len(scales) == N_TILES, f"{len(scales)} scales files"
-    meta = json.loads((out / "tessera_metadata.json").read_text())
-    assert meta["tile_count"] == N_TILES, meta
+        assert len(scales) == n_tiles, f"{len(scales)} scales files"
+    if sidecar:
+        meta = json.loads((out / "tessera_metadata.json").read_text())
+        assert meta["tile_count"] == n_tiles, meta
