@@ -82,7 +82,9 @@ def _die_with_parent() -> None:
 class _Child:
     """A helper process that writes one line to a ready file once serving; stopped by :meth:`stop`."""
 
-    def __init__(self, cmd: list[str], *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, cmd: list[str], *, timeout_s: float = 120.0, env: dict[str, str] | None = None
+    ) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="gt-bench-child-"))
         ready = self._dir / "ready"
         self._log = open(self._dir / "child.log", "wb")  # noqa: SIM115 (closed in stop)
@@ -93,6 +95,7 @@ class _Child:
             cwd=REPO,
             start_new_session=True,  # a Ctrl-C of the benchmark reaches it through stop() only
             preexec_fn=_die_with_parent,
+            env=env,
         )
         try:
             deadline = time.monotonic() + timeout_s

@@ -696,3 +696,47 @@ def test_a_failed_export_leaves_no_quantised_copies_after_the_rerun(
         "grid_0.15_52.05_2024.tiff"
     ]
     assert not [p for p in tdir.iterdir() if p.name.endswith(".receipt.json")]
+
+
+@pytest.mark.parametrize(
+    ("spec", "codec", "interleave"), [("zstd:9", "zstd", "band"), ("deflate:1", "deflate", "pixel")]
+)
+def test_cli_compress_levels_write_exact_geotiffs(
+    s3_endpoint: SampleServer, tiny_store: Path, tmp_path: Path, spec: str, codec: str, interleave: str
+) -> None:
+    out = tmp_path / "o"
+    args = ["download", "--tile", "0.15,52.05", "--year", "2024", "--compress", spec, "-o", str(out)]
+    code, _, stderr = _run([*args, "--base-url", s3_endpoint.base_url, "--cache-dir", str(tmp_path / "c")])
+    assert code == 0, stderr
+    cell = Cell.from_name("grid_0.15_52.05")
+    tiff = out / "global_0.1_degree_representation" / "2024" / cell.name / f"{cell.name}_2024.tiff"
+    q, s, _ = _store_arrays(tiny_store, DatasetId(), 2024, cell)
+    with rasterio.open(tiff) as ds:
+        assert ds.compression.name.lower() == codec and ds.interleaving.name.lower() == interleave
+        np.testing.assert_array_equal(ds.read().transpose(1, 2, 0), _expected(q, s))
+    record = json.loads((tiff.parent / f".{tiff.name}.export.json").read_text())
+    assert record["compress"] == spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("jpeg", "unknown compression"),
+        ("zstd:99", "zstd level must be an integer 1-22"),
+        ("deflate:0", "deflate level must be an integer 1-12"),
+        ("lzw:5", "lzw takes no level"),
+    ],
+)
+def test_cli_bad_compress_is_one_line_exit_2(tmp_path: Path, spec: str, needle: str) -> None:
+    code, _, stderr = _run(
+        ["download", "--tile", "0.15,52.05", "--compress", spec, "-o", str(tmp_path / "o")]
+    )
+    assert code == 2 and needle in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
+
+
+def test_cli_help_says_which_compression_is_fastest_and_smallest() -> None:
+    code, stdout, _ = _run(["download", "--help"])
+    text = " ".join(stdout.split())
+    assert code == 0 and "zstd (level 1; e.g. zstd:9): the fastest" in text
+    assert "deflate (level 6; e.g. deflate:1): the smallest files" in text

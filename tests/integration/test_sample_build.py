@@ -5,6 +5,7 @@ Uses the session ``tiny_store`` (100 m pixels) and one rebuild with the same opt
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -15,13 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import rasterio
+from awscrt.checksums import crc64nvme
 from click.testing import CliRunner
 
 from geotessera.cli import cli
 from geotessera.datasets import DatasetId
 from geotessera.grid import Cell, PixelGrid
 from geotessera.layouts import S3_LAYOUT
-from geotessera.sample.build import NON_STORE_ENTRIES, build_store
+from geotessera.sample.build import CHECKSUM_SIDECAR, NON_STORE_ENTRIES, build_store
 from geotessera.sample.content import CLASS_NAMES, class_signatures
 
 V1 = DatasetId("1.0", "vultr")
@@ -91,18 +93,39 @@ def _gt(store: Path, year: int, cell: Cell) -> np.ndarray:
         return src.read(1)
 
 
+def _sidecar_crcs(root: Path) -> dict[str, str]:
+    files = json.loads((root / CHECKSUM_SIDECAR).read_text())["files"]
+    return {rel: entry[3] for rel, entry in files.items()}
+
+
+def test_checksum_sidecar_holds_every_served_file(store: Path) -> None:
+    served = {
+        p.relative_to(store).as_posix(): p
+        for p in store.rglob("*")
+        if p.is_file() and p.relative_to(store).parts[0] not in NON_STORE_ENTRIES
+    }
+    expected = {
+        rel: base64.b64encode(crc64nvme(p.read_bytes()).to_bytes(8, "big")).decode()
+        for rel, p in served.items()
+    }
+    assert _sidecar_crcs(store) == expected
+
+
 def test_rebuild_is_byte_identical(store: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     again = tmp_path_factory.mktemp("rebuild")
     summary = build_store(again, pixel_size_m=100.0)
     first, second = _hashes(store), _hashes(again)
+    # the checksum sidecar records file times: only its checksums must be identical
+    first.pop(CHECKSUM_SIDECAR), second.pop(CHECKSUM_SIDECAR)
     assert first == second
+    assert _sidecar_crcs(store) == _sidecar_crcs(again)
     assert summary.bytes_written == sum(p.stat().st_size for p in again.rglob("*") if p.is_file())
     # parquet footers (created_by, schema metadata) are part of the bytes compared above
     assert any(k.endswith("manifest.parquet") for k in first)
 
 
 def test_layout_is_exactly_the_bucket_plus_ground_truth(store: Path, classes_doc: dict[str, Any]) -> None:
-    expected = {"sample_store.json", "ground_truth/classes.json"}
+    expected = {"sample_store.json", CHECKSUM_SIDECAR, "ground_truth/classes.json"}
     all_cells = {c for y in YEARS for c in _cells(classes_doc, y)}
     for ds in DATASETS:
         expected |= {S3_LAYOUT.manifest_key(ds), S3_LAYOUT.landmasks_manifest_key(ds)}

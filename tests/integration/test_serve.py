@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -176,7 +178,7 @@ def test_same_bucket_twice_in_one_process_is_refused(s3_endpoint: SampleServer, 
     assert s3_endpoint.running
 
 
-def test_upload_tree_adds_objects_later(tmp_path: Path, http: urllib3.PoolManager) -> None:
+def test_add_tree_adds_objects_later(tmp_path: Path, http: urllib3.PoolManager) -> None:
     extra = tmp_path / "store.zarr"
     (extra / "utm31" / "embeddings").mkdir(parents=True)
     (extra / "zarr.json").write_text('{"zarr_format": 3}')
@@ -185,7 +187,7 @@ def test_upload_tree_adds_objects_later(tmp_path: Path, http: urllib3.PoolManage
     (extra / "empty").write_bytes(b"")
     with SampleServer(None, bucket="upload-tree-test") as server:
         assert server.base_url.endswith("/upload-tree-test")
-        summary = server.upload_tree(extra, prefix="zarr/store.zarr/")
+        summary = server.add_tree(extra, prefix="zarr/store.zarr/")
         assert (summary.objects, summary.bytes) == (3, len(payload) + len('{"zarr_format": 3}'))
         resp = http.request(
             "GET", f"{server.base_url}/zarr/store.zarr/utm31/embeddings/c0", headers=CHECKSUM_MODE
@@ -265,3 +267,219 @@ def test_cli_serve_runs_until_signalled(
     assert f"GEOTESSERA_BASE_URL={base_url}" in out.splitlines()
     assert base_url in out.splitlines()
     assert not ready.exists()
+
+
+# --- read-only, whatever the signature (issue 11, item 5) ----------------------------------
+FORGED_AUTH = (
+    "AWS4-HMAC-SHA256 Credential=AKIAINVENTED000000/20250101/us-west-2/s3/aws4_request, "
+    "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" + "ab" * 32
+)
+
+
+def _small_store(src: Path, dest: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Copy one file per suffix of ``src`` into ``dest`` (same keys); returns key -> copied file."""
+    files = _store_files(src)
+    out = {}
+    for suffix in suffixes:
+        key = next(k for k in files if k.endswith(suffix))
+        (dest / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files[key], dest / key)
+        out[key] = dest / key
+    return out
+
+
+@pytest.fixture
+def write_target(tiny_store: Path, tmp_path: Path) -> Iterator[tuple[SampleServer, str, bytes]]:
+    """A server of its own (a forged write must never reach the shared one) and one tile key."""
+    picked = _small_store(tiny_store, tmp_path / "store", ("_scales.npy", "manifest.parquet"))
+    key = next(k for k in picked if k.endswith("_scales.npy"))
+    with SampleServer(tmp_path / "store", bucket="write-test") as server:
+        yield server, key, picked[key].read_bytes()
+
+
+def _unchanged(
+    server: SampleServer, http: urllib3.PoolManager, key: str, body: bytes, keys: list[str]
+) -> None:
+    resp = http.request("GET", f"{server.base_url}/{key}", headers=CHECKSUM_MODE)
+    assert resp.status == 200 and resp.data == body
+    assert resp.headers["x-amz-checksum-crc64nvme"] == _crc_header(body)
+    assert sorted(_list_keys(http, server.base_url)) == keys
+
+
+def test_forged_signatures_cannot_write(
+    write_target: tuple[SampleServer, str, bytes], http: urllib3.PoolManager
+) -> None:
+    server, key, body = write_target
+    keys = sorted(_list_keys(http, server.base_url))
+    forged = {
+        "Authorization": FORGED_AUTH,
+        "x-amz-date": "20250101T000000Z",
+        "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+    }
+    url = f"{server.base_url}/{key}"
+    attempts = [
+        ("PUT", url, b"forged bytes"),
+        ("PUT", f"{server.base_url}/new-object.bin", b"forged bytes"),
+        ("POST", f"{url}?uploads", b""),
+        ("DELETE", url, None),
+        ("PUT", f"{server.base_url}?policy", b'{"Version": "2012-10-17", "Statement": []}'),
+        ("DELETE", server.base_url, None),
+        ("PATCH", url, b"x"),
+        ("OPTIONS", url, None),
+    ]
+    for method, target, data in attempts:
+        for headers in (forged, {}):
+            resp = http.request(method, target, body=data, headers=headers)
+            assert resp.status == 403, (method, target, headers, resp.data[:200])
+    presigned = f"{url}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAINVENTED&X-Amz-Signature=00"
+    assert http.request("PUT", presigned, body=b"forged").status == 403
+    _unchanged(server, http, key, body, keys)
+
+
+def test_boto3_with_invented_keys_cannot_write(
+    write_target: tuple[SampleServer, str, bytes], http: urllib3.PoolManager
+) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    server, key, body = write_target
+    keys = sorted(_list_keys(http, server.base_url))
+    s3 = boto3.session.Session().client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name="us-west-2",
+        aws_access_key_id="AKIAINVENTED000000",
+        aws_secret_access_key="invented-secret",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    bucket = server.bucket
+    writes = [
+        lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"forged bytes", ChecksumAlgorithm="CRC64NVME"),
+        lambda: s3.put_object(Bucket=bucket, Key="new-object.bin", Body=b"forged"),
+        lambda: s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": keys[0]}),
+        lambda: s3.delete_object(Bucket=bucket, Key=key),
+        lambda: s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key}]}),
+        lambda: s3.create_multipart_upload(Bucket=bucket, Key=key),
+        lambda: s3.put_bucket_policy(Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}'),
+        lambda: s3.delete_bucket(Bucket=bucket),
+    ]
+    for write in writes:
+        with pytest.raises(ClientError) as info:
+            write()
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body  # reads still work, signed too
+    _unchanged(server, http, key, body, keys)
+
+
+# --- objects are served from their files ---------------------------------------------------
+def _rss_mib() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def test_large_object_streams_from_disk(tmp_path: Path, http: urllib3.PoolManager) -> None:
+    size = 512 * 2**20
+    big = tmp_path / "store" / "v1" / "big.npy"
+    big.parent.mkdir(parents=True)
+    with open(big, "wb") as fh:  # sparse: no disk space, reads as zeros
+        fh.truncate(size)
+        fh.seek(size - 4)
+        fh.write(b"tail")
+    with SampleServer(tmp_path / "store", bucket="big-test") as server:
+        url = f"{server.base_url}/v1/big.npy"
+        tail = http.request("GET", url, headers={"Range": f"bytes={size - 10}-"})
+        assert tail.status == 206 and tail.data == bytes(6) + b"tail"
+        base = _rss_mib()
+        peak, got, crc = base, 0, 0
+        resp = http.request("GET", url, headers=CHECKSUM_MODE, preload_content=False)
+        assert resp.status == 200 and int(resp.headers["Content-Length"]) == size
+        for piece in resp.stream(4 * 2**20):
+            crc = crc64nvme(piece, crc)
+            got += len(piece)
+            peak = max(peak, _rss_mib())
+        resp.release_conn()
+        assert got == size
+        assert resp.headers["x-amz-checksum-crc64nvme"] == base64.b64encode(crc.to_bytes(8, "big")).decode()
+        assert peak - base < 128, f"serving a {size >> 20} MiB object grew memory by {peak - base:.0f} MiB"
+
+
+def test_checksum_sidecar_is_reused_and_follows_changes(
+    tiny_store: Path, tmp_path: Path, http: urllib3.PoolManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geotessera.sample import _checksums
+
+    store = tmp_path / "store"
+    picked = _small_store(tiny_store, store, ("_scales.npy", "manifest.parquet", ".tiff"))
+    hashed: list[Path] = []
+    real = _checksums.crc64nvme_file
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(_checksums, "crc64nvme_file", counting)
+    with SampleServer(store, bucket="sidecar-test"):
+        pass
+    assert sorted(hashed) == sorted(picked.values())
+    assert (store / _checksums.SIDECAR).is_file()
+
+    hashed.clear()
+    with SampleServer(store, bucket="sidecar-test"):  # unchanged: nothing is hashed again
+        pass
+    assert hashed == []
+
+    key = next(k for k in picked if k.endswith("_scales.npy"))
+    changed = bytearray(picked[key].read_bytes())
+    changed[-1] ^= 0xFF  # same size, other bytes, a new file
+    picked[key].unlink()
+    picked[key].write_bytes(bytes(changed))
+    gone = next(k for k in picked if k.endswith(".tiff"))
+    picked[gone].unlink()
+    with SampleServer(store, bucket="sidecar-test") as server:
+        assert hashed == [picked[key]]
+        resp = http.request("GET", f"{server.base_url}/{key}", headers=CHECKSUM_MODE)
+        assert resp.data == bytes(changed)
+        assert resp.headers["x-amz-checksum-crc64nvme"] == _crc_header(bytes(changed))
+    doc = json.loads((store / _checksums.SIDECAR).read_text())
+    assert gone not in doc["files"] and len(doc["files"]) == 2
+
+    (store / _checksums.SIDECAR).write_text("{not json")
+    hashed.clear()
+    with SampleServer(store, bucket="sidecar-test"):
+        assert len(hashed) == 2
+    assert json.loads((store / _checksums.SIDECAR).read_text())["files"].keys() == doc["files"].keys()
+
+
+def test_datasets_serves_a_subset(tiny_store: Path, tmp_path: Path, http: urllib3.PoolManager) -> None:
+    store = tmp_path / "store"
+    picked = _small_store(tiny_store, store, ("v1/manifest.parquet", "v1.1/manifest.parquet"))
+    for name in ("v1.zarr", "v1.1-cambridge.zarr", "v1-cambridge.zarr"):
+        (store / "zarr" / name).mkdir(parents=True)
+        (store / "zarr" / name / "zarr.json").write_text('{"zarr_format": 3}')
+    with SampleServer(store, bucket="subset-test", datasets=["v1"]) as server:
+        keys = sorted(_list_keys(http, server.base_url))
+        assert keys == ["v1/manifest.parquet", "zarr/v1-cambridge.zarr/zarr.json", "zarr/v1.zarr/zarr.json"]
+        assert server.served.objects == 3
+        assert http.request("GET", f"{server.base_url}/v1.1/manifest.parquet").status == 404
+    with SampleServer(store, bucket="subset-test", datasets=["1.1"]) as server:
+        assert sorted(_list_keys(http, server.base_url)) == [
+            "v1.1/manifest.parquet",
+            "zarr/v1.1-cambridge.zarr/zarr.json",
+        ]
+        resp = http.request("GET", f"{server.base_url}/v1.1/manifest.parquet", headers=CHECKSUM_MODE)
+        assert resp.data == picked["v1.1/manifest.parquet"].read_bytes()
+    with pytest.raises(InvalidInputError, match="holds no dataset v2"):
+        SampleServer(store, bucket="subset-test", datasets=["v2"]).start()
+    with pytest.raises(InvalidInputError, match="unknown dataset version"):
+        SampleServer(store, datasets=["latest"])
+
+
+@pytest.mark.parametrize(
+    ("datasets", "message"), [("v2", "holds no dataset v2"), ("latest", "unknown dataset version"), (",", "")]
+)
+def test_cli_serve_bad_datasets_is_one_line_exit_2(
+    cli_runner: CliRunner, tiny_store: Path, datasets: str, message: str
+) -> None:
+    result = cli_runner.invoke(cli, ["sample", "serve", str(tiny_store), "--datasets", datasets])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and message in result.output

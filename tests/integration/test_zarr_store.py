@@ -262,7 +262,7 @@ def served(store: Path) -> Iterator[SampleServer]:
     server = SampleServer(None, port=0, bucket="zarr-test")
     try:
         server.start()
-        server.upload_tree(store, "zarr/v1.zarr")
+        server.add_tree(store, "zarr/v1.zarr")
         yield server
     finally:
         server.stop()

@@ -24,6 +24,16 @@ def _output_dir(value: str) -> Path:
     return Path(value)
 
 
+def _compress(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ..errors import InvalidInputError
+    from ..export import normalize_compress
+
+    try:
+        return normalize_compress(value)
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> Any:
     """The one region the user named (exactly one of the four options)."""
     from ..regions import Region
@@ -67,10 +77,14 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
 @bands_option
 @click.option(
     "--compress",
-    type=click.Choice(["lzw", "deflate", "zstd", "none"]),
+    callback=_compress,
     default="lzw",
     show_default=True,
-    help="Compression for TIFF format.",
+    metavar="lzw|deflate[:1-12]|zstd[:1-22]|none",
+    help="Compression for TIFF format. lzw: the published client's layout and size. "
+    "deflate (level 6; e.g. deflate:1): the smallest files, about 30% below lzw at its speed. "
+    "zstd (level 1; e.g. zstd:9): the fastest, a third of lzw's CPU, slightly smaller. "
+    "none: the largest. Values are exact whatever the choice.",
 )
 @click.option("--dry-run", is_flag=True, help="Show tiles, files and bytes without downloading.")
 @click.option("--list-files", is_flag=True, help="List all created files with details.")

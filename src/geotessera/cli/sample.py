@@ -9,6 +9,19 @@ import click
 from .options import bbox4, verbose_option, years_option
 
 
+def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    out = [v.strip() for v in value.split(",")]
+    if not all(out):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of versions like v1,v1.1")
+    return out
+
+
+def _parse_optional_versions(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[str] | None:
+    return None if value is None else _parse_versions(ctx, param, value)
+
+
 @click.group("sample")
 def command() -> None:
     """Build and serve the synthetic Tessera sample store."""
@@ -29,12 +42,23 @@ def command() -> None:
     default=None,
     help="Write the base URL to this file once serving (for scripts); removed on exit.",
 )
+@click.option(
+    "--datasets",
+    callback=_parse_optional_versions,
+    default=None,
+    metavar="VERSION,...",
+    help="Serve only these dataset versions (their tiles, manifests, landmasks and Zarr stores)"
+    "  [default: all]",
+)
 @verbose_option
-def serve(directory: Path, port: int, ready_file: Path | None) -> None:
+def serve(directory: Path, port: int, ready_file: Path | None, datasets: list[str] | None) -> None:
     """Serve DIRECTORY as the public Tessera bucket on a loopback S3 endpoint until Ctrl-C.
 
     Prints the base URL to use as GEOTESSERA_BASE_URL. Binds 127.0.0.1 only; anonymous
-    clients may read, HEAD and list, with CRC64NVMe checksums as on the real bucket.
+    clients may read, HEAD and list, with CRC64NVMe checksums as on the real bucket; nobody
+    may write. Files are served from disk (ready in seconds, whatever the store's size);
+    their checksums are kept in DIRECTORY/sample_checksums.json and recomputed for files
+    that changed.
     """
     import os
     import signal
@@ -50,11 +74,11 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    server = SampleServer(directory, port=port)
+    server = SampleServer(directory, port=port, datasets=datasets)
     server.start()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        up = server.uploaded
+        up = server.served
         click.echo(f"serving {up.objects} objects ({up.bytes / 1e6:.1f} MB) from {directory}", err=True)
         click.echo(server.base_url)
         click.echo(f"GEOTESSERA_BASE_URL={server.base_url}")
@@ -75,13 +99,6 @@ def serve(directory: Path, port: int, ready_file: Path | None) -> None:
 
 
 # --- build ------------------------------------------------------------------------------
-def _parse_versions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    out = [v.strip() for v in value.split(",")]
-    if not all(out):
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of versions like v1,v1.1")
-    return out
-
-
 @command.command("build")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option(

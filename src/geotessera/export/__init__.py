@@ -2,7 +2,7 @@
 
 from ._outputs import check_output_dir, make_output_dir
 from ._verify import check_written_geotiff
-from .geotiff import COMPRESSIONS, normalize_bands, normalize_compress, write_embedding_geotiff
+from .geotiff import COMPRESSIONS, Compression, normalize_bands, normalize_compress, write_embedding_geotiff
 from .metadata import (
     check_output_dataset,
     default_tiles_dir,
@@ -13,6 +13,7 @@ from .metadata import (
 
 __all__ = [
     "COMPRESSIONS",
+    "Compression",
     "check_output_dataset",
     "check_output_dir",
     "check_written_geotiff",

@@ -1,11 +1,20 @@
 """GeoTIFF export of one tile (``formats.md`` section 5).
 
 float32, NaN nodata, the landmask's CRS and transform, tiled 256 x 256,
-compression per option (default lzw) with the floating-point predictor,
-BigTIFF when needed, band descriptions ``Tessera_Band_{i}`` and ``TESSERA_*``
-tags. The tile is dequantised and written in row strips, so memory stays near
-one strip (about 256 rows x W x bands x 4 bytes), and the file appears only once
-complete (written under a temporary name in the same directory, then renamed).
+compression per option (default lzw), BigTIFF when needed, band descriptions
+``Tessera_Band_{i}`` and ``TESSERA_*`` tags. The tile is dequantised and written
+in 256-row strips, so memory stays near one strip (about 256 rows x W x bands x
+4 bytes), and the file appears only once complete (written under a temporary
+name in the same directory, then renamed).
+
+A compression is named ``lzw``, ``deflate``, ``zstd`` or ``none``; deflate and
+zstd take a level after a colon (``zstd:9``, ``deflate:1``). Each compression
+comes with the layout that measured smallest for it on Tessera tiles
+(``benchmarks/bench_geotiff.py``, README "GeoTIFF size and speed"): lzw and
+deflate are pixel-interleaved without a predictor (for lzw this is the
+published client's layout, byte for byte the same tiles), zstd is
+band-interleaved with the floating-point predictor, none is band-interleaved.
+Compression runs on all cores (GDAL ``NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -13,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -30,13 +41,63 @@ log = logging.getLogger(__name__)
 COMPRESSIONS = ("lzw", "deflate", "zstd", "none")
 BLOCK = 256
 
+#: Levels a compression takes after a colon: (lowest, highest, default).
+LEVELS: Final[dict[str, tuple[int, int, int]]] = {"deflate": (1, 12, 6), "zstd": (1, 22, 1)}
+#: Interleave and TIFF predictor (1 = none, 3 = floating point) of each compression.
+LAYOUTS: Final[dict[str, tuple[str, int]]] = {
+    "lzw": ("pixel", 1),
+    "deflate": ("pixel", 1),
+    "zstd": ("band", 3),
+    "none": ("band", 1),
+}
+_LEVEL_OPTION: Final = {"deflate": "zlevel", "zstd": "zstd_level"}
+
+
+@dataclass(frozen=True, slots=True)
+class Compression:
+    """A GeoTIFF compression and its level (``None`` for lzw and none)."""
+
+    name: str
+    level: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str | None) -> Compression:
+        """Parse ``lzw``, ``deflate[:LEVEL]``, ``zstd[:LEVEL]`` or ``none`` (case-insensitive).
+
+        Raises :class:`InvalidInputError` for an unknown name, a level on lzw or none,
+        or a level outside the compression's range (deflate 1-12, zstd 1-22).
+        """
+        text = (spec or "none").strip().lower()
+        name, sep, level_text = text.partition(":")
+        name = name.strip()
+        if name not in COMPRESSIONS:
+            raise InvalidInputError(
+                f"unknown compression {spec!r}; choose one of {', '.join(COMPRESSIONS)} "
+                "(deflate and zstd take a level, e.g. zstd:9)"
+            )
+        if name not in LEVELS:
+            if sep:
+                raise InvalidInputError(f"compression {name} takes no level (got {spec!r})")
+            return cls(name)
+        low, high, default = LEVELS[name]
+        if not sep:
+            return cls(name, default)
+        level_text = level_text.strip()
+        if not level_text.isdigit() or not low <= int(level_text) <= high:
+            raise InvalidInputError(f"{name} level must be an integer {low}-{high}, got {level_text!r}")
+        return cls(name, int(level_text))
+
+    @property
+    def spec(self) -> str:
+        """Canonical text: the name alone at the default level, else ``name:level``."""
+        if self.level is None or self.level == LEVELS[self.name][2]:
+            return self.name
+        return f"{self.name}:{self.level}"
+
 
 def normalize_compress(compress: str | None) -> str:
-    """Validate a compression name; returns one of :data:`COMPRESSIONS`."""
-    c = (compress or "none").strip().lower()
-    if c not in COMPRESSIONS:
-        raise InvalidInputError(f"unknown compression {compress!r}; choose one of {', '.join(COMPRESSIONS)}")
-    return c
+    """Validate a compression (``zstd:9`` style levels allowed); returns its canonical text."""
+    return Compression.parse(compress).spec
 
 
 def normalize_bands(bands: Sequence[int] | None, n_bands: int = 128) -> list[int] | None:
@@ -55,23 +116,38 @@ def normalize_bands(bands: Sequence[int] | None, n_bands: int = 128) -> list[int
 
 
 def creation_options(
-    compress: str, *, predictor: int | None = None, threads: int | str = "ALL_CPUS"
+    compress: str,
+    *,
+    interleave: str | None = None,
+    predictor: int | None = None,
+    threads: int | str = "ALL_CPUS",
 ) -> dict[str, object]:
-    """GTiff creation options for a float32 embedding export."""
-    c = normalize_compress(compress)
+    """GTiff creation options for a float32 embedding export.
+
+    ``interleave`` (``pixel``/``band``) and ``predictor`` (1, 2 or 3) override the
+    compression's layout (:data:`LAYOUTS`); ``threads`` is GDAL's ``NUM_THREADS``.
+    """
+    c = Compression.parse(compress)
+    layout_interleave, layout_predictor = LAYOUTS[c.name]
+    if interleave not in (None, "pixel", "band"):
+        raise InvalidInputError(f"interleave must be pixel or band, got {interleave!r}")
+    if predictor not in (None, 1, 2, 3):
+        raise InvalidInputError(f"predictor must be 1, 2 or 3, got {predictor!r}")
     opts: dict[str, object] = {
         "tiled": True,
         "blockxsize": BLOCK,
         "blockysize": BLOCK,
-        "interleave": "band",
+        "interleave": interleave or layout_interleave,
         "bigtiff": "IF_SAFER",
         "num_threads": str(threads),
     }
-    if c != "none":
-        opts["compress"] = c
-        opts["predictor"] = 3 if predictor is None else predictor
-        if c == "zstd":
-            opts["zstd_level"] = 1
+    if c.name != "none":
+        opts["compress"] = c.name
+        pred = layout_predictor if predictor is None else predictor
+        if pred != 1:
+            opts["predictor"] = pred
+        if c.level is not None:
+            opts[_LEVEL_OPTION[c.name]] = c.level
     return opts
 
 
@@ -85,6 +161,9 @@ def write_embedding_geotiff(
     compress: str = "lzw",
     tags: Mapping[str, str] | None = None,
     strip_rows: int = BLOCK,
+    threads: int | str = "ALL_CPUS",
+    interleave: str | None = None,
+    predictor: int | None = None,
 ) -> Path:
     """Dequantise a tile strip by strip and write it as a float32 GeoTIFF.
 
@@ -94,9 +173,12 @@ def write_embedding_geotiff(
         scales: float32 (H, W) or (H, W, 128).
         grid: the landmask's pixel grid; its shape must equal (H, W).
         bands: 0-based band indices to keep (default all 128).
-        compress: lzw, deflate, zstd or none.
+        compress: lzw, deflate, zstd or none; deflate and zstd take a level (``zstd:9``).
         tags: dataset-level tags (``TESSERA_*``).
-        strip_rows: rows dequantised at once (memory ~ strip_rows x W x bands x 4 bytes).
+        strip_rows: rows dequantised at once (memory ~ strip_rows x W x bands x 4 bytes);
+            a multiple of 256 lets GDAL write whole pixel-interleaved blocks without its cache.
+        threads: GDAL's compression threads (``NUM_THREADS``: a number or ``ALL_CPUS``).
+        interleave, predictor: override the compression's layout (:data:`LAYOUTS`).
 
     Returns:
         The output path.
@@ -118,7 +200,7 @@ def write_embedding_geotiff(
         "crs": grid.crs.to_wkt(),
         "transform": grid.transform,
         "nodata": float("nan"),
-        **creation_options(compress),
+        **creation_options(compress, interleave=interleave, predictor=predictor, threads=threads),
     }
     strip = max(16, (strip_rows // 16) * 16)  # GDAL merges partial blocks in its cache
     buf = np.empty((len(out_bands), min(strip, h), w), dtype=np.float32)

@@ -43,6 +43,10 @@ class _Writer:
         self.sizes[path] = size
         return size
 
+    def record(self, rel: str) -> int:
+        """Record a file written under ``root`` by someone else (e.g. the checksum sidecar)."""
+        return self._done(self.root / rel)
+
     def bytes(self, rel: str, data: bytes) -> int:
         path = self.root / rel
         with _atomic(path) as tmp:

@@ -10,6 +10,7 @@
     DIR/ground_truth/{year}/grid_X_Y_classes.tif                  uint8 class map (not store content)
     DIR/ground_truth/classes.json                                 classes, tiles, absences, changes
     DIR/sample_store.json                                         build options (not store content)
+    DIR/sample_checksums.json                                     CRC64NVMe of every file (not store content)
 
 Datasets: ``v1`` is version "1.0" variant "vultr"; ``v1.1`` is version "1.1" variant
 "cambridge" (embedding directory ``global_0.1_degree_representation.cambridge``).
@@ -51,6 +52,8 @@ from ..grid import Cell, PixelGrid
 from ..layouts import S3_LAYOUT
 from ..progress import ItemDone, PlanReady, ProgressSink, emit
 from . import content
+from ._checksums import SIDECAR as CHECKSUM_SIDECAR
+from ._checksums import write_store_checksums
 from ._plan import DEFAULT_BBOX as DEFAULT_BBOX
 from ._plan import DEFAULT_VERSIONS as DEFAULT_VERSIONS
 from ._plan import DEFAULT_YEARS as DEFAULT_YEARS
@@ -66,7 +69,7 @@ from ._writers import _Writer as _Writer
 logger = logging.getLogger(__name__)
 
 #: Entries under DIR that are not bucket content (the S3 server does not upload them).
-NON_STORE_ENTRIES = ("ground_truth", "sample_store.json")
+NON_STORE_ENTRIES = ("ground_truth", "sample_store.json", CHECKSUM_SIDECAR)
 MARKER_FILE = "sample_store.json"
 GROUND_TRUTH_DIR = "ground_truth"
 BUCKET = "tessera-embeddings"
@@ -263,6 +266,8 @@ def build_store(
     w.json(f"{GROUND_TRUTH_DIR}/classes.json", _classes_doc(plan, pixel, observed, pixel_counts))
     w.json(MARKER_FILE, _marker(plan, options, complete=True))
     _remove_stale(root_path, set(w.sizes))
+    write_store_checksums(root_path, NON_STORE_ENTRIES)  # what `sample serve` will send as CRC64NVMe
+    w.record(CHECKSUM_SIDECAR)
 
     order = {ds: i for i, ds in enumerate(plan.datasets)}
     written.sort(key=lambda t: (order[t[0]], t[1], t[2].iy, t[2].ix))

@@ -2,21 +2,30 @@
 
 :class:`SampleServer` starts moto's ``ThreadedMotoServer`` on ``127.0.0.1`` (port 0 picks a
 free port), creates the bucket ``tessera-embeddings`` with an anonymous public-read bucket
-policy and uploads every file of a store directory with its CRC64NVMe checksum, so a client
-sees what it sees on the real bucket (formats.md section 3): unsigned path-style GETs, HEADs
-and listings, and ``x-amz-checksum-crc64nvme`` on responses requested with
+policy and registers every file of a store directory as an object with its CRC64NVMe, so a
+client sees what it sees on the real bucket (formats.md section 3): unsigned path-style GETs,
+HEADs and listings, and ``x-amz-checksum-crc64nvme`` on responses requested with
 ``x-amz-checksum-mode: ENABLED``.
+
+Objects are not loaded into moto: each is served from its file, read in 1 MiB pieces while a
+response streams (``_moto.FileBody``), so start-up costs a directory walk and memory stays
+flat whatever the store's size. CRC64NVMe values are computed once and kept in the store's
+``sample_checksums.json`` (``_checksums``); ``sample build`` writes it, and a file that
+changed since is hashed again.
 
 Facts worth knowing (see ``performance-notes.md``):
 
 - moto keeps its state per process: two servers in one process cannot serve the same bucket
   at once (:meth:`SampleServer.start` refuses), and :meth:`SampleServer.stop` deletes the
-  bucket so its memory is given back.
-- moto would accept anonymous writes; this server answers them 403, as a public-read S3
-  bucket does. Anonymous HEAD needs ``s3:HeadObject`` in the policy, which is granted.
+  bucket.
+- The endpoint is read-only: every method other than GET and HEAD is answered 403, signed or
+  not (a public-read S3 bucket refuses anonymous writes; here nobody may write). Anonymous
+  HEAD needs ``s3:HeadObject`` in the policy, which is granted.
 - Ranged GETs carry no checksum (real S3 behaves the same).
+- The files must not change while served: an object's size and checksum are those its file
+  had when registered.
 
-Needs the ``sample`` extra (``moto[server]``, ``boto3``).
+Needs the ``sample`` extra (``moto[server]``).
 """
 
 from __future__ import annotations
@@ -27,18 +36,17 @@ import logging
 import mimetypes
 import os
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from .._optional import require
-from ..errors import GeoTesseraError, InvalidInputError, SourceError
+from ..datasets import normalize_version, version_path
+from ..errors import GeoTesseraError, InvalidInputError
 from ..progress import ItemDone, PlanReady, ProgressSink, emit
-from ..transfer.checksum import crc64nvme_file
-from ._moto import _QuietMotoServer
+from ._checksums import SIDECAR, StoreFile, checksums, iter_files
+from ._moto import _QuietMotoServer, create_bucket, delete_bucket, register_file
 
 __all__ = ["DEFAULT_BUCKET", "DEFAULT_REGION", "SampleServer", "UploadSummary"]
 
@@ -46,11 +54,6 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_BUCKET = "tessera-embeddings"
 DEFAULT_REGION = "us-west-2"
-
-_UPLOAD_WORKERS = 4
-# Dummy credentials for the signed uploader only; given to the boto3 client, never put in os.environ.
-_DUMMY_KEY_ID = "geotessera-sample"
-_DUMMY_SECRET = "geotessera-sample-secret"
 
 # Buckets served by a running SampleServer in this process (moto's backends are process-wide).
 _active_buckets: set[str] = set()
@@ -61,7 +64,8 @@ StrPath = str | os.PathLike[str]
 
 @dataclass(frozen=True, slots=True)
 class UploadSummary:
-    """What :meth:`SampleServer.upload_tree` put into the bucket: ``objects`` files, ``bytes`` bytes."""
+    """What a :class:`SampleServer` serves (or one :meth:`~SampleServer.add_tree` added):
+    ``objects`` files, ``bytes`` bytes."""
 
     objects: int
     bytes: int
@@ -103,20 +107,41 @@ def _public_read_policy(bucket: str) -> str:
     )
 
 
-def _iter_files(directory: Path, exclude: Collection[str]) -> Iterator[Path]:
-    """Every regular file under ``directory`` (sorted), skipping top-level entries named in ``exclude``."""
-    for top in sorted(directory.iterdir()):
-        if top.name in exclude:
-            continue
-        if top.is_file():
-            yield top
-        elif top.is_dir():
-            yield from sorted(p for p in top.rglob("*") if p.is_file())
-
-
 def _object_key(prefix: str, rel: str) -> str:
     prefix = prefix.strip("/")
     return f"{prefix}/{rel}" if prefix else rel
+
+
+def dataset_prefixes(datasets: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Key prefixes of each dataset version: its tree and its Zarr stores.
+
+    ``["v1"]`` gives ``{"v1": ("v1/", "zarr/v1.zarr/", "zarr/v1-")}``: the tiles, manifests
+    and landmasks of v1 and its Zarr stores (``zarr/{vpath}.zarr``, ``zarr/{vpath}-{variant}.zarr``).
+    Aliases are accepted (``1``, ``1.0``, ``v1.0``). Raises :class:`InvalidInputError` for text
+    that is not a dataset version, or an empty list.
+    """
+    if isinstance(datasets, str) or not datasets:
+        raise InvalidInputError("datasets must be a non-empty list of versions such as ['v1']")
+    out: dict[str, tuple[str, ...]] = {}
+    for text in datasets:
+        vpath = version_path(normalize_version(text))
+        out[vpath] = (f"{vpath}/", f"zarr/{vpath}.zarr/", f"zarr/{vpath}-")
+    return out
+
+
+def _check_datasets(root: Path, prefixes: dict[str, tuple[str, ...]]) -> None:
+    """Raise InvalidInputError unless ``root`` holds each dataset version (its tree or a Zarr store)."""
+    zarr = [p.name + "/" for p in (root / "zarr").glob("*.zarr")]
+    missing = [
+        vpath
+        for vpath, (tree, *stores) in prefixes.items()
+        if not (root / tree).is_dir() and not any(f"zarr/{name}".startswith(tuple(stores)) for name in zarr)
+    ]
+    if missing:
+        held = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("v"))
+        raise InvalidInputError(
+            f"{root} holds no dataset {', '.join(missing)} (it holds {', '.join(held) or 'none'})"
+        )
 
 
 class SampleServer:
@@ -128,15 +153,18 @@ class SampleServer:
             print(server.base_url)  # http://127.0.0.1:PORT/tessera-embeddings
 
     Args:
-        root: store directory to upload at start (its top-level ``ground_truth`` and
-            ``sample_store.json`` are not uploaded); ``None`` starts an empty bucket.
+        root: store directory served at start (its top-level ``ground_truth``,
+            ``sample_store.json`` and ``sample_checksums.json`` are not served); ``None``
+            starts an empty bucket.
         port: TCP port; 0 (default) picks a free ephemeral port, read back by :attr:`port`.
         host: a loopback address (default ``127.0.0.1``); anything else raises
             :class:`~geotessera.errors.InvalidInputError`.
         bucket: bucket name (default ``tessera-embeddings``).
         region: bucket region (default ``us-west-2``, as the real bucket).
-        upload_workers: threads uploading files (default 4).
-        progress: optional sink receiving ``PlanReady``/``ItemDone`` events during uploads.
+        datasets: serve only these dataset versions of ``root`` (e.g. ``["v1"]``): their
+            tiles, manifests and landmasks and their Zarr stores under ``zarr/``; default all.
+        hash_workers: threads computing the CRC64NVMe of files the sidecar does not cover.
+        progress: optional sink receiving ``PlanReady``/``ItemDone`` events as files are added.
     """
 
     def __init__(
@@ -147,28 +175,32 @@ class SampleServer:
         host: str = "127.0.0.1",
         bucket: str = DEFAULT_BUCKET,
         region: str = DEFAULT_REGION,
-        upload_workers: int = _UPLOAD_WORKERS,
+        datasets: Sequence[str] | None = None,
+        hash_workers: int = 2,
         progress: ProgressSink | None = None,
     ) -> None:
         self._host = _loopback_host(host)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidInputError(f"port must be an integer in 0..65535, got {port!r}")
-        if upload_workers < 1:
-            raise InvalidInputError(f"upload_workers must be >= 1, got {upload_workers!r}")
+        if hash_workers < 1:
+            raise InvalidInputError(f"hash_workers must be >= 1, got {hash_workers!r}")
         self._root = None if root is None else Path(root)
         if self._root is not None and not self._root.is_dir():
             raise InvalidInputError(
                 f"store directory {str(self._root)!r} does not exist or is not a directory"
             )
+        self._prefixes = None if datasets is None else dataset_prefixes(datasets)
+        if self._root is not None and self._prefixes is not None:
+            _check_datasets(self._root, self._prefixes)
         self._requested_port = port
         self._bucket = bucket
         self._region = region
-        self._workers = upload_workers
+        self._workers = hash_workers
         self._progress = progress
         self._server: _QuietMotoServer | None = None
-        self._client: Any = None
+        self._bucket_obj: Any = None
         self._port: int | None = None
-        self._uploaded = UploadSummary(0, 0)
+        self._served = UploadSummary(0, 0)
         self._registered = False  # whether this instance holds its bucket in _active_buckets
 
     # -- properties -------------------------------------------------------------------------
@@ -206,13 +238,15 @@ class SampleServer:
         return self._server is not None
 
     @property
-    def uploaded(self) -> UploadSummary:
-        """Objects and bytes uploaded so far (by :meth:`start` and :meth:`upload_tree`)."""
-        return self._uploaded
+    def served(self) -> UploadSummary:
+        """Objects and bytes served so far (added by :meth:`start` and :meth:`add_tree`)."""
+        return self._served
+
+    uploaded = served  # the name of earlier versions, when objects were uploaded into moto
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> Self:
-        """Start the server, create the public-read bucket and upload the store directory.
+        """Start the server, create the public-read bucket and add the store directory's files.
 
         Returns ``self``. Raises :class:`~geotessera.errors.SourceError` if the port cannot be
         bound, and :class:`~geotessera.errors.InvalidInputError` if this process already serves
@@ -230,37 +264,36 @@ class SampleServer:
             self._registered = True
         try:
             server = _QuietMotoServer(self._host, self._requested_port)
+            self._bucket_obj = create_bucket(self._bucket, self._region, _public_read_policy(self._bucket))
             server.start()
             self._server = server
             self._port = server.get_host_and_port()[1]
             _log.info("moto S3 endpoint listening on %s", self.endpoint_url)
-            self._client = self._make_client()
-            self._create_bucket()
             if self._root is not None:
                 from .build import NON_STORE_ENTRIES
 
-                self.upload_tree(self._root, exclude=NON_STORE_ENTRIES)
+                self._add(self._root, "", NON_STORE_ENTRIES, self._prefixes, self._root / SIDECAR, None)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Delete the bucket (freeing moto's memory) and shut the server down. Idempotent."""
+        """Delete the bucket and shut the server down. Idempotent."""
         server, self._server = self._server, None
         try:
-            if server is not None and self._client is not None:
+            if self._bucket_obj is not None:
                 try:
-                    self._delete_bucket()
+                    delete_bucket(self._bucket)
                 except Exception as exc:  # the server is going away anyway
-                    _log.warning("could not empty bucket %s before stopping: %s", self._bucket, exc)
+                    _log.warning("could not delete bucket %s before stopping: %s", self._bucket, exc)
             if server is not None:
                 server.stop()
                 _log.info("moto S3 endpoint on %s stopped", self.endpoint_url)
         finally:
-            self._client = None
+            self._bucket_obj = None
             self._port = None
-            self._uploaded = UploadSummary(0, 0)
+            self._served = UploadSummary(0, 0)
             if self._registered:
                 with _active_lock:
                     _active_buckets.discard(self._bucket)
@@ -277,8 +310,8 @@ class SampleServer:
     ) -> None:
         self.stop()
 
-    # -- uploads ----------------------------------------------------------------------------
-    def upload_tree(
+    # -- objects ----------------------------------------------------------------------------
+    def add_tree(
         self,
         directory: StrPath,
         prefix: str = "",
@@ -286,106 +319,46 @@ class SampleServer:
         exclude: Collection[str] = (),
         progress: ProgressSink | None = None,
     ) -> UploadSummary:
-        """Upload every file under ``directory`` as ``{prefix}/{relative posix path}``.
+        """Serve every file under ``directory`` as ``{prefix}/{relative posix path}``.
 
-        Each object carries its CRC64NVMe (computed while streaming the file, then sent with
-        the object), so GETs with ``x-amz-checksum-mode: ENABLED`` return it. Files are streamed
-        from disk by a few threads; none is read whole into memory. Top-level entries of
-        ``directory`` named in ``exclude`` are skipped. ``progress`` (default: the server's sink)
-        receives ``PlanReady`` and one ``ItemDone`` per object.
+        Files are not read into memory: each object is served from its file. Their CRC64NVMe
+        is computed here (streamed, 8 MiB at a time) and sent with GETs requested with
+        ``x-amz-checksum-mode: ENABLED``. Top-level entries of ``directory`` named in
+        ``exclude`` are skipped. ``progress`` (default: the server's sink) receives
+        ``PlanReady`` and one ``ItemDone`` per object. An object of the same key is replaced.
         """
-        if self._client is None:
+        if self._bucket_obj is None:
             raise GeoTesseraError("the sample server is not running; call start() first")
         directory = Path(directory)
         if not directory.is_dir():
             raise InvalidInputError(f"{str(directory)!r} is not a directory")
+        return self._add(directory, prefix, exclude, None, None, progress)
+
+    upload_tree = add_tree  # the name of earlier versions, when objects were uploaded into moto
+
+    def _add(
+        self,
+        directory: Path,
+        prefix: str,
+        exclude: Collection[str],
+        prefixes: dict[str, tuple[str, ...]] | None,
+        sidecar: Path | None,
+        progress: ProgressSink | None,
+    ) -> UploadSummary:
         sink = progress if progress is not None else self._progress
-        files = list(_iter_files(directory, exclude))
-        jobs = [(path, _object_key(prefix, path.relative_to(directory).as_posix())) for path in files]
-        sizes = {path: path.stat().st_size for path in files}
-        total = sum(sizes.values())
-        emit(sink, PlanReady(items=len(jobs), bytes=total, label="upload"))
-        _log.info("uploading %d files (%d bytes) from %s", len(jobs), total, directory)
-
-        def put(job: tuple[Path, str]) -> None:
-            path, key = job
-            self._put_file(path, key)
-            emit(sink, ItemDone(key=key, bytes=sizes[path]))
-
-        self._run_all(put, jobs)
-        summary = UploadSummary(objects=len(jobs), bytes=total)
-        self._uploaded = UploadSummary(self._uploaded.objects + summary.objects, self._uploaded.bytes + total)
+        listed = list(iter_files(directory, exclude))
+        if prefixes is not None:
+            wanted = tuple(p for pre in prefixes.values() for p in pre)
+            listed = [f for f in listed if f[0].startswith(wanted)]
+        total = sum(st.st_size for *_, st in listed)
+        emit(sink, PlanReady(items=len(listed), bytes=total, label="serve"))
+        files: list[StoreFile] = checksums(directory, listed, sidecar=sidecar, workers=self._workers)
+        for f in files:
+            key = _object_key(prefix, f.rel)
+            content_type = mimetypes.guess_type(f.path.name)[0] or "application/octet-stream"
+            register_file(self._bucket_obj, key, f.path, f.size, f.crc64nvme, f.mtime, content_type)
+            emit(sink, ItemDone(key=key, bytes=f.size))
+        _log.info("serving %d files (%d bytes) from %s", len(files), total, directory)
+        summary = UploadSummary(objects=len(files), bytes=total)
+        self._served = UploadSummary(self._served.objects + summary.objects, self._served.bytes + total)
         return summary
-
-    def _run_all(self, fn: Callable[[tuple[Path, str]], None], jobs: Iterable[tuple[Path, str]]) -> None:
-        with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="sample-upload") as pool:
-            for future in [pool.submit(fn, job) for job in jobs]:
-                future.result()  # re-raise the first failure
-
-    def _put_file(self, path: Path, key: str) -> None:
-        require("botocore", "sample")
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        crc = crc64nvme_file(path)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        try:
-            with open(path, "rb") as body:
-                response = self._client.put_object(
-                    Bucket=self._bucket,
-                    Key=key,
-                    Body=body,
-                    ContentType=content_type,
-                    ChecksumAlgorithm="CRC64NVME",
-                    ChecksumCRC64NVME=crc,
-                )
-        except (BotoCoreError, ClientError) as exc:
-            raise SourceError(f"uploading {key!r} to the sample server failed: {exc}") from exc
-        stored = response.get("ChecksumCRC64NVME")
-        if stored != crc:
-            raise SourceError(f"sample server stored {key!r} with CRC64NVMe {stored!r}, expected {crc!r}")
-
-    # -- bucket set-up ----------------------------------------------------------------------
-    def _make_client(self) -> Any:
-        boto3 = require("boto3", "sample")
-        require("botocore", "sample")
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self._region,
-            aws_access_key_id=_DUMMY_KEY_ID,
-            aws_secret_access_key=_DUMMY_SECRET,
-            config=Config(
-                s3={"addressing_style": "path"},
-                max_pool_connections=max(10, self._workers),
-                retries={"max_attempts": 2, "mode": "standard"},
-            ),
-        )
-
-    def _create_bucket(self) -> None:
-        require("botocore", "sample")
-        from botocore.exceptions import ClientError
-
-        config = {} if self._region == "us-east-1" else {"LocationConstraint": self._region}
-        try:
-            self._client.create_bucket(Bucket=self._bucket, CreateBucketConfiguration=config)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise SourceError(f"creating bucket {self._bucket!r} failed: {exc}") from exc
-            # Left over by a server of this process that was not stopped: start clean.
-            _log.warning("bucket %s already existed in this process; emptying it", self._bucket)
-            self._empty_bucket()
-        self._client.put_bucket_policy(Bucket=self._bucket, Policy=_public_read_policy(self._bucket))
-
-    def _empty_bucket(self) -> None:
-        paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self._bucket):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
-
-    def _delete_bucket(self) -> None:
-        self._empty_bucket()
-        self._client.delete_bucket(Bucket=self._bucket)

@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geotessera.errors import CorruptDataError, InvalidInputError, OutputError
 from geotessera.export import write_embedding_geotiff
+from geotessera.export.geotiff import (
+    COMPRESSIONS,
+    LAYOUTS,
+    LEVELS,
+    Compression,
+    creation_options,
+    normalize_compress,
+)
 from geotessera.grid import PixelGrid
 from geotessera.tiles import open_tile
 from geotessera.tiles.dequantize import dequantize_band_major, dequantize_embedding
@@ -93,3 +103,78 @@ def test_open_tile_refuses_a_landmask_of_another_size(tmp_path: Path) -> None:
         ds.write(np.ones((1, 21, 10), np.uint8))
     with pytest.raises(CorruptDataError, match="20 x 10 pixels but its landmask"):
         open_tile(tmp_path / "e.npy", tmp_path / "s.npy", tmp_path / "m.tif")
+
+
+# --- compressions, levels and layouts (issue 14) -------------------------------------------
+# high levels take minutes even on a small tile (padded to 256 x 256 blocks): their options are checked below
+ALL_OPTIONS = ["lzw", "deflate", "deflate:1", "deflate:9", "zstd", "zstd:3", "none"]
+
+
+@pytest.mark.parametrize("compress", ALL_OPTIONS)
+def test_every_compression_reads_back_exactly_with_rasterio(tmp_path: Path, compress: str) -> None:
+    q, s, grid = _tile(h=300, w=40, seed=3)
+    tags = {"TESSERA_YEAR": "2024", "TESSERA_TILE_LON": "0.15"}
+    out = write_embedding_geotiff(tmp_path / "c.tif", q, s, grid, compress=compress, tags=tags)
+    c = Compression.parse(compress)
+    interleave, predictor = LAYOUTS[c.name]
+    window = rasterio.windows.Window(col_off=10, row_off=250, width=30, height=50)  # crosses a block edge
+    with rasterio.open(out) as ds:
+        assert ds.count == 128 and ds.dtypes[0] == "float32" and ds.nodata is not None and np.isnan(ds.nodata)
+        assert ds.block_shapes[0] == (256, 256)
+        assert ds.interleaving.name.lower() == interleave
+        structure = ds.tags(ns="IMAGE_STRUCTURE")
+        if c.name == "none":
+            assert ds.compression is None
+        else:
+            assert ds.compression.name.lower() == c.name
+            assert structure.get("PREDICTOR", "1") == str(predictor)
+        assert ds.descriptions == tuple(f"Tessera_Band_{i}" for i in range(128))
+        assert {k: ds.tags()[k] for k in tags} == tags
+        got = ds.read(window=window)
+    expected = dequantize_embedding(q, s)[250:300, 10:40].transpose(2, 0, 1)
+    assert np.isnan(expected).any()  # the nodata pixel is inside the window
+    np.testing.assert_array_equal(got, expected)  # NaN where NaN, every other value bit-exact
+
+
+def test_layouts_match_the_published_client_for_lzw() -> None:
+    opts = creation_options("lzw")
+    assert opts["interleave"] == "pixel" and "predictor" not in opts and opts["compress"] == "lzw"
+    assert (opts["blockxsize"], opts["blockysize"], opts["tiled"]) == (256, 256, True)
+    assert creation_options("zstd:9")["zstd_level"] == 9 and creation_options("zstd")["zstd_level"] == 1
+    assert creation_options("deflate:1")["zlevel"] == 1 and creation_options("deflate")["zlevel"] == 6
+    assert creation_options("zstd:22")["zstd_level"] == 22 and creation_options("deflate:12")["zlevel"] == 12
+    assert "compress" not in creation_options("none")
+    over = creation_options("lzw", interleave="band", predictor=3, threads=1)
+    assert (over["interleave"], over["predictor"], over["num_threads"]) == ("band", 3, "1")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["jpeg", "lzw:1", "none:3", "zstd:0", "zstd:23", "deflate:13", "deflate:", "zstd:x", "zstd:-1", ":3"],
+)
+def test_bad_compressions_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        normalize_compress(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(COMPRESSIONS),
+    level=st.one_of(st.none(), st.integers(-5, 40)),
+    upper=st.booleans(),
+    pad=st.sampled_from(["", " "]),
+)
+def test_compression_parsing_property(name: str, level: int | None, upper: bool, pad: str) -> None:
+    text = name if level is None else f"{name}:{level}"
+    text = pad + (text.upper() if upper else text) + pad
+    ok = level is None or (name in LEVELS and LEVELS[name][0] <= level <= LEVELS[name][1])
+    if not ok:
+        with pytest.raises(InvalidInputError):
+            Compression.parse(text)
+        return
+    c = Compression.parse(text)
+    assert c.name == name
+    expected_level = None if name not in LEVELS else (LEVELS[name][2] if level is None else level)
+    assert c.level == expected_level
+    assert Compression.parse(c.spec) == c  # the canonical text round-trips
+    assert normalize_compress(text) == c.spec

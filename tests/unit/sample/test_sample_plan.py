@@ -23,7 +23,7 @@ from geotessera.sample.build import (
 
 
 def test_non_store_entries() -> None:
-    assert NON_STORE_ENTRIES == ("ground_truth", "sample_store.json")
+    assert NON_STORE_ENTRIES == ("ground_truth", "sample_store.json", "sample_checksums.json")
 
 
 def test_default_plan() -> None:
