@@ -28,8 +28,7 @@ def test_a_lock_held_by_another_process_is_waited_for(tmp_path: Path) -> None:
         t0 = time.monotonic()
         with directory_lock(tmp_path):
             waited = time.monotonic() - t0
-        assert holder.poll() is not None  # we only got it once the holder was done
-        assert waited > 0.2
+        assert waited > 0.5  # the holder keeps it a second after saying so
     finally:
         holder.kill()
         holder.wait()

@@ -17,6 +17,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import OutputError
 
@@ -72,10 +73,12 @@ def check_written_geotiff(
     """Raise :class:`OutputError` unless ``path`` is a whole GeoTIFF of ``count`` x ``height`` x ``width``.
 
     Checks, without reading the pixels: a non-empty file whose header and directory parse,
-    the expected band count and shape, and the last block of the last band decoding (a file
-    cut short loses its end first). A failure says "disk full" when the disk has less than
-    ``needed`` bytes free (what the whole file might take); ``name`` (default ``path``) is the
-    file the messages name (e.g. the final path of a temporary).
+    the expected band count and shape, every block of the first and last bands present and
+    inside the file (GDAL writes the directory first, so a file cut short still opens, and
+    reads its missing blocks as nodata), and the last block of the last band decoding. A
+    failure says "disk full" when the disk has less than ``needed`` bytes free (what the whole
+    file might take); ``name`` (default ``path``) is the file the messages name (e.g. the final
+    path of a temporary).
     """
     import rasterio
     from rasterio.windows import Window
@@ -91,6 +94,7 @@ def check_written_geotiff(
                     f"it holds {ds.count} x {ds.height} x {ds.width}, not {count} x {height} x {width}"
                 )
             bh, bw = ds.block_shapes[-1]
+            _check_blocks(ds, size, sorted({1, count}), -(-height // bh), -(-width // bw))
             row, col = (height - 1) // bh * bh, (width - 1) // bw * bw
             ds.read(count, window=Window(col, row, width - col, height - row))
     except (OSError, ValueError, rasterio.errors.RasterioError) as exc:
@@ -99,6 +103,19 @@ def check_written_geotiff(
         if free is not None and free < needed:
             raise OutputError(f"disk full ({errno.errorcode[errno.ENOSPC]}) writing {shown}: {exc}") from exc
         raise OutputError(f"{shown} was not written completely: {exc}") from exc
+
+
+def _check_blocks(ds: Any, size: int, bands: list[int], rows: int, cols: int) -> None:
+    """Every block of ``bands`` present and inside the file (a missing block reads as nodata)."""
+    for b in bands:
+        for y in range(rows):
+            for x in range(cols):
+                offset = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)
+                length = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=b)
+                if not offset or not length or int(offset) + int(length) > size:
+                    raise ValueError(
+                        f"block {x},{y} of band {b} was never written (the file ends at {size} bytes)"
+                    )
 
 
 def _free_bytes(path: Path) -> int | None:

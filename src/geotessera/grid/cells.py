@@ -162,14 +162,11 @@ def point_to_centre(lon: float, lat: float) -> tuple[float, float]:
 def as_bbox(value: object) -> BBox:
     """Validate a bbox-like value: 2 numbers (a point) or 4 (min_lon, min_lat, max_lon, max_lat).
 
-    A string is read as comma-separated numbers (``"0.1,52.0,0.2,52.1"``). Raises
-    :class:`InvalidInputError` quoting the value when it is malformed, out of range,
-    inverted, or crosses the antimeridian.
+    Raises :class:`InvalidInputError` quoting the value when it is malformed (a string or a
+    mapping too), out of range, inverted, or crosses the antimeridian.
     """
-    if isinstance(value, str | bytes):  # never its characters: "1234" is not (1, 2, 3, 4)
-        value = [v for v in (value.decode() if isinstance(value, bytes) else value).split(",") if v.strip()]
-    if isinstance(value, Mapping):
-        raise InvalidInputError(f"bbox {value!r} is a mapping, not a sequence of numbers")
+    if isinstance(value, str | bytes | Mapping):  # never a string's characters: "1234" is no box
+        raise InvalidInputError(f"bbox {value!r} is not a sequence of numbers")
     try:
         nums = [float(v) for v in value]  # type: ignore[attr-defined]
     except (TypeError, ValueError, OverflowError) as exc:

@@ -73,3 +73,17 @@ def test_space_is_reserved_across_writers_of_one_process(tmp_path: Path) -> None
             pass
     with reserve_space(tmp_path / "d.tif", free // 2 + free // 4):  # released: room again
         pass
+
+
+def test_a_file_cut_after_its_directory_fails(tmp_path: Path) -> None:
+    # GDAL writes the directory first: a file cut short still opens and reads its missing
+    # blocks as nodata (what a full disk under GDAL's cache left at final paths)
+    p = tmp_path / "t.tif"
+    _write(p, count=8, height=600, width=600)
+    whole = p.read_bytes()
+    with rasterio.open(p) as ds:
+        first = int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+    for cut in (first, first + 10, len(whole) - 1):
+        p.write_bytes(whole[:cut])
+        with pytest.raises(OutputError, match="never written|not written completely"):
+            check_written_geotiff(p, count=8, height=600, width=600)
