@@ -234,7 +234,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(fault.delay_s)
             return
         if fault is not None and fault.kind in ("reset", "truncate"):
-            part = data[: int(len(data) * fault.fraction)]
+            part = data[: max(1, int(len(data) * fault.fraction))]  # some progress, however little
             self.wfile.write(part)
             self.wfile.flush()
             if fault.kind == "reset":

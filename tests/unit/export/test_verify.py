@@ -85,5 +85,5 @@ def test_a_file_cut_after_its_directory_fails(tmp_path: Path) -> None:
         first = int(ds.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
     for cut in (first, first + 10, len(whole) - 1):
         p.write_bytes(whole[:cut])
-        with pytest.raises(OutputError, match="never written|not written completely"):
+        with pytest.raises(OutputError, match=r"never written|not written completely"):
             check_written_geotiff(p, count=8, height=600, width=600)
