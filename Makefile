@@ -7,7 +7,7 @@ DATA := src/geotessera/_data
 ASSETS := $(DATA)/ASSETS.json
 PYTEST_ARGS ?=
 
-.PHONY: install assets test lint demo bench clean compat wheel-smoke
+.PHONY: install assets browser test lint demo bench clean compat wheel-smoke
 
 # Run-time data from the npm registry, made into the package as assets/assets.json lists
 # (every wheel or sdist build runs the same step through setup.py).
@@ -30,7 +30,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The browser tests drive Debian's chromium (headless, through playwright); never a downloaded browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: lint browser
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 # The newest other Python found (3.13, else 3.12) runs the unit, end-to-end and docs tests too.

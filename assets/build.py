@@ -127,6 +127,7 @@ GENERATORS: dict[str, Callable[[Path], bytes]] = {"country_codes": country_codes
 
 
 def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # names may hold a directory (leaflet/images/...)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

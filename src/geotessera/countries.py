@@ -10,6 +10,7 @@ both, so names, codes and aliases all work in the core install. The shapes are T
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import unicodedata
@@ -98,12 +99,7 @@ def decode_topojson(
     antimeridian are cut there and wrapped back into [-180, 180].
     """
     tr = topo.get("transform")
-    arcs: list[np.ndarray] = []
-    for arc in topo["arcs"]:
-        a = np.asarray(arc, dtype=np.float64)[:, :2]
-        if tr:
-            a = np.cumsum(a, axis=0) * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
-        arcs.append(a)
+    arcs = topojson_arcs(topo)
 
     def ring(indices: list[int]) -> np.ndarray:
         parts = []
@@ -150,6 +146,76 @@ def decode_topojson(
             props["id"] = g["id"]
         out.append((props, shapely.make_valid(geom) if not geom.is_valid else geom))
     return out
+
+
+def topojson_arcs(topo: dict[str, Any]) -> list[np.ndarray]:
+    """The arcs of a TopoJSON topology as (N, 2) float64 lon/lat arrays (delta-decoded, de-quantised).
+
+    All positions are read in one pass into one array (``np.fromiter``), then split per arc.
+    """
+    raw = topo["arcs"]
+    lens = np.fromiter((len(a) for a in raw), dtype=np.int64, count=len(raw))
+    if lens.sum() == 0:
+        return [np.empty((0, 2)) for _ in raw]
+    if any(len(p) != 2 for a in raw for p in a):  # positions with a third value: the slow way
+        arcs = [np.asarray(a, dtype=np.float64).reshape(len(a), -1)[:, :2] for a in raw]
+        flat = np.concatenate(arcs)
+    else:
+        positions = itertools.chain.from_iterable(itertools.chain.from_iterable(raw))
+        flat = np.fromiter(positions, dtype=np.float64, count=2 * int(lens.sum())).reshape(-1, 2)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    tr = topo.get("transform")
+    if tr:  # quantised: positions are deltas from the previous one within each arc
+        total = np.cumsum(flat, axis=0)
+        before = np.where(starts[:, None] > 0, total[np.maximum(starts - 1, 0)], 0.0)
+        flat = total - np.repeat(before, lens, axis=0)
+        flat = flat * np.asarray(tr["scale"]) + np.asarray(tr["translate"])
+    return np.split(flat, starts[1:])
+
+
+@lru_cache(maxsize=1)
+def _arcs() -> tuple[np.ndarray, ...]:
+    return tuple(topojson_arcs(_topology()))
+
+
+@lru_cache(maxsize=1)
+def border_lines() -> tuple[np.ndarray, ...]:
+    """Every border and coastline of the bundled shapes as (N, 2) lon/lat polylines (N >= 2).
+
+    Lines are cut where they cross the antimeridian, so none jumps across the map.
+    Decoding takes a fraction of a second (no shapely geometry is built).
+    """
+    out: list[np.ndarray] = []
+    for arc in _arcs():
+        cuts = np.flatnonzero(np.abs(np.diff(arc[:, 0])) > 180) + 1
+        out.extend(piece for piece in np.split(arc, cuts) if len(piece) >= 2)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def land_rings() -> tuple[tuple[np.ndarray, ...], ...]:
+    """Country polygons of the bundled shapes as tuples of (N, 2) lon/lat rings (exterior first).
+
+    For filling land on raster maps: rings are not validated, and a ring crossing the
+    antimeridian is unwrapped (its longitudes run past +-180, continuously).
+    """
+    topo = _topology()
+    arcs = _arcs()
+
+    def ring(indices: list[int]) -> np.ndarray:
+        parts = [arcs[i] if i >= 0 else arcs[~i][::-1] for i in indices]
+        return _unwrap(np.concatenate([p if k == 0 else p[1:] for k, p in enumerate(parts)]))
+
+    polygons: list[tuple[np.ndarray, ...]] = []
+    for g in topo["objects"]["countries"]["geometries"]:
+        kind = g.get("type")
+        if kind not in ("Polygon", "MultiPolygon"):
+            continue
+        for rings in [g["arcs"]] if kind == "Polygon" else g["arcs"]:
+            built = tuple(ring(r) for r in rings)
+            if len(built[0]) >= 4:
+                polygons.append(built)
+    return tuple(polygons)
 
 
 def _unwrap(ring: np.ndarray) -> np.ndarray:

@@ -81,6 +81,7 @@ ANALYSIS_OUTPUTS = [
     "clusters.tif",
     "clusters_centroids.json",
 ]
+VISUAL_OUTPUTS = ["coverage.png", "pca.tif", "pca.png", "web_tiles"]
 
 
 def test_every_python_block_runs_in_order_in_one_fresh_directory(
@@ -117,6 +118,7 @@ def test_every_python_block_runs_in_order_in_one_fresh_directory(
             "tessera_metadata.json",
             *inputs,
             *ANALYSIS_OUTPUTS,
+            *VISUAL_OUTPUTS,
         ]
     )
     assert list((work / "tiles").rglob("*_scales.npy"))  # the analysis client's embeddings_dir

@@ -174,9 +174,34 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Command modules import the library lazily, inside their functions.
-    from . import change, classify, cluster, download, extract, info, registry, sample, similar, zarr_store
+    from . import (
+        change,
+        classify,
+        cluster,
+        coverage,
+        download,
+        extract,
+        info,
+        registry,
+        sample,
+        serve,
+        similar,
+        visualize,
+        webmap,
+        zarr_store,
+    )
 
-    for command in (download.command, info.command, registry.command, sample.command, zarr_store.command):
+    for command in (
+        download.command,
+        info.command,
+        registry.command,
+        sample.command,
+        zarr_store.command,
+        coverage.command,
+        visualize.command,
+        webmap.command,
+        serve.command,
+    ):
         cli.add_command(command)
     for command in (extract.command, classify.command, similar.command, change.command, cluster.command):
         cli.add_command(command)

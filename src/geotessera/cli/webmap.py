@@ -1,0 +1,85 @@
+"""``geotessera webmap RGB_MOSAIC``: XYZ web tiles and an offline Leaflet viewer of a mosaic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import verbose_option
+from .serve import bind_server, port_option, serve_until_interrupted
+
+
+@click.command("webmap")
+@click.argument("rgb_mosaic", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory  [default: <mosaic name>_web beside the mosaic].",
+)
+@click.option("--min-zoom", type=int, default=8, show_default=True, help="Lowest zoom of the web tiles.")
+@click.option("--max-zoom", type=int, default=15, show_default=True, help="Highest zoom of the web tiles.")
+@click.option(
+    "--initial-zoom", type=int, default=None, help="Zoom the page opens at [default: fit the mosaic]."
+)
+@click.option("--force/--no-force", default=False, show_default=True, help="Rebuild tiles that exist.")
+@click.option("--serve/--no-serve", default=False, show_default=True, help="Serve the map when done.")
+@port_option()
+@click.option(
+    "--region-file", type=click.Path(path_type=Path), default=None, help="Boundary to draw (GeoJSON ...)."
+)
+@verbose_option
+def command(
+    rgb_mosaic: Path,
+    output: Path | None,
+    min_zoom: int,
+    max_zoom: int,
+    initial_zoom: int | None,
+    force: bool,
+    serve: bool,
+    port: int,
+    region_file: Path | None,
+) -> None:
+    """Cut RGB_MOSAIC (from `geotessera visualize`) into web tiles and write an index.html viewer."""
+    from ..web import check_rgb_mosaic, check_zooms, create_simple_web_viewer, render_web_tiles
+    from .render import ProgressBars
+
+    check_zooms((min_zoom, max_zoom))
+    if initial_zoom is not None and not min_zoom <= initial_zoom <= max_zoom + 2:
+        raise click.BadParameter(
+            f"must be within --min-zoom {min_zoom} and --max-zoom {max_zoom} (+2), got {initial_zoom}",
+            param_hint="--initial-zoom",
+        )
+    info = check_rgb_mosaic(rgb_mosaic)
+    if region_file is not None and not region_file.is_file():
+        raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
+    out = output if output is not None else rgb_mosaic.with_name(f"{rgb_mosaic.stem}_web")
+    server = None
+    if serve:  # a taken port is reported before any work
+        out.mkdir(parents=True, exist_ok=True)
+        server = bind_server(out, port)
+    with ProgressBars("tiles") as bars:
+        report = render_web_tiles(rgb_mosaic, out / "tiles", (min_zoom, max_zoom), force=force, progress=bars)
+    w, s, e, n = info.bounds
+    page = create_simple_web_viewer(
+        out / "tiles",
+        out / "index.html",
+        center_lon=(w + e) / 2,
+        center_lat=(s + n) / 2,
+        zoom=initial_zoom,
+        title=f"GeoTessera: {rgb_mosaic.name}",
+        region_file=region_file,
+        min_zoom=min_zoom,
+        max_zoom=max_zoom,
+        bounds=info.bounds,
+    )
+    click.echo(
+        f"{report.written} tiles written, {report.kept} kept, {report.empty} without data "
+        f"(zoom {min_zoom}-{max_zoom}); viewer: {page}"
+    )
+    if server is not None:
+        serve_until_interrupted(server, "index.html", open_browser=False)
+    else:
+        click.echo(f"view it with: geotessera serve {out}")
