@@ -30,7 +30,7 @@ ENV = {"GEOTESSERA_RETRIES": "0", "GEOTESSERA_BASE_URL": None, "GEOTESSERA_WORKE
 
 # (command line, exit code, a word the error line must contain); {M} is a local mirror of the
 # sample store, {W} a directory of hostile files, {DEAD} a loopback URL nobody listens on,
-# {LONG} a name of 300 bytes.
+# {LONG} a name of 300 bytes, {TILE} a directory holding one tile.
 CASES: list[tuple[str, int, str]] = [
     # download: bounding boxes
     ("download -o {W}/out --bbox 1,2,3 --base-url {M}", 2, "--bbox"),
@@ -196,6 +196,37 @@ CASES: list[tuple[str, int, str]] = [
     ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --zarr {W}/nowhere", 2, "not a directory or a URL"),
     ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --base-url {M} --dataset-variant ../x", 2, "invalid dataset"),
     ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --base-url {DEAD} --cache-dir {W}/cache", 1, "cannot reach"),
+    # visualize, webmap, serve, coverage
+    ("visualize {W}/nowhere {W}/m.tif", 2, "does not exist"),
+    ("visualize {W}/adir {W}/m.tif", 2, "no GeoTIFF"),
+    ("visualize {W}/corrupt.npy {W}/m.tif", 1, "not a valid .npy"),
+    ("visualize {W}/adir {W}/m.tif --n-components 0", 2, "--n-components"),
+    ("visualize {W}/adir {W}/m.tif --balance weird", 2, "--balance"),
+    ("visualize {W}/adir {W}/m.tif --percentile-low 90 --percentile-high 10", 2, "--percentile-low"),
+    ("visualize {TILE} {W}/m.tif --crs EPSG:99999999", 2, "unknown CRS"),
+    ("visualize {TILE} {W}/m.tif --crs nonsense", 2, "unknown CRS"),
+    ("visualize {TILE} {W}/afile/m.tif", 1, "cannot write"),
+    ("webmap {W}/nowhere.tif", 2, "does not exist"),
+    ("webmap {W}/corrupt.npy", 2, "not a readable raster"),
+    ("webmap {W}/afile --min-zoom -1", 2, "zoom"),
+    ("webmap {W}/afile --min-zoom 12 --max-zoom 5", 2, "zoom"),
+    ("webmap {W}/afile --max-zoom 99", 2, "zoom"),
+    ("webmap {W}/afile --initial-zoom 40", 2, "--initial-zoom"),
+    ("webmap {W}/afile --port 70000", 2, "--port"),
+    ("serve {W}/nowhere", 2, "does not exist"),
+    ("serve {W}/afile", 2, "is a file"),
+    ("serve {W}/adir --port 70000", 2, "--port"),
+    ("serve {W}/adir --html ../../etc/passwd --no-open", 2, "--html"),
+    ("coverage --base-url {M} -o {W}/c.png --width 10", 2, "width"),
+    ("coverage --base-url {M} -o {W}/c.png --width 99999999", 2, "width"),
+    ("coverage --base-url {M} -o {W}/c.png --tile-alpha 2", 2, "alpha"),
+    ("coverage --base-url {M} -o {W}/c.png --tile-alpha nan", 2, "alpha"),
+    ("coverage --base-url {M} -o {W}/c.png --tile-size 0", 2, "tile size"),
+    ("coverage --base-url {M} -o {W}/c.png --tile-color notacolour", 2, "colour"),
+    ("coverage --base-url {M} -o {W}/c.png --country Atlantis", 2, "unknown country"),
+    ("coverage --base-url {M} -o {W}/c.png --years 1-99999999", 2, "outside 1900..2100"),
+    ("coverage --base-url {M} -o {W}/afile/c.png", 1, "cannot write"),
+    ("coverage --base-url {DEAD} -o {W}/c.png --cache-dir {W}/cache", 1, "cannot reach"),
     # the root
     ("bogus-command", 2, "No such command"),
     ("--bogus", 2, "No such option"),
@@ -246,6 +277,8 @@ def _imported() -> None:
         "geotessera.analysis.models",
         "geotessera.analysis.clustering",
         "geotessera.sample.build",
+        "geotessera.visualization",
+        "matplotlib.pyplot",
         "geotessera.registry.scan",
         "pyogrio",
         "sklearn.ensemble",
@@ -272,7 +305,8 @@ def dead_url() -> str:
 
 
 def _args(line: str, mirror: Path, world: Path, dead: str) -> list[str]:
-    return shlex.split(line.format(M=mirror, W=world, DEAD=dead, LONG="x" * 300))
+    tile = mirror / "v1" / "global_0.1_degree_representation" / "2024" / "grid_0.05_52.05"
+    return shlex.split(line.format(M=mirror, W=world, DEAD=dead, LONG="x" * 300, TILE=tile))
 
 
 def _check_output(stderr: str, stdout: str, word: str) -> None:
@@ -288,7 +322,8 @@ def test_the_corpus_is_large_and_covers_every_command() -> None:
     assert len(CASES) >= 60
     commands = {" ".join(w for w in shlex.split(c)[:2] if not w.startswith("-")) for c, _, _ in CASES}
     every = ("download", "info", "registry build", "sample build", "sample serve", "zarr build")
-    for command in (*every, "extract", "classify", "similar", "change", "cluster"):
+    analysis = ("extract", "classify", "similar", "change", "cluster")
+    for command in (*every, *analysis, "visualize", "webmap", "serve", "coverage"):
         assert any(c.startswith(command) for c in commands), command
 
 
