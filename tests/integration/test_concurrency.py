@@ -7,13 +7,12 @@ read-modify-write is locked, so it lists every tile whoever wrote it last.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from geotessera.sample.serve import SampleServer
-from support.outputs import EXE, assert_complete, cli_env, download_args
+from support.outputs import assert_complete, download_args, run_together
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "npy"])
@@ -21,17 +20,9 @@ def test_two_concurrent_downloads_into_one_directory_both_succeed(
     fmt: str, s3_endpoint: SampleServer, tiny_store: Path, tiff_reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    procs = [
-        subprocess.Popen(
-            [EXE, *download_args(out, s3_endpoint.base_url, tmp_path / f"cache{i}", fmt)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        for i in range(2)
-    ]
-    results = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, results, strict=True):
-        assert p.returncode == 0, err
+    runs = run_together(
+        *(download_args(out, s3_endpoint.base_url, tmp_path / f"cache{i}", fmt) for i in range(2))
+    )
+    for code, err in runs:
+        assert code == 0, err
     assert_complete(out, tiny_store, fmt, tiff_reference)

@@ -63,6 +63,18 @@ def run_cli(
     )
 
 
+def run_together(*commands: Sequence[str], timeout: float = 300) -> list[tuple[int, str]]:
+    """Run ``geotessera COMMAND`` for each command at the same time; (exit code, stderr) of each."""
+    procs = [
+        subprocess.Popen(
+            [EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+        )
+        for args in commands
+    ]
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    return [(p.returncode, err) for p, (_, err) in zip(procs, outs, strict=True)]
+
+
 def start_cli(args: Sequence[str]) -> subprocess.Popen[bytes]:
     """Start ``geotessera ARGS`` in the background, its output discarded."""
     return subprocess.Popen([EXE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
