@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case, CaseResult
-from geotessera.store.fetch import usable_cores
+from geotessera.store.read.chunk_reader import usable_cores
 
 BBOX = (0.0, 52.0, 0.2, 52.2)  # the region (and the store of the region cases)
 POINTS_BBOX = (0.0, 52.0, 1.0, 53.0)  # the points' 1 x 1 degree area (its own 100-tile store)
@@ -87,14 +87,14 @@ def _setup_points() -> dict[str, Any]:
 def _run_points(state: dict[str, Any]) -> dict[str, float]:
     gz = state["gz"]
     gz.reader._index_cache = type(gz.reader._index_cache)()  # cold index cache each repeat
-    req0, bytes0 = gz.objects.requests, gz.objects.bytes_read
+    req0, bytes0 = gz.source.requests, gz.source.bytes_read
     vals = gz.sample_points(state["points"], 2023)
     n = len(state["points"])
     return {
         "points": n,
         "valid": float(np.isfinite(vals[:, 0]).sum()),
-        "requests_per_point": (gz.objects.requests - req0) / n,
-        "bytes_per_point": (gz.objects.bytes_read - bytes0) / n,
+        "requests_per_point": (gz.source.requests - req0) / n,
+        "bytes_per_point": (gz.source.bytes_read - bytes0) / n,
     }
 
 
@@ -126,7 +126,7 @@ def _run_vindex(state: dict[str, Any]) -> dict[str, float]:
 
 def _region_bytes(gz: Any) -> int:
     """int8 bytes of the region read_region returns (H x W x 128): the bytes both region cases count."""
-    from geotessera.store.region import region_grid
+    from geotessera.store.read.regions import region_grid
 
     _, _, (h, w), _ = region_grid(BBOX, gz.info.gsd)
     return h * w * 128
@@ -149,7 +149,7 @@ def _window(gz: Any) -> tuple[Any, tuple[int, int, int, int]]:
     """The zone and its window (r0, r1, c0, c1) that read_region copies for the box (one zone, aligned)."""
     from pyproj import CRS
 
-    from geotessera.store.region import _aligned, region_grid
+    from geotessera.store.read.regions import _aligned, region_grid
 
     zone = gz.zone(31)
     crs, transform, (h, w), zones = region_grid(BBOX, gz.info.gsd)
@@ -168,7 +168,7 @@ def _ranges(gz: Any, lay: Any, window: tuple[int, int, int, int]) -> Ranges:
     """Per chunk row and shard: (file, start, length, [(chunk row, chunk col, offset, nbytes)]) of
     the stored inner chunks of ``lay`` covering ``window``. read_region decodes the same chunks, except
     embedding chunks with no usable pixel (there are none on this store: 3,157 of each array)."""
-    from geotessera.store.chunks import EMPTY
+    from geotessera.store.layout import EMPTY
 
     r0, r1, c0, c1 = window
     ih, iw = lay.inner_shape[-2:]
@@ -188,7 +188,7 @@ def _ranges(gz: Any, lay: Any, window: tuple[int, int, int, int]) -> Ranges:
         for shard, items in by_shard.items():
             start = min(i[2] for i in items)
             end = max(i[2] + i[3] for i in items)
-            path = str(gz.objects.root / lay.shard_key(shard))
+            path = str(Path(gz.url) / lay.shard_key(shard))
             rows.append((path, start, end - start, [(cr, cc, o - start, n) for cr, cc, o, n in items]))
     return rows
 
@@ -204,7 +204,7 @@ def _setup_raw_decode() -> dict[str, Any]:
 
 def _decode_rows(rows: Ranges, lay: Any, place: Any) -> int:
     """Read and decode (numcodecs, into one reused buffer) every chunk of ``rows``; ``place(cr, cc, buf)``."""
-    from geotessera.store.chunks import decode_inner
+    from geotessera.store.read.decode import decode_inner
 
     buf = np.empty(lay.inner_shape, dtype=lay.dtype)
     chunks = 0
@@ -319,8 +319,8 @@ def _read_remote(state: dict[str, Any]) -> dict[str, float]:
         return {
             "bytes": state["bytes"],
             "pixels": data.shape[0] * data.shape[1],
-            "requests": gz.objects.requests,
-            "network_bytes": gz.objects.bytes_read,
+            "requests": gz.source.requests,
+            "network_bytes": gz.source.bytes_read,
         }
 
 

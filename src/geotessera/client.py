@@ -13,34 +13,22 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
+from affine import Affine
 
-from .config import Settings
+from .arrays import TilePaths, as_points, iter_tile_strips, points_by_tile, read_tile, sample_tiles
+from .config import RetryPolicy, Settings
 from .datasets import DatasetId
-from .embeddings import EmbeddingReads
-from .errors import (
-    CoverageWarning,
-    GeoTesseraError,
-    GeoTesseraWarning,
-    NotCoveredError,
-    OutputError,
-    SourceError,
-)
-from .export import (
-    check_output_dataset,
-    check_output_dir,
-    default_tiles_dir,
-    discard_empty_claim,
-    make_output_dir,
-    read_sidecar,
-    write_sidecar,
-)
+from .errors import CoverageWarning, GeoTesseraError, GeoTesseraWarning, NotCoveredError, SourceError
+from .export import check_output_dataset, check_output_dir, default_tiles_dir, read_sidecar
 from .grid import Cell
 from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for, missing_manifest_hint
 from .pipeline import (
@@ -48,20 +36,25 @@ from .pipeline import (
     DownloadResult,
     TileRef,
     as_tile_refs,
-    execute,
+    download,
     normalize_format,
     plan_tiles,
 )
 from .progress import ProgressSink
 from .regions import Region
-from .registry import Registry, load_manifest
+from .registry import Manifest, Registry, load_manifest
 from .registry.coverage import warn_no_coverage
 from .transfer import LocalSource, Source, source_from_url
 
 log = logging.getLogger(__name__)
 
-TileTuple = tuple[int, float, float]
-"""(year, tile_lon, tile_lat) as returned by ``registry.load_blocks_for_region``."""
+
+class _RegistryArgs(TypedDict):
+    """Where the manifest comes from when it is not the base URL's own."""
+
+    registry_path: str | os.PathLike[str] | None
+    registry_dir: str | os.PathLike[str] | None
+    registry_url: str | None
 
 
 @dataclass
@@ -76,7 +69,7 @@ class Coverage:
     """A few of the missing tiles, for messages."""
 
 
-class GeoTessera(EmbeddingReads):
+class GeoTessera:
     """Client for Tessera embeddings of one dataset (version + variant).
 
     Args:
@@ -92,6 +85,9 @@ class GeoTessera(EmbeddingReads):
         base_url: bucket URL or local mirror directory (default ``GEOTESSERA_BASE_URL`` or the public S3).
         offline: never touch the network for manifests.
         workers: concurrent downloads (default 8).
+        retries: retries of a failed request (429, 5xx, resets, timeouts) after the first
+            attempt, or a full :class:`~geotessera.config.RetryPolicy` (default 5 retries,
+            ``GEOTESSERA_RETRIES``); tiles and manifests alike. 403 and 404 are never retried.
         progress: a sink receiving progress events of long operations.
         layout: "s3" (the seed's bucket layout) or "source-coop" (Source Cooperative); by
             default "source-coop" for its gateway URL, else "s3".
@@ -110,12 +106,13 @@ class GeoTessera(EmbeddingReads):
         base_url: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
         workers: int | None = None,
+        retries: int | RetryPolicy | None = None,
         progress: ProgressSink | None = None,
         layout: str | None = None,
     ) -> None:
         self.dataset = DatasetId.parse(dataset_version, dataset_variant)
         self.settings = Settings.resolve(
-            base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers
+            base_url=base_url, cache_dir=cache_dir, offline=offline, workers=workers, retries=retries
         )
         self.embeddings_dir = (
             Path(embeddings_dir)
@@ -124,45 +121,48 @@ class GeoTessera(EmbeddingReads):
         )
         self.progress = progress
         self.layout: Layout = layout_for(self.settings.base_url, layout)
-        self._registry_args = {
-            "registry_path": registry_path,
-            "registry_dir": registry_dir,
-            "registry_url": registry_url,
-        }
+        self._registry_args = _RegistryArgs(
+            registry_path=registry_path, registry_dir=registry_dir, registry_url=registry_url
+        )
         self._registry: Registry | None = None
         self._source: Source | None = None
+        self._lock = threading.RLock()  # the lazy members above may be first touched from any thread
 
     # --- composition ---------------------------------------------------------
     @property
     def source(self) -> Source:
         """Where tile bytes come from (created on first use)."""
-        if self._source is None:
-            # Source Cooperative serves no CRC64NVMe header: its objects are checked by size only.
-            self._source = source_from_url(
-                self.settings.base_url,
-                pool_size=self.settings.workers,
-                require_checksum=self.layout.name != SOURCE_COOP_LAYOUT.name,
-            )
-        return self._source
+        with self._lock:
+            if self._source is None:
+                # Source Cooperative serves no CRC64NVMe header: its objects are checked by size only.
+                self._source = source_from_url(
+                    self.settings.base_url,
+                    pool_size=self.settings.workers,
+                    retry=self.settings.retry,
+                    require_checksum=self.layout.name != SOURCE_COOP_LAYOUT.name,
+                )
+            return self._source
 
     @property
     def registry(self) -> Registry:
         """The manifest registry of this client's dataset (loaded offline-first on first use)."""
-        if self._registry is None:
-            manifest = self._load_manifest()
-            self._registry = Registry(manifest)
-        return self._registry
+        with self._lock:
+            if self._registry is None:
+                self._registry = Registry(self._load_manifest())
+            return self._registry
 
-    def _load_manifest(self) -> Any:
+    def _load_manifest(self) -> Manifest:
         try:
             return load_manifest(
                 self.dataset,
                 base_url=self.settings.base_url,
+                source=self.source,  # one HTTP client for manifests and tiles
                 cache_dir=self.settings.cache_dir,
                 offline=self.settings.offline,
                 freshness_timeout_s=self.settings.freshness_timeout_s,
+                retry=self.settings.retry,
                 layout=self.layout,
-                **self._registry_args,  # type: ignore[arg-type]
+                **self._registry_args,
             )
         except SourceError as exc:
             if exc.status != 404:
@@ -173,12 +173,11 @@ class GeoTessera(EmbeddingReads):
                 ) from exc
             raise NotCoveredError(f"{exc} ({missing_manifest_hint(self.settings.base_url)})") from exc
 
-        return self._registry
-
     def close(self) -> None:
         """Release pooled connections."""
-        if self._source is not None:
-            self._source.close()
+        with self._lock:
+            if self._source is not None:
+                self._source.close()
             self._source = None
 
     def __enter__(self) -> GeoTessera:
@@ -250,31 +249,13 @@ class GeoTessera(EmbeddingReads):
         The directory is claimed for this dataset (sidecar written) before the first byte
         arrives, so even an interrupted run can never be resumed with another dataset.
         """
-        return self._run_plan(plan, progress)
-
-    def _run_plan(self, plan: DownloadPlan, progress: ProgressSink | None) -> DownloadResult:
-        check_output_dataset(plan.out_dir, self.dataset, fmt=plan.fmt, bands=plan.bands)
-        created = not plan.out_dir.exists()
-        claimed = read_sidecar(plan.out_dir) is None
-        make_output_dir(plan.out_dir)
-        record = {
-            "fmt": plan.fmt,
-            "source_url": self.settings.base_url,
-            "bands": plan.bands,
-            "compress": plan.compress,
-        }
-        write_sidecar(plan.out_dir, self.dataset, tiles=[], **record)  # type: ignore[arg-type]
-        result = execute(plan, self.source, workers=self.settings.workers, progress=progress or self.progress)
-        complete = [t.name for t in [*result.done, *result.skipped]]
-        if complete:
-            try:
-                write_sidecar(plan.out_dir, self.dataset, tiles=complete, **record)  # type: ignore[arg-type]
-            except OutputError as exc:  # e.g. a full disk: the per-tile outcomes must still be told
-                log.warning("could not update the sidecar of %s: %s", plan.out_dir, exc)
-                result.sidecar_error = exc
-        elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
-            discard_empty_claim(plan.out_dir, created=created)
-        return result
+        return download(
+            plan,
+            self.source,
+            source_url=self.settings.base_url,
+            workers=self.settings.workers,
+            progress=progress or self.progress,
+        )
 
     def export_embedding_geotiffs(
         self,
@@ -316,7 +297,7 @@ class GeoTessera(EmbeddingReads):
             warnings.warn(msg, CoverageWarning, stacklevel=3)
 
     # --- arrays ------------------------------------------------------------------
-    def _mirror_paths(self, tile: TileRef) -> tuple[Path, Path, Path] | None:
+    def _mirror_paths(self, tile: TileRef) -> TilePaths | None:
         """(embedding, scales, landmask) read in place from a local mirror, or None."""
         if not isinstance(self.source, LocalSource):
             return None
@@ -326,19 +307,19 @@ class GeoTessera(EmbeddingReads):
             self.layout.scales_key(ds, tile.year, c),
             self.layout.landmask_key(ds, c),
         )
-        paths = tuple(self.source.local_path(k) for k in keys)
-        return paths if all(p.exists() for p in paths) else None  # type: ignore[return-value]
+        emb, scl, lm = (self.source.local_path(k) for k in keys)
+        return (emb, scl, lm) if emb.exists() and scl.exists() and lm.exists() else None
 
     def _ensure_local(
         self, tiles: Sequence[TileRef], *, progress: ProgressSink | None = None
-    ) -> tuple[dict[TileRef, tuple[Path, Path, Path]], DownloadResult | None]:
+    ) -> tuple[dict[TileRef, TilePaths], DownloadResult | None]:
         """Local (embedding, scales, landmask) paths of the covered ``tiles``, fetching what is missing.
 
         A local mirror is read in place; otherwise the files are fetched (verified,
         concurrently) into ``embeddings_dir``. Returns the paths of the tiles that are
         available and the download result (None when nothing had to be fetched).
         """
-        paths: dict[TileRef, tuple[Path, Path, Path]] = {}
+        paths: dict[TileRef, TilePaths] = {}
         fetch: list[TileRef] = []
         for t in tiles:
             mirror = self._mirror_paths(t)
@@ -357,14 +338,14 @@ class GeoTessera(EmbeddingReads):
             fmt="npy",
             layout=self.layout,
         )
-        result = self._run_plan(plan, progress)
+        result = self.download(plan, progress=progress)
         bad = {t for t, _ in result.failed}
         for j in plan.jobs:
             if j.tile not in bad:
                 paths[j.tile] = (j.embedding, j.scales, j.landmask)
         return paths, result
 
-    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> tuple[Path, Path, Path]:
+    def _tile_files(self, tile: TileRef, *, progress: ProgressSink | None = None) -> TilePaths:
         """Local paths of one tile; raises :class:`NotCoveredError` or the fetch's own error."""
         self.registry.require_tile(tile.year, tile.cell.lon, tile.cell.lat)
         paths, result = self._ensure_local([tile], progress=progress)
@@ -375,6 +356,95 @@ class GeoTessera(EmbeddingReads):
             raise exc
         message = result.failed[0][1] if result is not None and result.failed else "unknown error"
         raise SourceError(f"tile {tile.cell.name} for {tile.year} could not be fetched: {message}")
+
+    def local_tile_files(
+        self, tiles: Iterable[Any], *, progress: ProgressSink | None = None
+    ) -> dict[TileRef, TilePaths]:
+        """Local ``(embedding .npy, scales .npy, landmask .tiff)`` paths of ``tiles``.
+
+        ``tiles`` are ``(year, lon, lat)`` tuples or :class:`~geotessera.pipeline.TileRef`.
+        Tiles not yet on disk are fetched (verified, concurrently) into ``embeddings_dir``;
+        complete ones are never fetched again, and a local mirror is read in place. Tiles
+        not covered or that failed are left out (with a :class:`CoverageWarning` for failures).
+        """
+        refs = as_tile_refs(tiles)
+        covered = [t for t in refs if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+        paths, result = self._ensure_local(covered, progress=progress)
+        if result is not None:
+            self._warn_failures(result)
+        return paths
+
+    def fetch_embedding(
+        self,
+        lon: float,
+        lat: float,
+        year: int,
+        *,
+        bands: Sequence[int] | None = None,
+        progress: ProgressSink | None = None,
+    ) -> tuple[npt.NDArray[np.float32], Any, Affine]:
+        """Dequantised embedding of the tile containing (lon, lat) for ``year``.
+
+        Returns (array float32 (H, W, 128) -- or (H, W, len(bands)) -- NaN where nodata, the
+        tile's CRS (rasterio, from its landmask), its Affine transform).
+        """
+        tile = TileRef(int(year), Cell.from_point(lon, lat))
+        return read_tile(self._tile_files(tile, progress=progress), bands=bands, name=tile.cell.name)
+
+    def iter_embedding_strips(
+        self, lon: float, lat: float, year: int, *, rows: int = 256, bands: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """Stream a tile as row strips: ``(first_row, strip (rows, W, B) float32)``; memory stays
+        near one strip. The CRS and transform are those of :meth:`fetch_embedding`."""
+        tile = TileRef(int(year), Cell.from_point(lon, lat))
+        return iter_tile_strips(self._tile_files(tile), rows=rows, bands=bands, name=tile.cell.name)
+
+    def fetch_embeddings(
+        self,
+        tiles: Iterable[Any],
+        *,
+        bands: Sequence[int] | None = None,
+        progress: ProgressSink | None = None,
+    ) -> Iterator[tuple[int, float, float, npt.NDArray[np.float32], Any, Affine]]:
+        """Yield ``(year, tile_lon, tile_lat, embedding (H, W, B) float32, crs, transform)`` per tile.
+
+        All tiles are fetched first (concurrently, verified, into ``embeddings_dir``); then each
+        is dequantised as it is yielded, so memory holds one tile at a time. Tiles that cannot be
+        fetched are skipped with a :class:`CoverageWarning`.
+        """
+        refs = as_tile_refs(tiles)
+        paths, result = self._ensure_local(refs, progress=progress)
+        if result is not None:
+            self._warn_failures(result)
+        for t in refs:
+            if t in paths:
+                arr, crs, transform = read_tile(paths[t], bands=bands, name=t.cell.name)
+                yield t.year, t.cell.lon, t.cell.lat, arr, crs, transform
+
+    def sample_embeddings_at_points(
+        self, points: npt.ArrayLike, year: int, *, progress: ProgressSink | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Embeddings at points: (N, 128) float32, NaN rows where a point is not covered.
+
+        ``points`` is an (N, 2) array-like of (lon, lat) in degrees; input order is kept.
+        Each tile is fetched once (concurrently) and only the needed pixels are read.
+        """
+        pts = as_points(points)
+        members = points_by_tile(pts, int(year))
+        covered = [t for t in members if self.registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
+        paths, result = self._ensure_local(covered, progress=progress) if covered else ({}, None)
+        missing = [t for t in members if t not in paths]
+        if missing:
+            n_pts = sum(len(members[t]) for t in missing)
+            failed = len(result.failed) if result is not None else 0
+            msg = (
+                f"{n_pts} of {len(pts)} points lie in tiles not covered for {year}"
+                + (f" or that could not be fetched ({failed} tiles)" if failed else "")
+                + ": their rows are NaN"
+            )
+            log.warning(msg)
+            warnings.warn(msg, CoverageWarning, stacklevel=2)
+        return sample_tiles(pts, members, paths)
 
     # --- information -----------------------------------------------------------
     def get_available_years(self) -> list[int]:

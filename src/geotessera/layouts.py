@@ -147,8 +147,10 @@ def local_landmask_path(cell: Cell) -> str:
     return f"{LANDMASKS_DIR}/{cell.name}.tiff"
 
 
-def layout_for(base_url: str, name: str | None) -> Layout:
-    """The layout named, or the one the base URL implies (Source Cooperative gateway, output dir)."""
+def layout_for(base_url: str, name: str | None = None) -> Layout:
+    """The layout named (``s3``, ``source-coop``, ``local-output``), or the one ``base_url``
+    implies: Source Cooperative for its gateway, the output layout for a directory geotessera
+    downloaded into (it holds ``tessera_metadata.json``), else the seed's S3 layout."""
     layouts: dict[str, Layout] = {
         "s3": S3_LAYOUT,
         "source-coop": SOURCE_COOP_LAYOUT,

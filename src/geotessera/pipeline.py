@@ -23,9 +23,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .datasets import DatasetId
-from .errors import GeoTesseraError, InvalidInputError
-from .export import normalize_bands, normalize_compress, read_sidecar, write_embedding_geotiff
+from .errors import GeoTesseraError, InvalidInputError, OutputError
+from .export import (
+    check_output_dataset,
+    discard_empty_claim,
+    make_output_dir,
+    normalize_bands,
+    normalize_compress,
+    read_sidecar,
+    write_embedding_geotiff,
+    write_sidecar,
+)
 from .export._outputs import output_error
+from .files import atomic_write, directory_lock, is_complete, remove_receipt
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -35,13 +45,11 @@ from .layouts import (
     local_landmask_path,
     local_scales_path,
 )
-from .locks import directory_lock
 from .outcome import DownloadResult, TileRef
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
 from .tiles import open_tile
-from .transfer import LocalSource, Source, TransferItem, is_complete, run
-from .transfer.atomic import atomic_write, remove_receipt
+from .transfer import LocalSource, Source, TransferItem, run
 
 log = logging.getLogger(__name__)
 
@@ -419,3 +427,36 @@ def _write_tiff(job: TileJob, plan: DownloadPlan, tiff: Path) -> None:
     record = {**_export_options(ds, plan.bands, plan.compress), "size": tiff.stat().st_size}
     with atomic_write(_export_record(tiff)) as f:  # after the GeoTIFF itself: the record vouches for it
         f.write(json.dumps(record).encode())
+
+
+def download(
+    plan: DownloadPlan,
+    source: Source,
+    *,
+    source_url: str,
+    workers: int = 8,
+    progress: ProgressSink | None = None,
+) -> DownloadResult:
+    """Execute ``plan`` into its output directory, recorded in its ``tessera_metadata.json``.
+
+    The directory is claimed for the plan's dataset (sidecar written) before the first byte
+    arrives, so even an interrupted run can never be resumed with another dataset; the
+    sidecar then lists the complete tiles. ``source_url`` is recorded as where they came from.
+    """
+    check_output_dataset(plan.out_dir, plan.dataset, fmt=plan.fmt, bands=plan.bands)
+    created = not plan.out_dir.exists()
+    claimed = read_sidecar(plan.out_dir) is None
+    make_output_dir(plan.out_dir)
+    record = {"fmt": plan.fmt, "source_url": source_url, "bands": plan.bands, "compress": plan.compress}
+    write_sidecar(plan.out_dir, plan.dataset, tiles=[], **record)  # type: ignore[arg-type]
+    result = execute(plan, source, workers=workers, progress=progress)
+    complete = [t.name for t in [*result.done, *result.skipped]]
+    if complete:
+        try:
+            write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        except OutputError as exc:  # e.g. a full disk: the per-tile outcomes must still be told
+            log.warning("could not update the sidecar of %s: %s", plan.out_dir, exc)
+            result.sidecar_error = exc
+    elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
+        discard_empty_claim(plan.out_dir, created=created)
+    return result

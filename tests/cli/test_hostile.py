@@ -193,7 +193,7 @@ CASES: list[tuple[str, int, str]] = [
     ("cluster -k 255 --bbox 0.1,52.1 -o {W}/k.tif --base-url {M}", 2, "-k"),
     ("cluster -k 3 --sample-size 1 --bbox 0.1,52.1 -o {W}/k.tif --base-url {M}", 2, "--sample-size"),
     ("cluster -k 3 --region Atlantis -o {W}/k.tif --base-url {M}", 2, "unknown country"),
-    ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --zarr {W}/nowhere", 2, "not a directory or a URL"),
+    ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --zarr {W}/nowhere", 2, "nor an existing directory"),
     ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --base-url {M} --dataset-variant ../x", 2, "invalid dataset"),
     ("cluster -k 3 --bbox 0.1,52.1 -o {W}/k.tif --base-url {DEAD} --cache-dir {W}/cache", 1, "cannot reach"),
     # visualize, webmap, serve, coverage

@@ -37,14 +37,18 @@ def _section(title: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def served_with_zarr(
-    s3_endpoint: SampleServer, tiny_store: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SampleServer]:
-    """The session's endpoint, with a v1 Zarr store at ``zarr/v1.zarr`` as the demo serves one."""
+def served_with_zarr(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SampleServer]:
+    """The sample store with a v1 Zarr store at ``zarr/v1.zarr``, as the demo serves one, on its own
+    endpoint (the session's is shared: a test listing it must find the sample store alone)."""
     out = tmp_path_factory.mktemp("readme_zarr") / "v1.zarr"
     build_zarr(tiny_store, out, dataset=DatasetId(), years=[2024], zones=[31])
-    s3_endpoint.upload_tree(out, "zarr/v1.zarr")
-    yield s3_endpoint
+    server = SampleServer(tiny_store, bucket="readme-zarr")
+    try:
+        server.start()
+        server.upload_tree(out, "zarr/v1.zarr")
+        yield server
+    finally:
+        server.stop()
 
 
 CHECKS = """

@@ -641,18 +641,18 @@ def test_two_datasets_never_share_a_directory(s3_endpoint: SampleServer, tmp_pat
 def test_an_interrupted_run_cannot_be_resumed_with_another_dataset(
     s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geotessera.client as client_mod
+    import geotessera.pipeline as pipeline_mod
 
     out = tmp_path / "o"
     a = GeoTessera("v1", cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url)
     plan = a.plan([(2024, 0.15, 52.05)], out, fmt="npy")
-    real_execute = client_mod.execute
+    real_execute = pipeline_mod.execute
 
     def killed(*args: object, **kwargs: object) -> object:
         real_execute(*args, **kwargs)  # type: ignore[arg-type]
         raise KeyboardInterrupt  # dies after the files landed, before the sidecar is updated
 
-    monkeypatch.setattr(client_mod, "execute", killed)
+    monkeypatch.setattr(pipeline_mod, "execute", killed)
     with pytest.raises(KeyboardInterrupt):
         a.download(plan)
     monkeypatch.undo()

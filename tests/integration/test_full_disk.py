@@ -63,9 +63,9 @@ def test_a_full_disk_fails_each_affected_tile_and_a_rerun_completes(
 def test_a_sidecar_that_cannot_be_written_still_reports_the_tiles(
     s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geotessera.client as client
+    import geotessera.pipeline as pipeline
 
-    real = client.write_sidecar
+    real = pipeline.write_sidecar
 
     def full_at_the_end(out_dir: Path, dataset: object, *, tiles: list[str], **kw: object) -> Path:
         if tiles:  # the claim before the run works; the record after it meets a full disk
@@ -74,7 +74,7 @@ def test_a_sidecar_that_cannot_be_written_still_reports_the_tiles(
             )
         return real(out_dir, dataset, tiles=tiles, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(client, "write_sidecar", full_at_the_end)
+    monkeypatch.setattr(pipeline, "write_sidecar", full_at_the_end)
     args = download_args(tmp_path / "out", s3_endpoint.base_url, tmp_path / "cache", "npy")
     result = CliRunner().invoke(cli, [*args[:3], "--tile", "0.15,52.05", *args[5:]])
     assert result.exit_code == 1, result.stderr

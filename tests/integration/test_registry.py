@@ -174,9 +174,12 @@ def test_cached_manifest_with_unreachable_base_loads_fast(
     assert time.monotonic() - t0 < 3.0
     assert m.from_cache and len(Registry.from_manifest(m)) == 3
     assert "using the cached manifest" in caplog.text
-    # nothing cached for a never-seen unreachable base: a clear error, quickly
-    with pytest.raises(SourceError):
-        load_manifest(V1, base_url=f"http://127.0.0.1:{_closed_port()}/b", cache_dir=cache)
+    # nothing cached for a never-seen unreachable base: a clear error once the retries are spent
+    from geotessera.config import RetryPolicy
+
+    one_retry = RetryPolicy(max_retries=1, initial_backoff_s=0.01)
+    with pytest.raises(SourceError, match=r"cannot reach 127\.0\.0\.1"):
+        load_manifest(V1, base_url=f"http://127.0.0.1:{_closed_port()}/b", cache_dir=cache, retry=one_retry)
 
 
 def test_offline_never_touches_the_network(tmp_path: Path) -> None:
@@ -229,3 +232,24 @@ def test_a_manifest_without_its_checksum_is_rejected(tiny_store: Path, tmp_path:
         with pytest.raises(IntegrityError, match="no x-amz-checksum-crc64nvme"):
             load_manifest(DatasetId(), base_url=server.url, cache_dir=tmp_path)
     assert not list(tmp_path.rglob("manifest.parquet"))  # nothing unverified was cached
+
+
+def test_a_503_on_the_first_manifest_fetch_is_retried(tiny_store: Path, tmp_path: Path) -> None:
+    from geotessera import GeoTessera
+    from geotessera.config import RetryPolicy
+    from support.fault_server import Fault, FaultServer
+
+    key = "v1/manifest.parquet"
+    fast = RetryPolicy(max_retries=3, initial_backoff_s=0.01, max_backoff_s=0.05)
+    with FaultServer({key: (tiny_store / key).read_bytes()}) as server:
+        server.script(key, Fault.http_status(503, times=2))
+        m = load_manifest(V1, base_url=server.url, cache_dir=tmp_path / "a", retry=fast)
+        assert len(server.requests_for(key)) == 3 and not m.from_cache
+        # the client takes its policy from its settings (retries=, or GEOTESSERA_RETRIES)
+        server.script(key, Fault.http_status(503, times=2))
+        gt = GeoTessera(base_url=server.url, cache_dir=tmp_path / "b", retries=fast)
+        assert gt.registry.available_years() == [2023, 2024]
+        server.script(key, Fault.http_status(503, times=1))
+        with pytest.raises(SourceError, match="HTTP 503") as info:
+            GeoTessera(base_url=server.url, cache_dir=tmp_path / "c", retries=0).registry  # noqa: B018
+        assert info.value.status == 503

@@ -1,4 +1,5 @@
-"""Verified transfers over real HTTP on loopback: a fault-injecting server, and moto S3.
+"""The transfer engine and the HTTP client against a fault-injecting server on loopback: retries,
+resume, corruption, cancellation. What every source does alike is ``tests/contract``.
 
 Every server binds 127.0.0.1 on port 0 and is stopped in ``finally``. Retry policies
 use millisecond backoffs so the whole module stays fast.
@@ -6,7 +7,6 @@ use millisecond backoffs so the whole module stays fast.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,8 +25,6 @@ from geotessera.transfer import (
     TransferError,
     TransferItem,
     UnreachableError,
-    is_complete,
-    read_receipt,
     run,
 )
 from support.fault_server import Fault, FaultServer, crc64nvme_header
@@ -70,25 +67,6 @@ def _parts(directory: Path) -> list[Path]:
 # -- single objects ------------------------------------------------------------------------
 
 
-def test_get_streams_verifies_and_writes_receipt(
-    server: FaultServer, source: HttpSource, tmp_path: Path
-) -> None:
-    key = KEYS[0]
-    rec = Recorder()
-    dest = tmp_path / "t.npy"
-    result = source.get(key, dest_path=dest, expected_size=300_000, progress=rec)
-    assert dest.read_bytes() == server.objects[key]
-    assert result.verified and result.attempts == 1 and not result.resumed
-    assert result.crc64nvme == crc64nvme_header(server.objects[key])
-    receipt = read_receipt(dest)
-    assert receipt is not None and receipt.key == key and receipt.crc64nvme == result.crc64nvme
-    assert is_complete(dest, expected_size=300_000)
-    [req] = server.requests_for(key)
-    assert req.headers["x-amz-checksum-mode"] == "ENABLED"
-    chunks = rec.of(BytesReceived)
-    assert sum(e.n for e in chunks) == 300_000 and len(chunks) >= 300_000 // CHUNK
-
-
 def test_corrupted_body_is_rejected_and_never_reaches_dest(
     server: FaultServer, source: HttpSource, tmp_path: Path
 ) -> None:
@@ -124,23 +102,6 @@ def test_missing_checksum_header_is_rejected(server: FaultServer, source: HttpSo
     finally:
         lax.close()
     assert not result.verified and (tmp_path / "t.npy").read_bytes() == server.objects[key]
-
-
-@pytest.mark.parametrize("status", [404, 403])
-def test_404_and_403_are_not_retried(
-    server: FaultServer, source: HttpSource, tmp_path: Path, status: int
-) -> None:
-    key = "v1/nothing/here.npy" if status == 404 else KEYS[0]
-    if status == 403:
-        server.script(key, Fault.http_status(403, times=None))
-    rec = Recorder()
-    with pytest.raises(SourceError) as info:
-        source.get(key, dest_path=tmp_path / "x", progress=rec)
-    assert info.value.status == status
-    assert info.value.url == source.url(key)
-    assert (key if status == 404 else "access denied") in str(info.value)
-    assert len(server.requests_for(key)) == 1 and not rec.of(Retrying)
-    assert not (tmp_path / "x").exists()
 
 
 def test_503_then_success_emits_retrying(server: FaultServer, source: HttpSource, tmp_path: Path) -> None:
@@ -244,25 +205,6 @@ def test_slow_response_read_timeout_is_retried(server: FaultServer, tmp_path: Pa
     assert (tmp_path / "t").read_bytes() == server.objects[key]
     [retry] = rec.of(Retrying)
     assert "Timeout" in retry.reason
-
-
-def test_size_mismatch_with_manifest_is_rejected(
-    server: FaultServer, source: HttpSource, tmp_path: Path
-) -> None:
-    with pytest.raises(IntegrityError, match="size mismatch"):
-        source.get(KEYS[0], dest_path=tmp_path / "t", expected_size=123)
-    assert not (tmp_path / "t").exists() and len(server.requests_for(KEYS[0])) == 1
-
-
-def test_read_bytes_head_exists(server: FaultServer, source: HttpSource) -> None:
-    assert source.read_bytes(KEYS[0]) == server.objects[KEYS[0]]
-    server.script(KEYS[1], Fault.corrupt())
-    with pytest.raises(IntegrityError):
-        source.read_bytes(KEYS[1])
-    info = source.head(KEYS[2])
-    assert info.size == 300_000 and info.crc64nvme == crc64nvme_header(server.objects[KEYS[2]])
-    assert source.exists(KEYS[2]) and not source.exists("v1/nope")
-    assert "127.0.0.1" in source.describe()
 
 
 def _closed_port() -> int:
@@ -385,66 +327,6 @@ def test_ctrl_c_cancels_and_removes_partial_files(server: FaultServer, tmp_path:
         killer.join()
     assert _parts(tmp_path) == []
     assert not any(i.dest.exists() for i in items)
-
-
-# -- moto ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def moto_bucket() -> Iterator[tuple[str, Any]]:
-    """A moto S3 server on 127.0.0.1 (port 0) with a public-read bucket; yields (base URL, client)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-west-2",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        bucket = "transfer-test"  # moto's state is per process: never the sample store's bucket
-        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": ["s3:GetObject"],
-                    "Resource": f"arn:aws:s3:::{bucket}/*",
-                }
-            ],
-        }
-        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-        yield f"{endpoint}/{bucket}", client
-        for obj in client.list_objects_v2(Bucket=bucket).get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=obj["Key"])
-        client.delete_bucket(Bucket=bucket)
-    finally:
-        server.stop()
-
-
-def test_fetch_from_moto_anonymously(moto_bucket: tuple[str, Any], tmp_path: Path) -> None:
-    base_url, client = moto_bucket
-    key = "v1/global_0.1_degree_representation/2024/grid_0.15_52.05/grid_0.15_52.05.npy"
-    data = _blob(7, 1_500_000)
-    put = client.put_object(Bucket="transfer-test", Key=key, Body=data, ChecksumAlgorithm="CRC64NVME")
-    assert put["ChecksumCRC64NVME"] == crc64nvme_header(data)
-    with HttpSource(base_url, retry=FAST, chunk_size=256 * 1024) as src:
-        result = src.get(key, dest_path=tmp_path / "t.npy", expected_size=len(data))
-        report = run(src, [TransferItem(key, tmp_path / "again.npy")], workers=1)
-        with pytest.raises(SourceError) as info:
-            src.get("v1/missing.npy", dest_path=tmp_path / "m")
-    assert result.verified and result.crc64nvme == crc64nvme_header(data)
-    assert (tmp_path / "t.npy").read_bytes() == data
-    assert report.ok and (tmp_path / "again.npy").read_bytes() == data
-    assert info.value.status in (403, 404)
 
 
 def test_progress_takes_back_bytes_discarded_by_a_restart(

@@ -31,11 +31,6 @@ def test_open_zone_is_understood_by_rioxarray(small_zarr: Path) -> None:
         assert dict(ds.embeddings.chunksizes)["x"][0] <= 1024  # chunked for work, not by shard
 
 
-def test_open_zone_needs_a_keyword(small_zarr: Path) -> None:
-    with GeoTesseraZarr(small_zarr) as z, pytest.raises(TypeError):
-        z.open_zone(31)  # type: ignore[misc]
-
-
 def test_a_year_the_store_lacks_is_an_error_not_nan(small_zarr: Path) -> None:
     from geotessera.errors import NotCoveredError
 

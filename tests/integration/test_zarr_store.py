@@ -13,14 +13,17 @@ import xarray as xr
 import zarr
 from pyproj import Transformer
 
+from geotessera.config import Settings
 from geotessera.datasets import DatasetId
-from geotessera.errors import InvalidInputError
+from geotessera.errors import InvalidInputError, SourceError
 from geotessera.grid import Cell
 from geotessera.progress import Event, ItemDone
 from geotessera.sample.build import build_store
 from geotessera.sample.serve import SampleServer
 from geotessera.store import GeoTesseraZarr, build_zarr
-from geotessera.store.inputs import TileInput, cell_mask, discover_tiles
+from geotessera.store.read.chunk_reader import usable_cores
+from geotessera.store.write.sources import tile_files
+from geotessera.store.write.tiles import TileInput, cell_mask, tile_inputs
 from geotessera.tiles import dequantize_embedding, load_tile_arrays
 
 DS = DatasetId.parse("v1")
@@ -44,7 +47,10 @@ def store(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiles(sample: Path) -> list[TileInput]:
-    return discover_tiles(sample, DS)
+    files = tile_files(
+        sample, DS, years=None, zones=None, download_dir=sample / "unused", settings=Settings()
+    )
+    return tile_inputs(files)
 
 
 @pytest.fixture(scope="module")
@@ -275,9 +281,9 @@ def test_reader_over_local_s3_endpoint(served: SampleServer, reader: GeoTesseraZ
         np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
         bbox = (5.95, 51.98, 6.05, 52.02)
         first, _, _ = gz.read_region(bbox, 2024)
-        before = gz.objects.requests
+        before = gz.source.requests
         again, _, _ = gz.read_region(bbox, 2024)
-        assert gz.objects.requests == before  # warm disk cache: no network traffic
+        assert gz.source.requests == before  # warm disk cache: no network traffic
         np.testing.assert_array_equal(again, first)
         np.testing.assert_array_equal(first, reader.read_region(bbox, 2024)[0])
         ds: Any = gz.open_zone(zone=32)
@@ -314,3 +320,145 @@ def test_cli_build_is_resumable(sample: Path, tmp_path: Path) -> None:
     assert again.exit_code == 0 and "0 shards written" in again.output
     with GeoTesseraZarr(target) as gz:
         assert gz.zones == [31] and gz.years == [2023]
+
+
+def test_a_rerun_removes_the_temporary_shards_of_a_killed_build(
+    sample: Path, store: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from geotessera.files._names import temp_path
+
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    arrays = copy / "utm31" / "embeddings"
+    shard = next(p for p in arrays.rglob("*") if p.is_file() and p.name != "zarr.json")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a writer that has exited, as a killed build's worker
+    left = shard.with_name(temp_path(shard).name.replace(f"-{os.getpid()}-", f"-{proc.pid}-"))
+    left.write_bytes(b"half a shard")
+    report = build_zarr(sample, copy, dataset=DS, years=[2023], zones=[31], workers=1)
+    assert report.shards_written == 0 and report.shards_skipped > 0  # nothing else to redo
+    assert not left.exists() and shard.exists()
+
+
+def test_settings_come_from_the_environment_like_geotessera(
+    served: SampleServer, store: Path, reader: GeoTesseraZarr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pts = np.array([[5.99, 52.04], [6.01, 52.04]])
+    expected = reader.sample_points(pts, 2023)
+    monkeypatch.setenv("GEOTESSERA_BASE_URL", served.base_url)  # the store is {base}/zarr/v1.zarr
+    monkeypatch.setenv("GEOTESSERA_WORKERS", "3")
+    monkeypatch.setenv("GEOTESSERA_CACHE_DIR", str(tmp_path / "cache"))
+    with GeoTesseraZarr() as gz:
+        assert gz.url == f"{served.base_url}/zarr/v1.zarr" and gz.reader.workers == 3
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+    assert list((tmp_path / "cache" / "zarr").rglob("*"))  # the chosen cache holds what was read
+    monkeypatch.setenv("GEOTESSERA_OFFLINE", "1")  # offline: the cache serves what it holds
+    with GeoTesseraZarr() as gz:
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+        assert gz.source.requests == 0
+        with pytest.raises(SourceError, match="offline"):
+            gz.read_region((5.7, 51.95, 5.8, 52.0), 2024)  # never read, so never cached
+    monkeypatch.delenv("GEOTESSERA_CACHE_DIR")
+    with pytest.raises(SourceError, match="offline"):
+        GeoTesseraZarr()  # remote, offline and nothing cached: at once, not after timeouts
+    with GeoTesseraZarr(store) as gz:  # an explicit location wins; a local one is read in place
+        assert gz.url == str(store) and gz.reader.workers == 3
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+    monkeypatch.delenv("GEOTESSERA_WORKERS")
+    monkeypatch.delenv("GEOTESSERA_BASE_URL")
+    base = tmp_path / "mirror"
+    (base / "zarr").mkdir(parents=True)
+    (base / "zarr" / "v1.zarr").symlink_to(store)
+    with GeoTesseraZarr(base_url=base) as gz:  # a local base: {base}/zarr/v1.zarr, on the usable cores
+        assert gz.url == str(base / "zarr" / "v1.zarr") and gz.reader.workers == usable_cores()
+        np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+
+
+def test_a_forbidden_shard_raises_and_an_absent_one_reads_as_fill(
+    store: Path, reader: GeoTesseraZarr, tmp_path: Path
+) -> None:
+    from support.fault_server import Fault, FaultServer
+
+    objects = {p.relative_to(store).as_posix(): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    pts = np.array([[5.99, 52.04]])
+    expected = reader.sample_points(pts, 2023)
+    shards = [k for k in objects if k.startswith("utm31/scales/c/")]
+    with FaultServer(objects) as server:
+        with GeoTesseraZarr(server.url, retries=0) as gz:
+            np.testing.assert_array_equal(gz.sample_points(pts, 2023), expected)
+        for key in shards:
+            server.script(key, Fault.http_status(403, times=None))
+        with (
+            GeoTesseraZarr(server.url, retries=0) as gz,
+            pytest.raises(SourceError, match="access denied") as info,
+        ):
+            gz.sample_points(pts, 2023)
+        assert info.value.status == 403
+        server.clear_faults()
+        for key in shards:
+            del server.objects[key]  # absent (404): all fill, so no data, and no error
+        with GeoTesseraZarr(server.url, retries=0) as gz:
+            values, status = gz.sample_points(pts, 2023, return_status=True)
+        assert np.isnan(values).all() and list(status) == ["nodata"]
+
+
+def test_a_killed_http_build_resumes_without_refetching_finished_tiles(
+    sample: Path, reader: GeoTesseraZarr, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from geotessera.files import read_receipt
+    from support.fault_server import Fault, FaultServer
+
+    objects = {p.relative_to(sample).as_posix(): p.read_bytes() for p in sample.rglob("*") if p.is_file()}
+    tiles_keys = [k for k in objects if k.endswith(".npy")]
+    download, target = tmp_path / "tiles", tmp_path / "http.zarr"
+    env = {**os.environ, "GEOTESSERA_CACHE_DIR": str(tmp_path / "cache"), "GEOTESSERA_WORKERS": "2"}
+    with FaultServer(objects) as server:
+        for key in tiles_keys:
+            server.script(key, Fault.slow(0.4))  # the killed run gets through only part of them
+        cli = "import sys; from geotessera.cli import main; sys.exit(main())"
+        cmd = [sys.executable, "-c", cli, "zarr", "build", server.url, str(target)]
+        log = (tmp_path / "build.log").open("wb")
+        proc = subprocess.Popen([*cmd, "--download-dir", str(download)], env=env, stderr=log, stdout=log)
+        try:
+            deadline = time.monotonic() + 60
+            while len(list(download.rglob(".*.npy.receipt.json"))) < 4 and time.monotonic() < deadline:
+                assert proc.poll() is None, (tmp_path / "build.log").read_text()
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            log.close()
+        finished = {r.key: p for p in download.rglob("*.npy") if (r := read_receipt(p)) is not None and r.key}
+        assert 4 <= len(finished) < len(tiles_keys)  # killed mid-download
+        server.clear_faults()
+        before = len(server.requests)
+        report = build_zarr(server.url, target, dataset=DS, download_dir=download, workers=2)
+        fetched = {r.key for r in server.requests[before:] if r.method == "GET"}
+    assert not fetched & set(finished)  # finished tiles were not fetched again
+    assert set(tiles_keys) - set(finished) <= fetched  # the rest were
+    assert report.shards_written > 0 and not list(download.rglob("*.part"))
+    pts = np.array([[5.99, 52.04], [6.01, 52.04], [5.85, 51.95]])
+    with GeoTesseraZarr(target) as gz:
+        for year in YEARS:
+            np.testing.assert_array_equal(gz.sample_points(pts, year), reader.sample_points(pts, year))
+    # the kept download directory is itself a valid source (a download output directory, npy),
+    # read directly or through the manifest `geotessera registry build` writes into it
+    from geotessera.registry.scan import build_manifest
+
+    n_2024 = len([k for k in tiles_keys if "/2024/" in k and not k.endswith("_scales.npy")])
+    again = build_zarr(download, tmp_path / "again.zarr", dataset=DS, years=[2024], workers=2)
+    build_manifest(download)
+    indexed = build_zarr(download, tmp_path / "indexed.zarr", dataset=DS, years=[2024], workers=2)
+    assert again.tiles == indexed.tiles == n_2024
+    with GeoTesseraZarr(tmp_path / "again.zarr") as a, GeoTesseraZarr(tmp_path / "indexed.zarr") as b:
+        np.testing.assert_array_equal(a.sample_points(pts, 2024), b.sample_points(pts, 2024))

@@ -3,7 +3,8 @@
 It serves a dict of objects at ``{url}/{key}``, answering like S3 does for anonymous,
 path-style GETs: ``Content-Length``, ``ETag``, ``x-amz-checksum-crc64nvme`` when the
 request carries ``x-amz-checksum-mode: ENABLED`` (not on ranged responses), ``Range``
-(206 + ``Content-Range``) and ``If-Match`` (412) support, HEAD.
+(``bytes=a-b``, ``bytes=a-``, ``bytes=-n``: 206 + ``Content-Range``), ``If-Match`` (412) and
+``If-None-Match`` (304) support, HEAD.
 
 Faults are scripted per key and consumed in order; each applies to ``times``
 requests (``None``: every request from then on)::
@@ -184,6 +185,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_status(404)
             return
         etag = '"' + hashlib.md5(data).hexdigest() + '"'
+        if headers.get("if-none-match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.end_headers()
+            return
         start, status = 0, 200
         rng = headers.get("range")
         if rng and not (fault is not None and fault.kind == "ignore_range"):
@@ -192,8 +198,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             spec = rng.removeprefix("bytes=")
             first, _, last = spec.partition("-")
-            start = int(first)
-            end = int(last) if last else len(data) - 1
+            if first:
+                start = int(first)
+                end = int(last) if last else len(data) - 1
+            else:  # a suffix: the last n bytes
+                start, end = max(len(data) - int(last), 0), len(data) - 1
             if start >= len(data):
                 self._send_status(416)
                 return

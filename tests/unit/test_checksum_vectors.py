@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from awscrt.checksums import crc64nvme
 
-from geotessera.transfer.checksum import Crc64Nvme, crc64nvme_b64, crc64nvme_file
+from geotessera.files.checksum import Crc64Nvme, crc64nvme_b64, crc64nvme_file
 
 CHECK_VALUE = 0xAE8B14860A799888
 VECTORS = [(b"123456789", "rosUhgp5mIg="), (b"", "AAAAAAAAAAA=")]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from geotessera.config import DEFAULT_BASE_URL, Settings
+from geotessera.config import DEFAULT_BASE_URL, RetryPolicy, Settings
 from geotessera.errors import InvalidInputError
 
 
@@ -26,8 +26,25 @@ def test_home_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize(
-    "env", [{"GEOTESSERA_WORKERS": "many"}, {"GEOTESSERA_WORKERS": "0"}, {"GEOTESSERA_BASE_URL": "ftp://x/y"}]
+    "env",
+    [
+        {"GEOTESSERA_WORKERS": "many"},
+        {"GEOTESSERA_WORKERS": "0"},
+        {"GEOTESSERA_BASE_URL": "ftp://x/y"},
+        {"GEOTESSERA_RETRIES": "-1"},
+        {"GEOTESSERA_RETRIES": "twice"},
+    ],
 )
 def test_bad_values(env: dict[str, str]) -> None:
     with pytest.raises(InvalidInputError):
         Settings.resolve(environ=env)
+
+
+def test_retries_and_what_was_chosen(tmp_path: Path) -> None:
+    s = Settings.resolve(environ={"GEOTESSERA_RETRIES": "2", "GEOTESSERA_CACHE_DIR": str(tmp_path)})
+    assert s.retry.max_retries == 2 and s.chosen == {"retry", "cache_dir"}
+    policy = RetryPolicy(max_retries=1, initial_backoff_s=0.01)
+    s = Settings.resolve(retries=policy, workers=3, environ={"GEOTESSERA_RETRIES": "9"})
+    assert s.retry is policy and s.chosen == {"retry", "workers"}
+    assert Settings.resolve(retries=0, environ={}).retry.max_retries == 0
+    assert Settings.resolve(environ={}).chosen == frozenset()  # all defaults

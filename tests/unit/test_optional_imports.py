@@ -181,7 +181,7 @@ for m in pkgutil.walk_packages(geotessera.__path__, "geotessera."):
     r = _run(code)
     assert r.returncode == 0, r.stderr
     lines = dict(line.split(" ", 1)[::-1] for line in r.stdout.splitlines())
-    assert lines["geotessera.store.chunks"] == "extra" and lines["geotessera.client"] == "ok"
+    assert lines["geotessera.store.layout"] == "extra" and lines["geotessera.client"] == "ok"
     assert lines["geotessera.countries"] == "ok" and lines["geotessera.cli"] == "ok"
 
 

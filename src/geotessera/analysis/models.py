@@ -28,6 +28,7 @@ from .._optional import require
 from .._version import __version__
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, MixedDatasetError, OutputError
+from ..files import atomic_path
 from .spatial_cv import spatial_blocks, spatial_folds
 
 log = logging.getLogger(__name__)
@@ -258,10 +259,8 @@ def save_model(model: TrainedModel, directory: str | os.PathLike[str]) -> Path:
     sio = require("skops.io", EXTRA)
     d = Path(directory)
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / (MODEL_FILE + ".partial")
-        sio.dump(model.estimator, tmp)
-        os.replace(tmp, d / MODEL_FILE)
+        with atomic_path(d / MODEL_FILE) as tmp:
+            sio.dump(model.estimator, tmp)
         (d / META_FILE).write_text(json.dumps(model.metadata(), indent=2, default=_json_default))
     except OSError as exc:
         raise OutputError(f"cannot write the model into {d}: {exc}") from exc

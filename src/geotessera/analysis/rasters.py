@@ -1,8 +1,9 @@
 """Writing an output GeoTIFF block by block (windowed writes), atomically.
 
 The file is tiled 256 x 256, compressed (deflate by default), BigTIFF when it could
-exceed 4 GB, and written to ``NAME.partial`` beside the target, renamed into place only
-when every block is written: an interrupted run leaves no half file under the real name.
+exceed 4 GB, and written to a temporary file beside the target (:func:`geotessera.files.begin_path`),
+renamed into place only when every block is written: an interrupted run leaves no half file
+under the real name.
 Blocks arrive in a fixed (row-major) order, so the bytes do not depend on who computed
 them. No time stamps go into the file.
 """
@@ -21,6 +22,7 @@ import numpy.typing as npt
 from .._version import __version__
 from ..errors import OutputError
 from ..export import check_written_geotiff
+from ..files import begin_path, commit_path
 from .grids import OutputGrid
 
 TILE = 256
@@ -86,7 +88,7 @@ class BlockWriter:
         import rasterio
 
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = begin_path(self.path)
         self.spec = spec
         h, w = grid.shape
         itemsize = np.dtype(spec.dtype).itemsize
@@ -142,7 +144,7 @@ class BlockWriter:
             self._ds.close()
             # GDAL may close a file cut short by a full disk without an error: prove it whole
             check_written_geotiff(self.partial, **shape, name=self.path)
-            os.replace(self.partial, self.path)
+            commit_path(self.partial, self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc}") from exc
         return self.path

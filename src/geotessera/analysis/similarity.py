@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from .._optional import require
 from ..errors import InvalidInputError
+from ..files import atomic_path
 from ..progress import ProgressSink
 from .extraction import EMB_COLUMNS, extract
 from .grids import DEFAULT_BLOCK, OutputGrid
@@ -311,11 +312,9 @@ def _write_vectors(frame: Any, path: Path) -> Path:
         return write_table(frame, path)
     from ..errors import OutputError
 
-    tmp = path.with_name(path.name + ".partial")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(frame.to_json(drop_id=True))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(frame.to_json(drop_id=True))
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}") from exc
     return path

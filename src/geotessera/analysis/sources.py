@@ -267,7 +267,7 @@ def as_source(source: Any) -> Source:
     if isinstance(source, GeoTessera):
         return TileSource(source)
     try:
-        from ..store.reader import GeoTesseraZarr
+        from ..store import GeoTesseraZarr
     except ImportError:  # the zarr extra is missing: then it cannot be a store
         GeoTesseraZarr = None  # type: ignore[assignment, misc]
     if GeoTesseraZarr is not None and isinstance(source, GeoTesseraZarr):

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import InvalidInputError, OutputError
+from ..files import atomic_path
 
 EXTRA = "ml"
 LONLAT_NAMES = (("lon", "lat"), ("longitude", "latitude"), ("x", "y"))
@@ -130,19 +131,16 @@ def read_table(path: str | os.PathLike[str]) -> Any:
 def write_table(table: Any, path: str | os.PathLike[str]) -> Path:
     """Write a GeoDataFrame as GeoParquet (default) or CSV (``.csv``), atomically."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".partial")
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if p.suffix.lower() == ".csv":
-            pd = require("pandas", EXTRA)
-            df = pd.DataFrame(table)
-            if hasattr(table, "geometry"):
-                df[table.geometry.name] = table.geometry.to_wkt()
-            df.to_csv(tmp, index=False)
-        else:
-            table.to_parquet(tmp, index=False)
-        os.replace(tmp, p)
+        with atomic_path(p) as tmp:
+            if p.suffix.lower() == ".csv":
+                pd = require("pandas", EXTRA)
+                df = pd.DataFrame(table)
+                if hasattr(table, "geometry"):
+                    df[table.geometry.name] = table.geometry.to_wkt()
+                df.to_csv(tmp, index=False)
+            else:
+                table.to_parquet(tmp, index=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {p}: {exc}") from exc
     return p

@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
-from .options import client_options, make_client, parse_floats, region_options
+from .options import ClientArgs, client_options, make_client, parse_floats, region_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,7 +66,7 @@ def open_source(source_args: dict[str, Any]) -> Any:
         from ..store import GeoTesseraZarr
 
         return GeoTesseraZarr(source_args["zarr"], endpoint_url=source_args["endpoint_url"])
-    args = dict(source_args["client_args"])
+    args = cast(ClientArgs, dict(source_args["client_args"]))
     if source_args["embeddings_dir"] is not None:
         args["embeddings_dir"] = source_args["embeddings_dir"]
     return make_client(args)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -84,9 +84,9 @@ def command(
     if by_source:
         cmap = source_coverage(source_registries(**client_args), years=years, region=region, outline=outline)
     else:
-        from .options import make_client
+        from .options import ClientArgs, make_client
 
-        gt = make_client(client_args)
+        gt = make_client(cast(ClientArgs, client_args))
         cmap = year_coverage(
             gt.registry,
             years=years,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import (
+    ClientArgs,
     bands_option,
     client_options,
     format_option,
@@ -16,6 +17,11 @@ from .options import (
     verbose_option,
     year_option,
 )
+
+if TYPE_CHECKING:
+    from ..client import Coverage, GeoTessera
+    from ..pipeline import DownloadPlan
+    from ..regions import Region
 
 
 def _output_dir(value: str) -> Path:
@@ -34,7 +40,12 @@ def _compress(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(str(exc)) from None
 
 
-def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str | None) -> Any:
+def resolve_region(
+    bbox: tuple[float, ...] | None,
+    tile: tuple[float, float] | None,
+    region_file: Path | None,
+    country: str | None,
+) -> Region:
     """The one region the user named (exactly one of the four options)."""
     from ..regions import Region
 
@@ -92,8 +103,8 @@ def resolve_region(bbox: Any, tile: Any, region_file: Path | None, country: str 
 @verbose_option
 def command(
     output: Path,
-    bbox: Any,
-    tile: Any,
+    bbox: tuple[float, ...] | None,
+    tile: tuple[float, float] | None,
     region_file: Path | None,
     country: str | None,
     fmt: str,
@@ -102,7 +113,7 @@ def command(
     compress: str,
     dry_run: bool,
     list_files: bool,
-    client_args: dict[str, Any],
+    client_args: ClientArgs,
 ) -> None:
     """Download embeddings for a region in your preferred format.
 
@@ -165,7 +176,7 @@ def command(
         raise click.exceptions.Exit(1)
 
 
-def _report_missing(gt: Any, cov: Any) -> None:
+def _report_missing(gt: GeoTessera, cov: Coverage) -> None:
     from .render import stderr
 
     for t in cov.missing_examples[:5]:
@@ -177,7 +188,7 @@ def _report_missing(gt: Any, cov: Any) -> None:
         stderr.print(f"  ... and {more} more tile-years not covered", highlight=False)
 
 
-def _print_plan(plan: Any) -> None:
+def _print_plan(plan: DownloadPlan) -> None:
     n_tiles = len(plan.jobs)
     click.echo(f"tiles: {n_tiles} ({len(plan.complete)} already complete)")
     click.echo(f"files to fetch: {len(plan.transfers)}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .options import client_options, make_client, verbose_option
+from .options import ClientArgs, client_options, make_client, verbose_option
 
 
 @click.command("info")
@@ -23,7 +23,7 @@ from .options import client_options, make_client, verbose_option
 def command(
     tiles: Path | None,
     list_files: bool,
-    client_args: dict[str, Any],
+    client_args: ClientArgs,
 ) -> None:
     """Show the library and a dataset's coverage, or what tile files hold."""
     from rich import box

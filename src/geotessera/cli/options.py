@@ -24,11 +24,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
 
 import click
 
 from ..datasets import PLAUSIBLE_YEARS
+
+if TYPE_CHECKING:
+    from ..client import GeoTessera
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -321,12 +324,36 @@ def client_options(f: F | None = None, *, workers: bool = True) -> Any:
     return decorate if f is None else decorate(f)
 
 
-def make_client(client_args: dict[str, Any]) -> Any:
+class ClientArgs(TypedDict):
+    """What :func:`client_options` hands a command: the client options the user typed (or None)."""
+
+    dataset_version: str | None
+    dataset_variant: str | None
+    base_url: str | None
+    cache_dir: Path | None
+    registry_dir: Path | None
+    offline: bool | None
+    workers: NotRequired[int | None]
+    """Absent for commands that download no tiles (``client_options(workers=False)``)."""
+    embeddings_dir: NotRequired[Path | None]
+    """Where tiles go, for commands that offer it."""
+
+
+def make_client(client_args: ClientArgs) -> GeoTessera:
     """A :class:`~geotessera.client.GeoTessera` from the values of :func:`client_options`."""
     from ..client import GeoTessera
 
-    a = dict(client_args)
-    return GeoTessera(a.pop("dataset_version"), a.pop("dataset_variant"), **a)
+    a = client_args
+    return GeoTessera(
+        a["dataset_version"],
+        a["dataset_variant"],
+        cache_dir=a["cache_dir"],
+        registry_dir=a["registry_dir"],
+        base_url=a["base_url"],
+        offline=a["offline"],
+        workers=a.get("workers"),
+        embeddings_dir=a.get("embeddings_dir"),
+    )
 
 
 def bbox4(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:

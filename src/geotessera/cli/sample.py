@@ -60,7 +60,6 @@ def serve(directory: Path, port: int, ready_file: Path | None, datasets: list[st
     their checksums are kept in DIRECTORY/sample_checksums.json and recomputed for files
     that changed.
     """
-    import os
     import signal
     import threading
     from types import FrameType
@@ -83,9 +82,9 @@ def serve(directory: Path, port: int, ready_file: Path | None, datasets: list[st
         click.echo(server.base_url)
         click.echo(f"GEOTESSERA_BASE_URL={server.base_url}")
         if ready_file is not None:
-            tmp = ready_file.with_name(f".{ready_file.name}.tmp")
-            tmp.write_text(server.base_url + "\n", encoding="utf-8")
-            os.replace(tmp, ready_file)
+            from ..files import write_atomic
+
+            write_atomic(ready_file, (server.base_url + "\n").encode(), fsync=False)
         click.echo("press Ctrl-C to stop", err=True)
         while not stop.wait(0.5):
             pass

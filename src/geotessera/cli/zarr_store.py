@@ -3,15 +3,51 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import dataset_options, verbose_option, years_option
 
+if TYPE_CHECKING:
+    from ..progress import Event
+    from .render import ProgressBars
+
 
 @click.group("zarr")
 def command() -> None:
     """Build geoemb Zarr stores from Tessera tiles."""
+
+
+class _Phases:
+    """A progress sink showing each phase of a build (tiles fetched, then shards) on its own bars."""
+
+    def __init__(self) -> None:
+        self._bars: ProgressBars | None = None
+
+    def __call__(self, event: Event) -> None:
+        from ..progress import PlanReady
+        from .render import ProgressBars
+
+        if isinstance(event, PlanReady) and event.label in ("tiles", "shards"):
+            self._close()
+            self._bars = ProgressBars(event.label).__enter__()
+        if self._bars is not None:
+            self._bars(event)
+
+    def _close(self) -> None:
+        if self._bars is not None:
+            self._bars.__exit__(None, None, None)
+            self._bars = None
+
+    def __enter__(self) -> _Phases:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._close()
 
 
 @command.command("build")
@@ -28,6 +64,12 @@ def command() -> None:
     show_default=True,
     help="Shards written in parallel (about 40 MiB of memory each).",
 )
+@click.option(
+    "--download-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where tiles of an http(s)/s3 SOURCE are downloaded and kept (default: STORE.tiles).",
+)
 @dataset_options
 @verbose_option
 def build(
@@ -36,19 +78,24 @@ def build(
     years: list[int] | None,
     zones: tuple[int, ...],
     workers: int,
+    download_dir: Path | None,
     dataset_version: str | None,
     dataset_variant: str | None,
 ) -> None:
-    """Convert the tiles under SOURCE (a local mirror directory or an http(s) base URL) into STORE.
+    """Convert the tiles under SOURCE into STORE.
 
-    Resumable: rerun after an interruption and complete shards (by receipt) are skipped;
-    adding a year or a tile rewrites only the shards it touches.
+    SOURCE is a local mirror directory, a geotessera download directory (--format npy), or an
+    http(s)/s3 base URL whose tiles are downloaded (verified, concurrently: GEOTESSERA_WORKERS)
+    into a kept directory first. Resumable: rerun after an interruption and finished downloads
+    and complete shards (by receipt) are skipped; adding a year or a tile rewrites only the
+    shards it touches.
     """
+    from ..config import Settings
     from ..datasets import DatasetId
     from ..store import build_zarr
-    from .render import ProgressBars, plural
+    from .render import plural
 
-    with ProgressBars("shards") as bars:
+    with _Phases() as bars:
         report = build_zarr(
             source,
             store,
@@ -56,6 +103,8 @@ def build(
             years=years,
             zones=zones or None,
             workers=workers,
+            download_dir=download_dir,
+            settings=Settings.resolve(),
             progress=bars,
         )
     click.echo(

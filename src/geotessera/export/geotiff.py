@@ -30,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidInputError, OutputError
+from ..files import atomic_path
 from ..grid import PixelGrid
 from ..tiles.dequantize import check_shapes, dequantize_band_major
-from ..transfer.atomic import atomic_path
 from ._outputs import output_error
 from ._verify import check_written_geotiff, reserve_space
 

@@ -19,9 +19,8 @@ from typing import Any
 from .._version import __version__
 from ..datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId, version_path
 from ..errors import CorruptDataError, MixedDatasetError
+from ..files import atomic_path, directory_lock
 from ..layouts import METADATA_FILE
-from ..locks import directory_lock
-from ..transfer.atomic import atomic_path
 
 
 def read_sidecar(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -10,10 +10,11 @@ from .cells import (
     points_to_keys,
     tile_name,
 )
-from .utm import PIXEL_SIZE_M, PixelGrid, crs_from_epsg, utm_epsg, utm_zone
+from .utm import PIXEL_SIZE_M, SOUTH_OFFSET_M, PixelGrid, crs_from_epsg, utm_epsg, utm_zone, utm_zones
 
 __all__ = [
     "PIXEL_SIZE_M",
+    "SOUTH_OFFSET_M",
     "BBox",
     "Cell",
     "PixelGrid",
@@ -26,4 +27,5 @@ __all__ = [
     "tile_name",
     "utm_epsg",
     "utm_zone",
+    "utm_zones",
 ]

@@ -10,17 +10,29 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from affine import Affine
 from pyproj import CRS, Transformer
 
 from .cells import BBox, Cell
 
 PIXEL_SIZE_M = 10.0
+SOUTH_OFFSET_M = 10_000_000.0
+"""False northing of the southern UTM CRSs (EPSG:327NN): their northings minus this are the
+northern CRS's (326NN), so one zone is one continuous grid (``formats.md`` section 6)."""
 
 
 def utm_zone(lon_centre: float) -> int:
-    """UTM zone 1..60 of a tile centre longitude (degrees)."""
-    return min(max(math.floor((lon_centre + 180.0) / 6.0) + 1, 1), 60)
+    """UTM zone 1..60 of a tile centre longitude (degrees); see :func:`utm_zones`."""
+    return int(utm_zones(lon_centre))
+
+
+def utm_zones(lon_centres: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """UTM zone 1..60 of each tile centre longitude of an array (degrees), same shape, int64:
+    ``floor((lon + 180) / 6) + 1``, clamped (no Norway/Svalbard exceptions, as published)."""
+    lon = np.asarray(lon_centres, dtype=np.float64)
+    return np.clip(np.floor((lon + 180.0) / 6.0).astype(np.int64) + 1, 1, 60)
 
 
 def utm_epsg(lon_centre: float, lat_centre: float) -> int:

@@ -5,15 +5,13 @@
 ``build_manifest`` write a manifest for a local tile tree.
 """
 
-from ._http import ConditionalSource, ManifestSource, Validator
+from ..config import FRESHNESS_TIMEOUT_S, default_cache_dir
 from .manifest import (
-    FRESHNESS_TIMEOUT_S,
     LANDMASKS_FILE,
     LEGACY_MANIFEST_FILE,
     MANIFEST_FILE,
     Manifest,
     cached_manifest_paths,
-    default_cache_dir,
     load_manifest,
     prepare_landmasks,
     prepare_tiles,
@@ -25,12 +23,9 @@ __all__ = [
     "LANDMASKS_FILE",
     "LEGACY_MANIFEST_FILE",
     "MANIFEST_FILE",
-    "ConditionalSource",
     "Manifest",
-    "ManifestSource",
     "PointTiles",
     "Registry",
-    "Validator",
     "cached_manifest_paths",
     "default_cache_dir",
     "load_manifest",

@@ -14,16 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import CorruptDataError, SourceError
-from ..transfer.atomic import atomic_write
-from ._http import ConditionalSource, ManifestSource, Validator
+from ..files import write_atomic
+from ..transfer import Source, Validator
 
 log = logging.getLogger(__name__)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then ``os.replace`` it into place."""
-    with atomic_write(path) as out:
-        out.write(data)
 
 
 def _sidecar(path: Path) -> Path:
@@ -61,24 +55,19 @@ def _store(path: Path, url: str, data: bytes, validator: Validator) -> None:
 class Remote:
     """One remote manifest object: its source, key, URL and cache path."""
 
-    source: ManifestSource
+    source: Source
     key: str
     url: str
     cache: Path
 
-    def fetch(self, validator: Validator | None, timeout_s: float | None) -> tuple[bytes | None, Validator]:
-        """GET (conditional when ``validator`` is set); ``(None, v)`` means unchanged."""
-        if isinstance(self.source, ConditionalSource):
-            return self.source.fetch_if_modified(self.key, validator, timeout_s or 60.0)
-        data = self.source.read_bytes(self.key)  # no conditional GET: compare bytes
-        if validator is not None and self.cache.is_file() and self.cache.read_bytes() == data:
-            return None, validator
-        return data, Validator()
-
     def refresh(self, timeout_s: float | None, *, force: bool = False) -> bool:
-        """Fetch if changed (always, with ``force``) and update the cache; True when new bytes were cached."""
+        """Fetch if changed (always, with ``force``) and update the cache; True when new bytes were cached.
+
+        ``timeout_s``: one conditional attempt bounded by it (the freshness check); None: a
+        GET retried under the source's policy, like every read (a first download).
+        """
         validator = None if force else read_sidecar(self.cache, self.url)
-        data, new = self.fetch(validator, timeout_s)
+        data, new = self.source.read_if_changed(self.key, validator, timeout_s=timeout_s)
         if data is None:
             log.debug("%s unchanged (%s)", self.url, validator)
             return False
@@ -93,7 +82,7 @@ def refresh_both(manifest: Remote, landmasks: Remote, timeout_s: float, out: dic
         try:
             out[name] = remote.refresh(timeout_s)
         except SourceError as exc:
-            if name == "landmasks" and exc.status in (403, 404):
+            if name == "landmasks" and exc.status == 404:
                 log.debug("no landmasks manifest at %s", remote.url)
             else:
                 out.setdefault("errors", []).append(str(exc))

@@ -5,11 +5,12 @@ Sources, in priority order: ``registry_path`` (one Parquet file), ``registry_dir
 beside it when present), ``registry_url`` (URL of a manifest), else the default
 remote ``{base}/{vpath}/manifest.parquet``.
 
-Remote manifests are cached as ``{cache}/{vpath}/manifest.parquet`` and
-``landmasks.parquet`` (a base other than the public bucket gets its own
-sub-directory), each written atomically with a ``*.json`` sidecar recording the
-source URL and its ETag / Last-Modified. A cached manifest is used at once; a
-conditional GET bounded by ``freshness_timeout_s`` (2 s) runs beside the read and
+Remote manifests are fetched through a :class:`~geotessera.transfer.Source` (the client's
+own, so one HTTP client serves tiles and manifests), verified and retried like tiles, and
+cached as ``{cache}/{vpath}/manifest.parquet`` and ``landmasks.parquet`` (a base other than
+the public bucket gets its own sub-directory), each written atomically with a ``*.json``
+sidecar recording the source URL and its ETag / Last-Modified. A cached manifest is used at
+once; a conditional GET bounded by ``freshness_timeout_s`` (2 s) runs beside the read and
 can only warn, never fail or stall start-up. ``offline=True`` never touches the network.
 
 Reading and checking the tables themselves (``read_tiles``, ``prepare_tiles``,
@@ -27,20 +28,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
+from ..config import FRESHNESS_TIMEOUT_S, RetryPolicy, default_cache_dir
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, GeoTesseraError, SourceError
 from ..layouts import DEFAULT_BASE_URL, S3_LAYOUT
+from ..transfer import HttpSource, LocalSource, Source
 from ._cache import Remote, read_sidecar, refresh_both
-from ._http import (
-    HttpManifestSource,
-    LocalManifestSource,
-    ManifestSource,
-    is_http_url,
-    local_path_of,
-)
 from ._tables import KEY_COLUMNS as KEY_COLUMNS
 from ._tables import SIZE_COLUMNS as SIZE_COLUMNS
 from ._tables import TILE_COLUMNS as TILE_COLUMNS
@@ -54,8 +51,6 @@ log = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.parquet"
 LEGACY_MANIFEST_FILE = "registry.parquet"
 LANDMASKS_FILE = "landmasks.parquet"
-#: Bound (seconds) of the freshness check of a cached manifest.
-FRESHNESS_TIMEOUT_S = 2.0
 
 
 class ManifestKeys(Protocol):
@@ -98,11 +93,18 @@ class Manifest:
         return landmasks_from_file(self.landmasks_path, self.dataset)
 
 
-def default_cache_dir() -> Path:
-    """``platformdirs.user_cache_dir("geotessera")``: $XDG_CACHE_HOME/geotessera, %LOCALAPPDATA%..."""
-    import platformdirs
+def _is_http_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
 
-    return Path(platformdirs.user_cache_dir("geotessera", appauthor=False))
+
+def _local_path_of(url: str) -> Path | None:
+    """The filesystem path of a plain path or ``file://`` URL; ``None`` for other schemes."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):  # C:\...
+        return Path(url)
+    return None
 
 
 # --- where remote manifests are cached ----------------------------------------------------
@@ -110,18 +112,19 @@ def _remotes(
     ds: DatasetId,
     registry_url: str | None,
     base_url: str,
-    source: ManifestSource | None,
+    source: Source | None,
     layout: ManifestKeys,
     cache: Path,
+    retry: RetryPolicy | None,
 ) -> tuple[Remote, Remote]:
     if registry_url is not None:
         base, _, name = registry_url.rstrip("/").rpartition("/")
         # a manifest URL given by the user may be any web server: verified when it sends a CRC
-        src: ManifestSource = HttpManifestSource(base, require_checksum=False)
+        src: Source = HttpSource(base, retry=retry, require_checksum=False)
         keys = (name, LANDMASKS_FILE)
         urls = (registry_url, f"{base}/{LANDMASKS_FILE}")
     else:
-        src = source or HttpManifestSource(base_url, require_checksum=layout.name != "source-coop")
+        src = source or HttpSource(base_url, retry=retry, require_checksum=layout.name != "source-coop")
         keys = (layout.manifest_key(ds), layout.landmasks_manifest_key(ds))
         urls = (f"{base_url.rstrip('/')}/{keys[0]}", f"{base_url.rstrip('/')}/{keys[1]}")
     where = cache / ds.vpath
@@ -144,7 +147,7 @@ def cached_manifest_paths(
     """Where :func:`load_manifest` caches (manifest, landmasks) of a remote; sidecars add ``.json``."""
     ds = dataset or DatasetId()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    m, lm = _remotes(ds, registry_url, base_url, None, layout, cache)
+    m, lm = _remotes(ds, registry_url, base_url, None, layout, cache, None)
     return m.cache, lm.cache
 
 
@@ -205,19 +208,22 @@ def load_manifest(
     registry_dir: str | os.PathLike[str] | None = None,
     registry_url: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
-    source: ManifestSource | None = None,
+    source: Source | None = None,
     layout: ManifestKeys = S3_LAYOUT,
     cache_dir: str | os.PathLike[str] | None = None,
     offline: bool = False,
     freshness_timeout_s: float = FRESHNESS_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
 ) -> Manifest:
     """Load the manifest (and landmasks manifest) of ``dataset`` from the first source given.
 
-    ``source`` (keys relative to ``base_url``) fetches the default remote; without it a
-    small urllib3 client is used (or the directory, when ``base_url`` is a local path).
-    Raises :class:`CorruptDataError` for an invalid Parquet file, :class:`SourceError`
-    when nothing can be fetched (or ``offline`` with nothing cached), and
-    :class:`NotCoveredError` when the manifest holds no rows of ``dataset``.
+    ``source`` (keys relative to ``base_url``) fetches the default remote: pass the client's
+    own source so tiles and manifests share one HTTP client. Without it an
+    :class:`~geotessera.transfer.HttpSource` retried under ``retry`` is made (or, when
+    ``base_url`` is a local path, the mirror is read in place, as it is for a
+    :class:`~geotessera.transfer.LocalSource`). Raises :class:`CorruptDataError` for an
+    invalid Parquet file, :class:`SourceError` when nothing can be fetched (or ``offline``
+    with nothing cached), and :class:`NotCoveredError` when the manifest holds no rows of ``dataset``.
     """
     ds = dataset or DatasetId()
     if registry_path is not None:
@@ -227,16 +233,18 @@ def load_manifest(
         return _from_file(path, None, ds)
     if registry_dir is not None:
         return _load_dir(Path(registry_dir), ds)
-    if registry_url is not None and not is_http_url(registry_url):
-        local = local_path_of(registry_url)
+    if registry_url is not None and not _is_http_url(registry_url):
+        local = _local_path_of(registry_url)
         if local is not None:
             return load_manifest(ds, registry_path=local)
-    if registry_url is None and source is None and not is_http_url(base_url):
-        local = local_path_of(base_url)
+    if registry_url is None:
+        if isinstance(source, LocalSource):
+            return _load_mirror(source.root, layout, ds)
+        local = _local_path_of(base_url) if source is None and not _is_http_url(base_url) else None
         if local is not None:
-            return _load_mirror(LocalManifestSource(local), layout, ds)
+            return _load_mirror(local, layout, ds)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    m, lm = _remotes(ds, registry_url, base_url, source, layout, cache)
+    m, lm = _remotes(ds, registry_url, base_url, source, layout, cache, retry)
     return _load_remote(m, lm, ds, offline, freshness_timeout_s)
 
 
@@ -252,9 +260,9 @@ def _load_dir(root: Path, ds: DatasetId) -> Manifest:
     )
 
 
-def _load_mirror(src: LocalManifestSource, layout: ManifestKeys, ds: DatasetId) -> Manifest:
+def _load_mirror(root: Path, layout: ManifestKeys, ds: DatasetId) -> Manifest:
     """A local mirror of the bucket layout: read in place, nothing cached."""
-    path = src.root / layout.manifest_key(ds)
+    path = root / layout.manifest_key(ds)
     if not path.is_file():
         raise SourceError(f"no manifest of {ds} at {path}", status=404, url=str(path))
-    return _from_file(path, src.root / layout.landmasks_manifest_key(ds), ds)
+    return _from_file(path, root / layout.landmasks_manifest_key(ds), ds)

@@ -197,6 +197,11 @@ class Registry:
         lo, hi = np.searchsorted(self._keys, [_pack(year, -1800, -900), _pack(year + 1, -1800, -900)])
         return slice(int(lo), int(hi))
 
+    def cells(self, year: int) -> list[Cell]:
+        """Every tile of ``year``, ordered by (lon, lat)."""
+        cx, cy = _unpack_cells(self._keys[self._year_slice(int(year))])
+        return [Cell(int(x), int(y)) for x, y in zip(cx.tolist(), cy.tolist(), strict=True)]
+
     # --- single tiles ---------------------------------------------------------------------------
     def has_tile(self, year: int, lon: float, lat: float) -> bool:
         """True when the tile containing (lon, lat) exists for ``year``."""

@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 
 from ..datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId, normalize_variant, normalize_version
 from ..errors import GeoTesseraError, InvalidInputError
+from ..files import atomic_path
 from ..layouts import METADATA_FILE
-from ..transfer.atomic import atomic_path
 from .manifest import LANDMASKS_FILE, MANIFEST_FILE
 
 log = logging.getLogger(__name__)

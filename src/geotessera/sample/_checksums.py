@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..transfer.checksum import crc64nvme_file
+from ..files import crc64nvme_file
 from ._writers import _atomic
 
 log = logging.getLogger(__name__)

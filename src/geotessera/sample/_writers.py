@@ -19,8 +19,8 @@ import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
 from ..errors import OutputError
+from ..files import atomic_path
 from ..grid import PixelGrid
-from ..transfer.atomic import atomic_path
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """The on-disk tile set: reading ``.npy`` tiles and landmasks, and dequantisation."""
 
-from .dequantize import check_shapes, dequantize_embedding, invalid_scale_mask
+from .dequantize import check_shapes, dequantize_embedding, invalid_scale_mask, valid_scale_mask
 from .files import (
     TileArrays,
     load_npy,
@@ -22,4 +22,5 @@ __all__ = [
     "read_landmask",
     "read_landmask_grid",
     "read_npy_header",
+    "valid_scale_mask",
 ]

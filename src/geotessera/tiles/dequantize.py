@@ -35,11 +35,17 @@ def check_shapes(q_shape: tuple[int, ...], s_shape: tuple[int, ...], *, name: st
         )
 
 
+def valid_scale_mask(scales: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    """True where a scale is usable: finite and in [0, 1) (the one validity rule of the package)."""
+    s = np.asarray(scales)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(s) & (s >= 0) & (s < 1)
+
+
 def invalid_scale_mask(scales: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
     """True where a finite scale is implausible (negative, or >= 1)."""
     s = np.asarray(scales)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(s) & ((s < 0) | (s >= 1))
+    return np.isfinite(s) & ~valid_scale_mask(s)
 
 
 def _band_index(bands: npt.ArrayLike | None, nb: int, name: str) -> npt.NDArray[np.intp] | None:

@@ -1,4 +1,5 @@
-"""Verified bytes (layer L3): sources, CRC64NVMe, atomic writes with receipts, the transfer engine.
+"""Verified bytes (layer L3): the one :class:`Source` protocol, its HTTP and local-directory
+implementations on one HTTP client, and the transfer engine.
 
 Typical use::
 
@@ -7,26 +8,36 @@ Typical use::
     with source_from_url("https://s3.us-west-2.amazonaws.com/tessera-embeddings") as src:
         report = run(src, [TransferItem(key, dest, expected_size=size)], workers=8)
     report.raise_for_failures()
+
+Atomic writes, receipts and CRC64NVMe live in :mod:`geotessera.files`.
 """
 
 from __future__ import annotations
 
 from ._errors import TransferCancelledError, UnreachableError
-from .atomic import AtomicFile, Receipt, atomic_write, is_complete, read_receipt, receipt_path, write_receipt
-from .checksum import Crc64Nvme, crc64nvme_b64, crc64nvme_file
 from .engine import FailedItem, TransferError, TransferItem, TransferReport, run
 from .http import RetryPolicy, parse_retry_after
-from .sources import FetchResult, HttpSource, LocalSource, ObjectInfo, Source, source_from_url
+from .sources import (
+    DEFAULT_S3_ENDPOINT,
+    FetchResult,
+    HttpSource,
+    LocalSource,
+    ObjectInfo,
+    Source,
+    Validator,
+    source_from_url,
+)
+from .wrappers import CountingSource, OfflineSource
 
 __all__ = [
-    "AtomicFile",
-    "Crc64Nvme",
+    "DEFAULT_S3_ENDPOINT",
+    "CountingSource",
     "FailedItem",
     "FetchResult",
     "HttpSource",
     "LocalSource",
     "ObjectInfo",
-    "Receipt",
+    "OfflineSource",
     "RetryPolicy",
     "Source",
     "TransferCancelledError",
@@ -34,14 +45,8 @@ __all__ = [
     "TransferItem",
     "TransferReport",
     "UnreachableError",
-    "atomic_write",
-    "crc64nvme_b64",
-    "crc64nvme_file",
-    "is_complete",
+    "Validator",
     "parse_retry_after",
-    "read_receipt",
-    "receipt_path",
     "run",
     "source_from_url",
-    "write_receipt",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .checksum import Crc64Nvme
+from ..files.checksum import Crc64Nvme
 
 
 class Sink(Protocol):
@@ -70,6 +70,12 @@ class DownloadInfo:
     """Requests made (1 when nothing was retried)."""
     resumed: bool
     """True when at least one retry continued with a Range request."""
+    etag: str | None = None
+    """The object's ``ETag`` header."""
+    last_modified: str | None = None
+    """The object's ``Last-Modified`` header."""
+    not_modified: bool = False
+    """True when a conditional GET found the object unchanged (HTTP 304; nothing was written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +93,15 @@ class ObjectState:
 
     expected_crc: str | None = None
     etag: str | None = None
+    last_modified: str | None = None
     total: int | None = None
     resumed: bool = False
+    not_modified: bool = False
     known: bool = field(default=False)
 
     def forget(self) -> None:
         self.expected_crc = None
         self.etag = None
+        self.last_modified = None
         self.total = None
         self.known = False

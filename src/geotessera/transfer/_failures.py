@@ -1,13 +1,19 @@
-"""How a failed HTTP attempt is classified: worth retrying (:class:`Transient`) or final.
+"""How a failed HTTP attempt is classified (worth retrying, :class:`Transient`, or final) and the
+one retry loop that acts on it (:func:`retrying`).
 
 :class:`~.http.HttpClient` raises :class:`Transient` for network errors and retryable
-statuses, which makes its retry loop try again; :func:`give_up` turns the last one into
-the error its caller sees.
+statuses, which makes :func:`retrying` try again under the :class:`RetryPolicy`;
+:func:`give_up` turns the last one into the error its caller sees.
 """
 
 from __future__ import annotations
 
 import http.client
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
@@ -15,8 +21,12 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ..errors import SourceError
-from ._errors import UnreachableError
-from .retry import RETRY_STATUSES, parse_retry_after
+from ..progress import ProgressSink, Retrying, emit
+from ._errors import TransferCancelledError, UnreachableError
+from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Transient(Exception):
@@ -88,3 +98,42 @@ def give_up(url: str, key: str, exc: Transient, attempts: int, elapsed: float) -
             url=url,
         )
     return SourceError(f"download of {key} from {host} failed: {exc.reason} ({tries})", url=url)
+
+
+def retrying(
+    policy: RetryPolicy,
+    url: str,
+    key: str,
+    attempt_fn: Callable[[], T],
+    *,
+    progress: ProgressSink | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[T, int]:
+    """Call ``attempt_fn`` until it returns; ``(its result, attempts made)``.
+
+    A :class:`Transient` failure is retried after ``policy``'s backoff (or the server's
+    ``Retry-After``), with a ``Retrying`` event, until ``max_retries`` or ``total_timeout_s``
+    runs out; then :func:`give_up`'s error is raised. Any other exception propagates at once.
+    ``cancel`` set: :class:`TransferCancelledError` before the next attempt or during a wait.
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        if cancel is not None and cancel.is_set():
+            raise TransferCancelledError(f"transfer of {key} cancelled")
+        try:
+            return attempt_fn(), attempt
+        except Transient as exc:
+            retry = attempt  # this would be retry number `attempt`
+            delay = policy.backoff_s(retry, exc.retry_after_s)
+            elapsed = time.monotonic() - started
+            if retry > policy.max_retries or elapsed + delay > policy.total_timeout_s:
+                raise give_up(url, key, exc, attempt, elapsed) from exc
+            log.info("retrying %s in %.2f s (retry %d): %s", key, delay, retry, exc.reason)
+            emit(progress, Retrying(key=key, attempt=retry, delay_s=delay, reason=exc.reason))
+            if cancel is not None:
+                if cancel.wait(delay):
+                    raise TransferCancelledError(f"transfer of {key} cancelled") from exc
+            elif delay > 0:
+                time.sleep(delay)

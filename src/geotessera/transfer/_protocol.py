@@ -1,7 +1,12 @@
-"""The :class:`Source` protocol and what it returns (:class:`FetchResult`, :class:`ObjectInfo`).
+"""The :class:`Source` protocol and what it returns (:class:`FetchResult`, :class:`ObjectInfo`,
+:class:`Validator`).
 
-Shared by both implementations, :class:`~.sources.HttpSource` and :class:`~.local.LocalSource`;
-re-exported by :mod:`geotessera.transfer.sources`.
+Every byte geotessera reads comes through a :class:`Source`: tiles (the transfer engine),
+manifests (the registry) and Zarr chunks (the store). Implementations:
+:class:`~.sources.HttpSource` (one pooled, retried HTTP client) and
+:class:`~.local.LocalSource` (a directory read in place); wrappers such as
+:class:`~.wrappers.CountingSource` add behaviour around either. ``tests/contract`` runs the
+same cases against each. Re-exported by :mod:`geotessera.transfer.sources`.
 """
 
 from __future__ import annotations
@@ -51,9 +56,26 @@ class ObjectInfo:
     etag: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """Cache validators of one version of an object: ``ETag`` and/or ``Last-Modified`` (header text)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.etag or self.last_modified)
+
+
 @runtime_checkable
 class Source(Protocol):
-    """Where tile objects are read from. Implementations are thread-safe."""
+    """Where objects are read from, by key. Implementations are thread-safe.
+
+    Errors: a missing object is :class:`SourceError` with ``status=404`` (never ``None``); a
+    forbidden one (HTTP 403) is :class:`SourceError` with ``status=403``, never "absent";
+    transient failures (429, 5xx, resets, timeouts) are retried by the source's
+    :class:`~geotessera.config.RetryPolicy` before an error is raised.
+    """
 
     def get(
         self,
@@ -75,6 +97,26 @@ class Source(Protocol):
 
     def read_bytes(self, key: str) -> bytes:
         """The whole (small) object ``key``, verified like :meth:`get`."""
+        ...
+
+    def read_if_changed(
+        self, key: str, validator: Validator | None = None, *, timeout_s: float | None = None
+    ) -> tuple[bytes | None, Validator]:
+        """The whole object, unless it still matches ``validator``: ``(None, validator)``.
+
+        Otherwise ``(bytes, its validator)``, verified like :meth:`read_bytes`. With
+        ``timeout_s`` (seconds) one attempt bounded by it (a freshness check must never stall);
+        without, retried like every read.
+        """
+        ...
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` of ``key`` (fewer at the end of the object; ``b""``
+        from or past its end, or for ``length <= 0``)."""
+        ...
+
+    def get_suffix(self, key: str, length: int) -> bytes:
+        """The last ``length`` bytes of ``key`` (the whole object when it is shorter)."""
         ...
 
     def head(self, key: str) -> ObjectInfo:

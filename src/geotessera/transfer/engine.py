@@ -21,16 +21,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import GeoTesseraError, InvalidInputError
+from ..files import is_complete
 from ..progress import ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
+from ..tasks import map_bounded
 from ._errors import TransferCancelledError, UnreachableError
-from .atomic import is_complete
 from .sources import FetchResult, Source
 
 __all__ = ["FailedItem", "TransferError", "TransferItem", "TransferReport", "run"]
@@ -269,26 +270,16 @@ def run(
     if not plan:
         return report
     state = _Run(source, progress, verify_existing)
-    pending: Iterator[TransferItem] = iter(plan)
-    in_flight: dict[Future[_Outcome], TransferItem] = {}
-    max_in_flight = 2 * workers
     pool = ThreadPoolExecutor(max_workers=min(workers, len(plan)), thread_name_prefix="geotessera-transfer")
     try:
-
-        def fill() -> None:
-            while len(in_flight) < max_in_flight:
-                item = next(pending, None)
-                if item is None:
-                    return
-                in_flight[pool.submit(state.transfer_one, item)] = item
-
-        fill()
-        while in_flight:
-            finished, _ = wait(in_flight, timeout=0.25, return_when=FIRST_COMPLETED)
-            for future in finished:
-                item = in_flight.pop(future)
-                _record(report, item, future.result(), progress)
-            fill()
+        map_bounded(
+            pool,
+            state.transfer_one,
+            plan,
+            limit=2 * workers,
+            on_result=lambda item, outcome: _record(report, item, outcome, progress),
+            poll_s=0.25,
+        )
     except BaseException:
         # Ctrl-C (or an exception from the progress sink): stop queued items, let running
         # ones stop at their next chunk (their temporary files are removed), then re-raise.

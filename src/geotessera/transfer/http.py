@@ -1,15 +1,18 @@
-"""Pooled HTTP downloads with retries, resume and CRC64NVMe verification (urllib3).
+"""The one HTTP client: pooled, retried downloads and ranged reads, verified by CRC64NVMe (urllib3).
 
-One :class:`HttpClient` owns one ``urllib3.PoolManager`` (``maxsize`` = the number
-of workers). A download is a GET with ``x-amz-checksum-mode: ENABLED``; the body is
-streamed in ``chunk_size`` pieces into a sink (a temporary file or a buffer) while
-its CRC64NVMe is computed, then compared with ``x-amz-checksum-crc64nvme``.
+One :class:`HttpClient` owns one ``urllib3.PoolManager`` (``maxsize`` = the number of
+workers); everything geotessera fetches over HTTP goes through it: tiles, manifests and
+Zarr chunks. A download is a GET with ``x-amz-checksum-mode: ENABLED``; the body is
+streamed in ``chunk_size`` pieces into a sink (a temporary file or a buffer) while its
+CRC64NVMe is computed, then compared with ``x-amz-checksum-crc64nvme``. Ranged reads
+(:meth:`HttpClient.get_range`) carry no checksum (S3 sends none for a part of an object);
+their callers check what they read (the Zarr shard index has its own crc32c).
 
-Failure handling (:class:`RetryPolicy`):
+Failure handling (:class:`RetryPolicy`, one loop in ``_failures.retrying``):
 
 - retried, with exponential backoff and jitter, honouring ``Retry-After``: HTTP 429,
   500, 502, 503, 504, connection errors and resets, read timeouts, truncated bodies;
-- after an interruption the download resumes with ``Range: bytes={done}-`` (guarded by
+- after an interruption a download resumes with ``Range: bytes={done}-`` (guarded by
   ``If-Match: {etag}``) when the full-object checksum is already known, so the final
   CRC still covers the whole object; otherwise it restarts from byte 0;
 - not retried: 403, 404 and other 4xx (:class:`SourceError` with ``status``), a
@@ -17,7 +20,7 @@ Failure handling (:class:`RetryPolicy`):
   that contradicts the caller's expected size (:class:`IntegrityError`).
 
 Sinks, results and resume state live in ``_download.py``, the classification of failures
-in ``_failures.py``; the public names are importable from here.
+and the retry loop in ``_failures.py``; the public names are importable from here.
 """
 
 from __future__ import annotations
@@ -25,17 +28,18 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Final
 
 import urllib3
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ..errors import IntegrityError, InvalidInputError
-from ..progress import BytesReceived, ProgressSink, Retrying, emit
+from ..progress import BytesReceived, ProgressSink, emit
 from ._download import DownloadInfo, HeadInfo, MemorySink, ObjectState, Sink
 from ._errors import TransferCancelledError
-from ._failures import NETWORK_ERRORS, Transient, describe_network_error, give_up, status_error
+from ._failures import NETWORK_ERRORS, Transient, describe_network_error, retrying, status_error
+from ._protocol import Validator
 from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -57,7 +61,10 @@ DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
 """Bytes read from the socket per step (1 MiB): memory per download in flight. Measured on
 loopback, 1 MiB reads sustain about 600-700 MB/s per stream through write + CRC, while 2-8 MiB
 reads were often 2-3x slower (a fresh multi-MiB allocation per read)."""
+_NO_RETRY: Final = RetryPolicy(max_retries=0)
 
+_Slice = Callable[[bytes], bytes]
+"""Cuts the requested range out of a whole-object answer (a server that ignored ``Range``)."""
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -69,7 +76,7 @@ def _restart(sink: Sink, key: str, progress: ProgressSink | None) -> None:
 
 
 class HttpClient:
-    """A pooled, thread-safe HTTP client for verified downloads.
+    """A pooled, thread-safe HTTP client for verified downloads and ranged reads.
 
     ``pool_size`` is the number of connections kept per host (set it to the number of
     workers). Timeouts are in seconds: ``connect_timeout_s`` (default 5) to open a
@@ -102,7 +109,7 @@ class HttpClient:
         base_headers.update(headers or {})
         self._headers = base_headers
         # urllib3 only follows redirects; every other retry is ours (so we can resume and emit events).
-        self._urllib3_retries = urllib3.Retry(
+        self._redirects_only = urllib3.Retry(
             total=None,
             connect=0,
             read=0,
@@ -119,43 +126,9 @@ class HttpClient:
         """Close pooled connections."""
         self.pool.clear()
 
-    # -- retry loop -----------------------------------------------------------------------
-
-    def _retrying(
-        self,
-        url: str,
-        key: str,
-        attempt_fn: _AttemptFn,
-        *,
-        progress: ProgressSink | None,
-        cancel: threading.Event | None,
-    ) -> int:
-        """Call ``attempt_fn`` until it succeeds; return the number of attempts made."""
-        policy = self.retry
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            if cancel is not None and cancel.is_set():
-                raise TransferCancelledError(f"transfer of {key} cancelled")
-            try:
-                attempt_fn()
-                return attempt
-            except Transient as exc:
-                retry = attempt  # this would be retry number `attempt`
-                delay = policy.backoff_s(retry, exc.retry_after_s)
-                elapsed = time.monotonic() - started
-                if retry > policy.max_retries or elapsed + delay > policy.total_timeout_s:
-                    raise give_up(url, key, exc, attempt, elapsed) from exc
-                log.info("retrying %s in %.2f s (retry %d): %s", key, delay, retry, exc.reason)
-                emit(progress, Retrying(key=key, attempt=retry, delay_s=delay, reason=exc.reason))
-                if cancel is not None:
-                    if cancel.wait(delay):
-                        raise TransferCancelledError(f"transfer of {key} cancelled") from exc
-                elif delay > 0:
-                    time.sleep(delay)
-
-    def _request(self, method: str, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str], timeout_s: float | None = None
+    ) -> urllib3.BaseHTTPResponse:
         try:
             return self.pool.request(
                 method,
@@ -163,8 +136,8 @@ class HttpClient:
                 headers={**self._headers, **headers},
                 preload_content=False,
                 decode_content=False,
-                timeout=self.timeout,
-                retries=self._urllib3_retries,
+                timeout=self.timeout if timeout_s is None else urllib3.Timeout(total=timeout_s),
+                retries=self._redirects_only,
             )
         except MaxRetryError as exc:
             reason = exc.reason
@@ -178,26 +151,70 @@ class HttpClient:
 
     def head(self, url: str, key: str) -> HeadInfo:
         """HEAD ``url`` (with retries); 404 and other errors raise :class:`SourceError`."""
-        result: list[HeadInfo] = []
 
-        def attempt() -> None:
+        def attempt() -> HeadInfo:
             resp = self._request("HEAD", url, {CHECKSUM_MODE_HEADER: "ENABLED"})
             try:
                 if resp.status != 200:
                     raise status_error(resp.status, url, key, resp)
                 length = resp.headers.get("Content-Length")
-                result.append(
-                    HeadInfo(
-                        size=int(length) if length and length.isdigit() else None,
-                        crc64nvme=resp.headers.get(CHECKSUM_HEADER),
-                        etag=resp.headers.get("ETag"),
-                    )
+                return HeadInfo(
+                    size=int(length) if length and length.isdigit() else None,
+                    crc64nvme=resp.headers.get(CHECKSUM_HEADER),
+                    etag=resp.headers.get("ETag"),
                 )
             finally:
                 resp.release_conn()
 
-        self._retrying(url, key, attempt, progress=None, cancel=None)
-        return result[0]
+        return retrying(self.retry, url, key, attempt)[0]
+
+    # -- ranges ---------------------------------------------------------------------------
+
+    def get_range(self, url: str, key: str, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` of the object (fewer at its end; ``b""`` past it)."""
+        if length <= 0 or start < 0:
+            if start < 0:
+                raise InvalidInputError(f"range start must be >= 0, got {start}")
+            return b""
+        return self._ranged(
+            url, key, f"bytes={start}-{start + length - 1}", lambda d: d[start : start + length]
+        )
+
+    def get_suffix(self, url: str, key: str, length: int) -> bytes:
+        """The last ``length`` bytes of the object (all of it when shorter)."""
+        if length <= 0:
+            return b""
+        return self._ranged(url, key, f"bytes=-{length}", lambda d: d[-length:])
+
+    def _ranged(self, url: str, key: str, spec: str, from_whole: _Slice) -> bytes:
+        """A ranged GET, retried; a server answering 200 (range ignored) is sliced here."""
+
+        def attempt() -> bytes:
+            resp = self._request("GET", url, {"Range": spec})
+            complete = False
+            try:
+                if resp.status == 416:  # the range starts at or past the end of the object
+                    complete = True
+                    return b""
+                if resp.status not in (200, 206):
+                    raise status_error(resp.status, url, key, resp)
+                try:
+                    data = resp.read(decode_content=False)
+                except NETWORK_ERRORS as exc:
+                    raise Transient(
+                        f"range read interrupted ({describe_network_error(exc)})", network=True
+                    ) from exc
+                length = resp.headers.get("Content-Length")
+                if length is not None and length.strip().isdigit() and len(data) != int(length):
+                    raise Transient(f"truncated body: received {len(data)} of {length} bytes", network=True)
+                complete = True
+                return data if resp.status == 206 else from_whole(data)
+            finally:
+                if not complete:
+                    resp.close()
+                resp.release_conn()
+
+        return retrying(self.retry, url, key, attempt)[0]
 
     # -- GET ------------------------------------------------------------------------------
 
@@ -211,10 +228,14 @@ class HttpClient:
         require_checksum: bool = True,
         progress: ProgressSink | None = None,
         cancel: threading.Event | None = None,
+        validator: Validator | None = None,
+        timeout_s: float | None = None,
     ) -> DownloadInfo:
         """Stream the object at ``url`` into ``sink`` and verify it.
 
-        ``expected_size`` (bytes), when given, must equal the object's size. Raises
+        ``expected_size`` (bytes), when given, must equal the object's size. ``validator``
+        makes the GET conditional: an unchanged object returns ``not_modified`` with nothing
+        written. ``timeout_s``: one attempt bounded by it (no retries). Raises
         :class:`IntegrityError` on a checksum mismatch or (when ``require_checksum``) a
         missing checksum header, :class:`SourceError` on HTTP errors or when retries are
         exhausted, :class:`TransferCancelledError` when ``cancel`` is set.
@@ -223,16 +244,17 @@ class HttpClient:
         if sink.crc is None:
             raise InvalidInputError("download() needs a sink that computes CRC64NVMe (checksum=True)")
         state = ObjectState()
-        attempts = self._retrying(
-            url,
-            key,
-            lambda: self._get_once(url, key, sink, state, expected_size, require_checksum, progress, cancel),
-            progress=progress,
-            cancel=cancel,
-        )
+        policy = self.retry if timeout_s is None else _NO_RETRY
+
+        def attempt() -> None:
+            self._get_once(
+                url, key, sink, state, expected_size, require_checksum, progress, cancel, validator, timeout_s
+            )
+
+        _, attempts = retrying(policy, url, key, attempt, progress=progress, cancel=cancel)
         crc = sink.crc
         actual = crc.b64 if crc is not None else ""
-        if state.expected_crc is not None and actual != state.expected_crc:
+        if state.expected_crc is not None and actual != state.expected_crc and not state.not_modified:
             raise IntegrityError(
                 f"CRC64NVMe mismatch for {key}: the server's checksum is {state.expected_crc}, "
                 f"the {sink.size} bytes received hash to {actual}; the bytes were discarded. "
@@ -244,6 +266,9 @@ class HttpClient:
             verified=state.expected_crc is not None,
             attempts=attempts,
             resumed=state.resumed,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            not_modified=state.not_modified,
         )
 
     def _get_once(
@@ -256,8 +281,14 @@ class HttpClient:
         require_checksum: bool,
         progress: ProgressSink | None,
         cancel: threading.Event | None,
+        validator: Validator | None,
+        timeout_s: float | None,
     ) -> None:
         headers = {CHECKSUM_MODE_HEADER: "ENABLED"}
+        if validator is not None and validator.etag:
+            headers["If-None-Match"] = validator.etag
+        elif validator is not None and validator.last_modified:  # RFC 9110: the ETag decides
+            headers["If-Modified-Since"] = validator.last_modified
         offset = sink.size
         can_resume = state.known and (state.expected_crc is not None or state.etag is not None)
         if offset and not (can_resume and state.total is not None and offset < state.total):
@@ -267,10 +298,15 @@ class HttpClient:
             headers["Range"] = f"bytes={offset}-"
             if state.etag:
                 headers["If-Match"] = state.etag
-        resp = self._request("GET", url, headers)
+        resp = self._request("GET", url, headers, timeout_s)
         complete = False
         try:
             status = resp.status
+            if status == 304 and validator:
+                state.not_modified = True
+                state.etag, state.last_modified = validator.etag, validator.last_modified
+                complete = True
+                return
             if status == 200:
                 if offset:
                     log.debug("%s: server ignored the Range request; restarting from byte 0", key)
@@ -302,11 +338,9 @@ class HttpClient:
                 raise Transient(f"truncated body: received {sink.size} of {state.total} bytes", network=True)
             complete = True
         finally:
-            if complete:
-                resp.release_conn()
-            else:
+            if not complete:
                 resp.close()  # the connection is in an unknown state: do not reuse it
-                resp.release_conn()
+            resp.release_conn()
 
     def _accept_full_response(
         self,
@@ -330,8 +364,11 @@ class HttpClient:
                 f"size mismatch for {key}: expected {expected_size} bytes, the server has {total}; "
                 "nothing was written (the manifest may be out of date: refresh it)"
             )
+        if checksum is None:
+            log.debug("%s: no CRC64NVMe header; accepted unverified (this source does not send one)", key)
         state.expected_crc = checksum.strip() if checksum else None
         state.etag = resp.headers.get("ETag")
+        state.last_modified = resp.headers.get("Last-Modified")
         state.total = total
         state.known = True
 
@@ -369,7 +406,3 @@ class HttpClient:
         finally:
             if unreported:
                 emit(progress, BytesReceived(key=key, n=unreported))
-
-
-class _AttemptFn(Protocol):
-    def __call__(self) -> None: ...

@@ -1,7 +1,8 @@
 """Where objects come from: the :class:`Source` protocol and its two implementations.
 
 - :class:`HttpSource`: an HTTP(S) base URL (the public S3 bucket, a moto server, any
-  S3-compatible endpoint), read with pooled, retried, CRC64NVMe-verified GETs.
+  S3-compatible endpoint, or ``s3://bucket/prefix`` read anonymously, path-style), read with
+  pooled, retried, CRC64NVMe-verified GETs and ranged reads.
 - :class:`LocalSource`: a local mirror directory read in place (``local_path``), or
   copied atomically when a destination is given.
 
@@ -24,9 +25,9 @@ from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
 
 from ..errors import InvalidInputError, SourceError
+from ..files import atomic_write, write_receipt
 from ..progress import ProgressSink
-from ._protocol import FetchResult, ObjectInfo, Source, check_key
-from .atomic import atomic_write, write_receipt
+from ._protocol import FetchResult, ObjectInfo, Source, Validator, check_key
 from .http import DEFAULT_CHUNK_SIZE, HttpClient, MemorySink, RetryPolicy
 from .local import LocalSource
 
@@ -36,11 +37,15 @@ __all__ = [
     "LocalSource",
     "ObjectInfo",
     "Source",
+    "Validator",
     "check_key",
     "source_from_url",
 ]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_S3_ENDPOINT = "https://s3.us-west-2.amazonaws.com"
+"""Where ``s3://bucket/prefix`` URLs are read (anonymously, path-style) unless told otherwise."""
 
 
 # --------------------------------------------------------------------------------------
@@ -138,6 +143,32 @@ class HttpSource:
         self._client.download(self.url(key), key, sink, require_checksum=self.require_checksum)
         return sink.getvalue()
 
+    def read_if_changed(
+        self, key: str, validator: Validator | None = None, *, timeout_s: float | None = None
+    ) -> tuple[bytes | None, Validator]:
+        """A conditional GET (If-None-Match, If-Modified-Since): see :meth:`Source.read_if_changed`."""
+        sink = MemorySink()
+        info = self._client.download(
+            self.url(key),
+            key,
+            sink,
+            require_checksum=self.require_checksum,
+            validator=validator if validator else None,
+            timeout_s=timeout_s,
+        )
+        new = Validator(info.etag, info.last_modified)
+        if info.not_modified:
+            return None, validator or new
+        return sink.getvalue(), new
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes ``[start, start + length)`` (see :meth:`Source.get_range`); retried, not checksummed."""
+        return self._client.get_range(self.url(key), key, start, length)
+
+    def get_suffix(self, key: str, length: int) -> bytes:
+        """The last ``length`` bytes (see :meth:`Source.get_suffix`)."""
+        return self._client.get_suffix(self.url(key), key, length)
+
     def head(self, key: str) -> ObjectInfo:
         """HEAD the object (S3 may answer 403 to anonymous HEADs even for public objects)."""
         info = self._client.head(self.url(key), key)
@@ -184,10 +215,13 @@ def source_from_url(
     timeout_s: float = 60.0,
     connect_timeout_s: float = 5.0,
     require_checksum: bool = True,
+    s3_endpoint: str | None = None,
 ) -> HttpSource | LocalSource:
     """Make the source named by ``url_or_path``.
 
     ``http://`` / ``https://`` -> :class:`HttpSource` (the keyword arguments apply to it);
+    ``s3://bucket/prefix`` -> :class:`HttpSource` on ``{s3_endpoint}/bucket/prefix``
+    (anonymous, path-style; default endpoint :data:`DEFAULT_S3_ENDPOINT`);
     ``file://`` URL or an existing directory -> :class:`LocalSource`; anything else
     raises :class:`InvalidInputError`.
     """
@@ -200,6 +234,12 @@ def source_from_url(
     if not text.strip():
         raise InvalidInputError("source must be a URL or a directory path, got an empty string")
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme == "s3":
+        parts = urlsplit(text)
+        if not parts.netloc:
+            raise InvalidInputError(f"s3 URL {text!r} has no bucket")
+        text = f"{(s3_endpoint or DEFAULT_S3_ENDPOINT).rstrip('/')}/{parts.netloc}{parts.path}".rstrip("/")
+        scheme = urlsplit(text).scheme.lower()
     if scheme in ("http", "https"):
         return HttpSource(
             text,
@@ -217,14 +257,9 @@ def source_from_url(
         if not path.is_dir():
             raise InvalidInputError(f"source {text!r}: {path} is not an existing directory")
         return LocalSource(path)
-    if scheme == "s3":
-        raise InvalidInputError(
-            f"s3:// URLs are not supported directly ({text!r}); use the bucket's HTTPS URL, e.g. "
-            "https://s3.us-west-2.amazonaws.com/tessera-embeddings"
-        )
     if scheme:
         raise InvalidInputError(
-            f"unsupported source URL scheme {scheme!r} in {text!r}: use http(s):// or a directory"
+            f"unsupported source URL scheme {scheme!r} in {text!r}: use http(s)://, s3:// or a directory"
         )
     path = Path(text).expanduser()
     if path.is_dir():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy.typing as npt
 
 from .._optional import require
 from ..errors import InvalidInputError, OutputError
+from ..files import atomic_path
 from .cells import CoverageLayer, CoverageMap
 
 log = logging.getLogger(__name__)
@@ -267,14 +267,7 @@ def _save(fig: Any, out: Path) -> None:
     if out.is_dir():
         raise InvalidInputError(f"{out} is a directory; give a PNG file name")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-        os.close(fd)
-        try:
+        with atomic_path(out, fsync=False) as tmp:
             fig.savefig(tmp, dpi=DPI, format="png", pil_kwargs={"compress_level": 3})
-            os.chmod(tmp, 0o644)  # mkstemp makes it private
-            os.replace(tmp, out)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc}") from exc

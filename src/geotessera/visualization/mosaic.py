@@ -28,6 +28,7 @@ from affine import Affine
 
 from ..errors import InvalidInputError, OutputError
 from ..export import check_written_geotiff
+from ..files import commit_path
 from ._progress import Reporter
 from .colour import ColourStretch
 from .tilesets import EmbeddingTile
@@ -224,8 +225,8 @@ def render_mosaic(
             check_written_geotiff(final_tmp, count=4, height=canvas.height, width=canvas.width, name=out)
             png_tmp = work / "quicklook.png"
             write_quicklook(final_tmp, png_tmp)
-        os.replace(final_tmp, out)
-        os.replace(png_tmp, out.with_suffix(".png"))
+        commit_path(final_tmp, out, fsync=False)
+        commit_path(png_tmp, out.with_suffix(".png"), fsync=False)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc}") from exc
     finally:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import InvalidInputError, OutputError
+from ..files import atomic_path, write_atomic
 from .page import write_page
 
 CELLS_PNG, BASE_PNG = "coverage_cells.png", "coverage_base.png"
@@ -25,12 +26,14 @@ def _write_png(path: Path, rgba: npt.NDArray[np.uint8]) -> None:
     import rasterio
 
     h, w, c = rgba.shape
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), warnings.catch_warnings():
+    with (
+        atomic_path(path, fsync=False) as tmp,
+        rasterio.Env(GDAL_PAM_ENABLED="NO"),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(tmp, "w", driver="PNG", width=w, height=h, count=c, dtype="uint8") as dst:
             dst.write(np.moveaxis(rgba, 2, 0))
-    os.replace(tmp, path)
 
 
 def write_coverage_page(
@@ -79,9 +82,7 @@ def write_coverage_page(
             },
         }
         json_path = out_dir / JSON_FILE
-        tmp = json_path.with_name(f".{JSON_FILE}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2, default=str))
-        os.replace(tmp, json_path)
+        write_atomic(json_path, json.dumps(doc, indent=2, default=str).encode(), fsync=False)
     except OSError as exc:
         raise OutputError(f"cannot write the coverage files into {out_dir}: {exc}") from exc
     region = None

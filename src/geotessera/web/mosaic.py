@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from ..errors import InvalidInputError, OutputError
+from ..files import atomic_path
 from ..visualization._progress import ProgressCallback, Reporter
 from .tiles import check_rgb_mosaic
 
@@ -37,28 +37,21 @@ def prepare_mosaic_for_web(
     rep = Reporter(progress_callback)
     rep.plan(1, "mosaic")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tif", dir=out.parent)
-        os.close(fd)
-        try:
-            with (
-                rasterio.Env(GDAL_PAM_ENABLED="NO"),
-                rasterio.open(input_mosaic) as src,
-                WarpedVRT(src, crs=dst_crs, resampling=Resampling.nearest, add_alpha=src.count == 3) as vrt,
-            ):
-                rasterio.shutil.copy(
-                    vrt,
-                    tmp,
-                    driver="COG",
-                    COMPRESS="DEFLATE",
-                    BLOCKSIZE="256",
-                    OVERVIEW_RESAMPLING="AVERAGE",
-                    BIGTIFF="IF_SAFER",
-                )
-            os.chmod(tmp, 0o644)  # mkstemp makes it private
-            os.replace(tmp, out)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with (
+            atomic_path(out, fsync=False) as tmp,
+            rasterio.Env(GDAL_PAM_ENABLED="NO"),
+            rasterio.open(input_mosaic) as src,
+            WarpedVRT(src, crs=dst_crs, resampling=Resampling.nearest, add_alpha=src.count == 3) as vrt,
+        ):
+            rasterio.shutil.copy(
+                vrt,
+                tmp,
+                driver="COG",
+                COMPRESS="DEFLATE",
+                BLOCKSIZE="256",
+                OVERVIEW_RESAMPLING="AVERAGE",
+                BIGTIFF="IF_SAFER",
+            )
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc}") from exc
     rep.done(out.name, "done")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, OutputError
+from ..files import write_atomic
 from .assets import copy_leaflet, template
 
 
@@ -37,9 +38,7 @@ def write_page(name: str, config: dict[str, Any], title: str, output_html: str |
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         copy_leaflet(out.parent)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+        write_atomic(out, text.encode("utf-8"), fsync=False)
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc}") from exc
     return out

@@ -15,7 +15,8 @@ import pytest
 
 from geotessera.datasets import DatasetId
 from geotessera.errors import CorruptDataError, NotCoveredError, SourceError
-from geotessera.registry import Registry, Validator, cached_manifest_paths, load_manifest
+from geotessera.registry import Registry, cached_manifest_paths, load_manifest
+from geotessera.transfer import Validator
 
 BASE = "https://example.invalid/tessera-embeddings"
 V1 = DatasetId()
@@ -58,11 +59,13 @@ class FakeSource:
         self.fail = False
 
     def read_bytes(self, key: str) -> bytes:
-        data, _ = self.fetch_if_modified(key, None, 10.0)
+        data, _ = self.read_if_changed(key)
         assert data is not None
         return data
 
-    def fetch_if_modified(self, key: str, validator: Validator | None, timeout_s: float) -> tuple:
+    def read_if_changed(
+        self, key: str, validator: Validator | None = None, *, timeout_s: float | None = None
+    ) -> tuple[bytes | None, Validator]:
         self.calls.append((key, validator))
         if self.hang.is_set():
             self.release.wait(10)
@@ -261,39 +264,3 @@ def test_mixed_variants_are_filtered(tmp_path: Path) -> None:
     pq.write_table(pa.concat_tables([manifest_table(n=2), manifest_table(variant="cambridge", n=4)]), path)
     assert load_manifest(V1, registry_path=path).tiles.num_rows == 2
     assert load_manifest(DatasetId.parse("1.0", "cambridge"), registry_path=path).tiles.num_rows == 4
-
-
-class PlainSource:
-    """A source without the conditional-GET hook (read_bytes only)."""
-
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-        self.reads = 0
-
-    def read_bytes(self, key: str) -> bytes:
-        self.reads += 1
-        if key not in self.objects:
-            raise SourceError(f"{key} not found", status=404)
-        return self.objects[key]
-
-
-def test_source_without_conditional_get_compares_bytes(tmp_path: Path) -> None:
-    src = PlainSource({"v1/manifest.parquet": parquet_bytes(manifest_table())})
-    load(src, tmp_path)
-    path = cached_manifest_paths(V1, base_url=BASE, cache_dir=tmp_path)[0]
-    stamp = path.stat().st_mtime_ns
-    assert load(src, tmp_path).from_cache and path.stat().st_mtime_ns == stamp
-    src.objects["v1/manifest.parquet"] = parquet_bytes(manifest_table(years=(2022,)))
-    assert Registry.from_manifest(load(src, tmp_path)).available_years() == [2022]
-
-
-def test_crc64nvme_header_is_verified() -> None:
-    from geotessera.errors import IntegrityError
-    from geotessera.registry._http import _check_crc
-
-    _check_crc("u", b"123456789", {"x-amz-checksum-crc64nvme": "rosUhgp5mIg="}, require=True)  # type: ignore[arg-type]
-    with pytest.raises(IntegrityError, match="no x-amz-checksum-crc64nvme header"):
-        _check_crc("u", b"anything", {}, require=True)  # type: ignore[arg-type]  # S3: a missing header rejects
-    _check_crc("u", b"anything", {}, require=False)  # type: ignore[arg-type]  # servers that send none
-    with pytest.raises(IntegrityError, match="CRC64NVMe mismatch"):
-        _check_crc("u", b"123456780", {"x-amz-checksum-crc64nvme": "rosUhgp5mIg="}, require=True)  # type: ignore[arg-type]

@@ -14,16 +14,11 @@ from geotessera.grid import Cell, utm_epsg
 from geotessera.progress import Event, ItemDone, PlanReady
 from geotessera.sample.build import (
     DEFAULT_BBOX,
-    NON_STORE_ENTRIES,
     _atomic,
     _Writer,
     build_store,
     plan_store,
 )
-
-
-def test_non_store_entries() -> None:
-    assert NON_STORE_ENTRIES == ("ground_truth", "sample_store.json", "sample_checksums.json")
 
 
 def test_default_plan() -> None:

@@ -11,15 +11,19 @@ import pytest
 import zarr
 from affine import Affine
 
+import geotessera.store.read.chunk_reader as chunk_reader
+import geotessera.store.read.requests as requests
 from geotessera.errors import CorruptDataError
-from geotessera.store.chunks import ArrayLayout
 from geotessera.store.conventions import ZoneInfo
-from geotessera.store.dequant import Dequantiser
-from geotessera.store.fetch import ChunkReader
-from geotessera.store.objects import LocalObjects
-from geotessera.store.picks import ChunkGroup
-from geotessera.store.sampling import NODATA, VALID, WATER, Zone, gather
-from geotessera.store.window import read_window
+from geotessera.store.layout import ArrayLayout
+from geotessera.store.read.cache import DiskCache
+from geotessera.store.read.chunk_groups import ChunkGroup
+from geotessera.store.read.chunk_reader import ChunkReader
+from geotessera.store.read.points import gather
+from geotessera.store.read.requests import join_requests
+from geotessera.store.read.windows import Dequantiser, read_window
+from geotessera.store.read.zones import NODATA, VALID, WATER, Zone
+from geotessera.transfer import LocalSource
 
 H, W = 160, 130  # not multiples of the 32 x 32 inner chunks
 
@@ -108,7 +112,7 @@ def _expected(q: np.ndarray, s: np.ndarray, r0: int, r1: int, c0: int, c1: int) 
 @pytest.mark.parametrize("window", [(0, H, 0, W), (5, 101, 17, 90), (-9, 40, 100, W + 11), (150, 170, -5, 3)])
 def test_read_window_matches_reference(tmp_path: Path, bands: int, window: tuple[int, int, int, int]) -> None:
     zone, q, s = _zone(tmp_path, bands)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=3)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=3)
     r0, r1, c0, c1 = window
     out = np.full((r1 - r0, c1 - c0, bands), 12345.0, dtype=np.float32)  # garbage: all is written
     have = np.zeros((r1 - r0, c1 - c0), dtype=bool)
@@ -128,7 +132,7 @@ def test_read_window_matches_reference(tmp_path: Path, bands: int, window: tuple
 
 def test_read_window_leaves_blocked_pixels_alone(tmp_path: Path) -> None:
     zone, q, s = _zone(tmp_path, 16)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2)
     r0, r1, c0, c1 = 10, 170, 3, 125
     h, w = r1 - r0, c1 - c0
     rng = np.random.default_rng(3)
@@ -173,7 +177,7 @@ def test_gather_matches_reference(tmp_path: Path, layout: str, scale_shuffle: st
     zone, q, s = _zone(tmp_path, 16, layout, scale_shuffle)
     root = tmp_path / "z.zarr"
     fallback = _zarr_fallback(root)
-    reader = ChunkReader(LocalObjects(root), workers=3, fallback=fallback, batch_requests=batch)
+    reader = ChunkReader(LocalSource(root), workers=3, fallback=fallback, batch_requests=batch)
     rng = np.random.default_rng(11)
     rows = np.r_[rng.integers(0, H, 600), 0, H - 1, 3, 100, 70, 140]  # edges, implausible, absent, water
     cols = np.r_[rng.integers(0, W, 600), 0, W - 1, 7, 70, 40, 10]
@@ -193,12 +197,10 @@ def test_gather_matches_reference(tmp_path: Path, layout: str, scale_shuffle: st
 def test_chunk_groups_bound_the_decoded_bytes_per_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: bool
 ) -> None:
-    import geotessera.store.fetch as fetch
-
     zone, q, _ = _zone(tmp_path, 16)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2, batch_requests=batch)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2, batch_requests=batch)
     chunk_bytes = 16 * 32 * 32
-    monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 3 * chunk_bytes)
+    monkeypatch.setattr(requests, "MAX_DECODED_BYTES", 3 * chunk_bytes)
     coords = np.array([(0, 0, r, c) for r in range(5) for c in range(5)], dtype=np.int64)
     seen: dict[tuple[int, ...], np.ndarray | None] = {}
     sizes: list[int] = []
@@ -224,12 +226,9 @@ def test_chunk_groups_bound_the_decoded_bytes_per_call(
 def test_batches_join_one_shards_requests_within_both_caps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geotessera.store.fetch as fetch
-
     zone, _, _ = _zone(tmp_path, 16)
     chunk_bytes = 16 * 32 * 32
-    monkeypatch.setattr(fetch, "MAX_DECODED_BYTES", 4 * chunk_bytes)
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1, batch_requests=True)
+    monkeypatch.setattr(requests, "MAX_DECODED_BYTES", 4 * chunk_bytes)
 
     def req(first: int, n: int, size: int = 100) -> list[tuple[tuple[int, ...], int, int]]:
         return [((first + i,), (first + i) * size, size) for i in range(n)]
@@ -237,7 +236,7 @@ def test_batches_join_one_shards_requests_within_both_caps(
     big = 2 * chunk_bytes
     plan = [("a", req(0, 1)), ("a", req(5, 2)), ("a", req(9, 1)), ("a", req(20, 1)), ("a", req(30, 1)),
             ("b", req(0, 2)), ("b", req(40, 3)), ("b", req(50, 2, big)), ("b", req(60, 1))]  # fmt: skip
-    batches = list(reader._batches(zone.embeddings, plan, True))
+    batches = list(join_requests(zone.embeddings, plan, True))
     assert [(k, [[c[0][0] for c in g] for g in gs]) for k, gs in batches] == [
         ("a", [[0], [5, 6], [9]]),  # 4 chunks; a fifth would exceed MAX_DECODED_BYTES decoded
         ("a", [[20], [30]]),  # the shard ends
@@ -246,19 +245,17 @@ def test_batches_join_one_shards_requests_within_both_caps(
         ("b", [[50, 51]]),  # reads 4 x chunk_bytes: one more byte would exceed the bytes read
         ("b", [[60]]),
     ]
-    assert list(reader._batches(zone.embeddings, plan, False)) == [(k, [g]) for k, g in plan]
-    reader.close()
+    assert list(join_requests(zone.embeddings, plan, False)) == [(k, [g]) for k, g in plan]
     joins: list[bool] = []
-    batches_of = ChunkReader._batches
 
-    def spy(self: ChunkReader, layout: ArrayLayout, plan: Any, join: bool) -> Any:
+    def spy(layout: ArrayLayout, plan: Any, join: bool) -> Any:
         joins.append(join)
-        return batches_of(self, layout, plan, join)
+        return join_requests(layout, plan, join)
 
-    monkeypatch.setattr(ChunkReader, "_batches", spy)
+    monkeypatch.setattr(chunk_reader, "join_requests", spy)
     coords = np.array([(0, 0, 0, 0), (0, 0, 1, 1)], dtype=np.int64)
     for batch in (False, True):
-        r = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=1, batch_requests=batch)
+        r = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=1, batch_requests=batch)
         r.read_chunk_groups(zone.embeddings, coords, lambda cs, g: None)
         r.read_chunks(zone.embeddings, coords, lambda c, a: None)  # one request per task, always
         r.close()
@@ -271,16 +268,53 @@ def test_a_corrupt_shard_index_is_refused_every_time(tmp_path: Path) -> None:
     blob = bytearray(path.read_bytes())
     blob[-20] ^= 1  # an index entry: the crc32c no longer matches
     path.write_bytes(bytes(blob))
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2)
     for _ in range(2):  # not cached once refused
         with pytest.raises(CorruptDataError, match="crc32c"):
             gather(reader, zone, 0, np.array([1, 2]), np.array([3, 4]))
     reader.close()
-    from geotessera.store.cache import DiskCache
-
     cached = DiskCache(tmp_path / "cache", "store")
     cached.put(zone.scales.shard_key((0, 0, 0)), "index", bytes(blob[-zone.scales.index_nbytes :]))
-    reader = ChunkReader(LocalObjects(tmp_path / "z.zarr"), workers=2, disk=cached)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=2, disk=cached)
     with pytest.raises(CorruptDataError, match="crc32c"):  # a damaged cache entry too
         reader.shard_index(zone.scales, (0, 0, 0))
+    reader.close()
+
+
+def test_one_threading_contract_nested_calls_run_inline(tmp_path: Path) -> None:
+    """Callbacks and tasks run on the reader's threads; a read made from inside one runs right
+    there, so even one worker whose task reads chunks cannot deadlock."""
+    import threading
+
+    zone, q, _ = _zone(tmp_path, 16)
+    reader = ChunkReader(LocalSource(tmp_path / "z.zarr"), workers=1)
+    caller = threading.get_ident()
+    coords = np.array([(0, 0, r, c) for r in range(3) for c in range(3)], dtype=np.int64)
+    threads: set[int] = set()
+    got: dict[tuple[int, ...], np.ndarray | None] = {}
+
+    def task(r: int) -> None:
+        threads.add(threading.get_ident())
+        row = coords[coords[:, 2] == r]
+
+        def on(c: tuple[int, ...], arr: np.ndarray | None) -> None:
+            threads.add(threading.get_ident())
+            got[c] = arr
+
+        reader.read_chunks(zone.embeddings, row, on)  # nested: inline on this worker
+        with reader.cpu, reader.cpu:  # the CPU gate lets its holder in again
+            reader.read_chunk_groups(zone.embeddings, row, lambda cs, g: threads.add(threading.get_ident()))
+
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (reader.run_each(task, range(3)), done.set()), daemon=True)
+    runner.start()
+    assert done.wait(30), "a nested read waited on the pool: deadlock"
+    assert caller not in threads and len(threads) == 1  # everything on the one reader thread
+    for (_, _, r, c), arr in got.items():
+        want = q[:, r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32]
+        if arr is None:
+            assert not want.any()
+        else:
+            np.testing.assert_array_equal(arr[0, :, : want.shape[1], : want.shape[2]], want)
+    assert len(got) == 9
     reader.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from geotessera.errors import GeoTesseraError, InvalidInputError, SourceError
+from geotessera.files import is_complete
 from geotessera.progress import (
     BytesReceived,
     Event,
@@ -25,7 +26,6 @@ from geotessera.transfer import (
     ObjectInfo,
     TransferError,
     TransferItem,
-    is_complete,
     run,
 )
 from support.recorder import Recorder

@@ -7,16 +7,13 @@ from pathlib import Path
 import pytest
 
 from geotessera.errors import IntegrityError, InvalidInputError, SourceError
+from geotessera.files import crc64nvme_b64, is_complete, read_receipt, write_receipt
 from geotessera.progress import BytesReceived, Event
 from geotessera.transfer import (
     HttpSource,
     LocalSource,
     Source,
-    crc64nvme_b64,
-    is_complete,
-    read_receipt,
     source_from_url,
-    write_receipt,
 )
 
 KEY = "v1/global_0.1_degree_representation/2024/grid_0.15_52.05/grid_0.15_52.05.npy"
@@ -108,10 +105,18 @@ def test_source_from_url(mirror: Path, tmp_path: Path) -> None:
     assert isinstance(local, LocalSource) and local.root == mirror
 
 
+def test_s3_urls_are_read_anonymously_path_style_on_their_endpoint() -> None:
+    src = source_from_url("s3://tessera-embeddings/v1/")
+    assert isinstance(src, HttpSource)
+    assert src.url("a/b.npy") == "https://s3.us-west-2.amazonaws.com/tessera-embeddings/v1/a/b.npy"
+    local = source_from_url("s3://bucket", s3_endpoint="http://127.0.0.1:9000/")
+    assert isinstance(local, HttpSource) and local.base_url == "http://127.0.0.1:9000/bucket"
+
+
 @pytest.mark.parametrize(
     ("value", "match"),
     [
-        ("s3://tessera-embeddings/v1", "HTTPS URL"),
+        ("s3:///v1", "has no bucket"),
         ("ftp://host/x", "unsupported source URL scheme"),
         ("", "empty"),
         ("/definitely/not/here", "neither an http"),

@@ -11,16 +11,6 @@ from geotessera.errors import InvalidInputError
 from geotessera.transfer import RetryPolicy, parse_retry_after
 
 
-def test_defaults() -> None:
-    p = RetryPolicy()
-    assert (p.max_retries, p.initial_backoff_s, p.max_backoff_s, p.total_timeout_s) == (5, 0.5, 20.0, 300.0)
-
-
-def test_frozen() -> None:
-    with pytest.raises(AttributeError):
-        RetryPolicy().max_retries = 1  # type: ignore[misc]
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [
