@@ -1,0 +1,126 @@
+"""A damaged Zarr store is reported, never read as wrong values.
+
+Stores geotessera writes carry a crc32c checksum after every inner chunk (the Zarr v3 ``crc32c``
+codec at the end of the inner chain) and record, per array, which shards hold data; the reader
+checks both and raises :class:`CorruptDataError` naming the array and the chunk. Published stores
+without them keep working (``checksums=False`` writes one).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from geotessera.datasets import DatasetId
+from geotessera.errors import CorruptDataError
+from geotessera.sample.build import build_store
+from geotessera.store import GeoTesseraZarr, build_zarr
+
+DS = DatasetId.parse("v1")
+BBOX = (5.8, 51.9, 6.2, 52.1)  # both sides of the zone 31/32 seam at 6 E
+POINTS = np.array([[5.85, 51.95], [5.95, 52.05], [6.05, 51.95], [6.15, 52.05]])
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("zarr_faults_sample")
+    build_store(root, bbox=BBOX, years=(2024,), versions=("v1",), pixel_size_m=100.0, edge_tiles=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("zarr_faults_ref") / "v1.zarr"
+    build_zarr(sample, path, dataset=DS, workers=2)
+    return path
+
+
+def _copy(store: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "v1.zarr"
+    shutil.copytree(store, target)
+    return target
+
+
+def _values(store: Path) -> np.ndarray:
+    with GeoTesseraZarr(store) as gz:
+        return gz.sample_points(POINTS, 2024)
+
+
+def _shard_chunks(shard: Path) -> list[tuple[int, int, int]]:
+    """(linear index, offset, length) of the inner chunks a shard holds: 128 x 128 inner chunks
+    of 32 x 32 pixels, an index of 16-byte entries at the end, then its crc32c."""
+    data = shard.read_bytes()
+    n = 128 * 128
+    index = np.frombuffer(data[-(16 * n + 4) : -4], dtype="<u8").reshape(n, 2)
+    return [(k, int(o), int(ln)) for k, (o, ln) in enumerate(index) if o != 2**64 - 1]
+
+
+def _shards(store: Path, array: str, zone: int = 31) -> list[Path]:
+    return sorted(p for p in (store / f"utm{zone}" / array / "c").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("array", ["embeddings", "scales"])
+def test_a_flipped_byte_inside_an_inner_chunk_is_reported(
+    array: str, reference: Path, tmp_path: Path
+) -> None:
+    store = _copy(reference, tmp_path)
+    shard = max(_shards(store, array), key=lambda p: p.stat().st_size)
+    _, offset, length = max(_shard_chunks(shard), key=lambda c: c[2])
+    data = bytearray(shard.read_bytes())
+    data[offset + length // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with GeoTesseraZarr(store) as gz, pytest.raises(CorruptDataError, match=rf"utm31/{array}.*chunk"):
+        gz.read_region((5.8, 51.9, 6.0, 52.1), 2024)
+
+
+def test_a_deleted_shard_is_reported_not_read_as_fill(reference: Path, tmp_path: Path) -> None:
+    store = _copy(reference, tmp_path)
+    for shard in _shards(store, "embeddings"):
+        shard.unlink()
+    with GeoTesseraZarr(store) as gz, pytest.raises(CorruptDataError, match=r"utm31/embeddings.*missing"):
+        gz.sample_points(POINTS, 2024)
+
+
+def test_a_shard_of_water_only_is_not_recorded_and_reads_as_water(sample: Path, tmp_path: Path) -> None:
+    """Zone 32's tiles turn to water (q = 0, scale NaN): its embeddings shard holds only fill, so
+    the rebuild removes it and its record, and the points there read as water, without error."""
+    source = tmp_path / "source"
+    shutil.copytree(sample, source)
+    store = tmp_path / "v1.zarr"
+    build_zarr(source, store, dataset=DS, workers=2)
+    assert _shards(store, "embeddings", zone=32)
+    for emb in source.glob("v1/global_0.1_degree_representation/2024/grid_6.*/*[0-9].npy"):
+        np.save(emb, np.zeros_like(np.load(emb)))
+        scales = emb.with_name(emb.stem + "_scales.npy")
+        np.save(scales, np.full_like(np.load(scales), np.nan))
+    build_zarr(source, store, dataset=DS, workers=2)
+    assert not _shards(store, "embeddings", zone=32) and _shards(store, "scales", zone=32)
+    with GeoTesseraZarr(store) as gz:
+        values, status = gz.sample_points(POINTS, 2024, return_status=True)
+        region, _, _ = gz.read_region((6.01, 51.91, 6.19, 52.09), 2024)
+    assert list(status) == ["valid", "valid", "water", "water"]
+    assert region.size and np.isnan(region).all()
+    assert np.isnan(values[2:]).all() and np.isfinite(values[:2]).all()
+
+
+def test_a_store_without_checksums_keeps_working(sample: Path, reference: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.zarr"
+    build_zarr(sample, plain, dataset=DS, workers=2, checksums=False)
+    meta = (plain / "utm31" / "embeddings" / "zarr.json").read_text()
+    assert "crc32c" not in meta.split('"index_codecs"')[0]  # a published store's inner chain
+    np.testing.assert_array_equal(_values(plain), _values(reference))
+    # zarr-python reads the checksummed chain: the fullest inner chunk of a shard, as we read it
+    shard = max(_shards(reference, "embeddings"), key=lambda p: p.stat().st_size)
+    k, _, _ = max(_shard_chunks(shard), key=lambda c: c[2])
+    sr, sc = (int(p) for p in shard.parts[-2:])
+    r, c = (32 * i for i in divmod(k, 128))
+    arr = zarr.open_group(reference, mode="r")["utm31/embeddings"]
+    block = arr[0, :, sr * 4096 + r : sr * 4096 + r + 32, sc * 4096 + c : sc * 4096 + c + 32]
+    assert block.any()
+    with GeoTesseraZarr(reference) as gz:
+        zone = gz.zone(31)
+        assert zone is not None and zone.embeddings.inner_crc
