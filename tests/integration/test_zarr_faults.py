@@ -1,4 +1,4 @@
-"""A damaged Zarr store is reported, never read as wrong values.
+"""A damaged Zarr store is reported, never read as wrong values; two builds into one store both finish.
 
 Stores geotessera writes carry a crc32c checksum after every inner chunk (the Zarr v3 ``crc32c``
 codec at the end of the inner chain) and record, per array, which shards hold data; the reader
@@ -9,6 +9,7 @@ without them keep working (``checksums=False`` writes one).
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from geotessera.datasets import DatasetId
 from geotessera.errors import CorruptDataError
 from geotessera.sample.build import build_store
 from geotessera.store import GeoTesseraZarr, build_zarr
+from support.outputs import run_together
 
 DS = DatasetId.parse("v1")
 BBOX = (5.8, 51.9, 6.2, 52.1)  # both sides of the zone 31/32 seam at 6 E
@@ -124,3 +126,63 @@ def test_a_store_without_checksums_keeps_working(sample: Path, reference: Path, 
     with GeoTesseraZarr(reference) as gz:
         zone = gz.zone(31)
         assert zone is not None and zone.embeddings.inner_crc
+
+
+def test_two_concurrent_zarr_builds_into_one_new_store_both_succeed(
+    sample: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Defect 8: two ``zarr build`` runs into one new store failed one of them in 6 of 8 trials
+    (an invalid zone attribute, ``KeyError: 'scales'``, ``ContainsArrayError``). Three trials of
+    two processes, both exit 0, and the store is the reference, to the byte."""
+    for trial in range(3):
+        store = tmp_path / f"v1-{trial}.zarr"
+        build = ["zarr", "build", str(sample), str(store), "--dataset-version", "v1", "--workers", "1"]
+        for code, err in run_together(build, build):
+            assert code == 0, f"trial {trial}: {err}"
+        _assert_same_store(store, reference)
+
+
+def test_concurrent_builds_started_at_one_instant_all_succeed(
+    sample: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Processes start at moments a second apart (their imports), so two builds in threads of
+    one process, released by a barrier, race harder: without the store lock, every one of eight
+    such trials failed (a half-made group, an existing array, a store 'not a Zarr store')."""
+    for trial in range(6):
+        store = tmp_path / f"v1-{trial}.zarr"
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=_build_at, args=(barrier, sample, store, errors)) for _ in "ab"]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, f"trial {trial}: {errors!r}"
+        _assert_same_store(store, reference)
+
+
+def _build_at(barrier: threading.Barrier, sample: Path, store: Path, errors: list[BaseException]) -> None:
+    barrier.wait()
+    try:
+        build_zarr(sample, store, dataset=DS, workers=1)
+    except BaseException as exc:  # the test reports any failure
+        errors.append(exc)
+
+
+def _assert_same_store(store: Path, reference: Path) -> None:
+    """``store`` holds what ``reference`` does: the values at the points, the zone groups and
+    their attributes, every shard byte for byte and each array's shard record; no temporary."""
+    np.testing.assert_array_equal(_values(store), _values(reference))
+    built, ref = zarr.open_group(store, mode="r"), zarr.open_group(reference, mode="r")
+    assert sorted(built.group_keys()) == sorted(ref.group_keys())
+    for zone in ref.group_keys():
+        assert dict(built[zone].attrs) == dict(ref[zone].attrs)
+        for name in ("embeddings", "scales"):
+            assert dict(built[f"{zone}/{name}"].attrs) == dict(ref[f"{zone}/{name}"].attrs)
+            got, want = (_chunk_files(s / zone / name) for s in (store, reference))
+            assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
+    assert not list(store.rglob("*.part")) and not list(store.rglob("*.partial"))
+
+
+def _chunk_files(array: Path) -> dict[str, bytes]:
+    return {p.relative_to(array).as_posix(): p.read_bytes() for p in (array / "c").rglob("*") if p.is_file()}

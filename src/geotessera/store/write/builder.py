@@ -14,6 +14,7 @@ its shards line up with earlier ones; absent shards cost nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..._version import __version__
 from ...config import Settings
 from ...datasets import DatasetId
 from ...errors import CorruptDataError, InvalidInputError, OutputError
-from ...files import remove_stale_temps_under
+from ...files import directory_lock, remove_stale_temps_under
 from ...progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
 from ...tasks import map_bounded
 from ..conventions import N_BANDS, parse_root, parse_zone, root_attributes, zone_attributes, zone_group_name
@@ -264,7 +265,9 @@ def build_zarr(
             reports a damaged chunk or a lost shard; False writes stores like the published ones.
 
     Returns:
-        A :class:`BuildReport`. Rerunning after an interruption skips complete shards.
+        A :class:`BuildReport`. Rerunning after an interruption skips complete shards. Builds
+        into one store may run at once (in several processes): each prepares the store's
+        metadata in turn, under a lock of the store's directory.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidInputError(f"workers must be a whole number >= 1, got {workers!r}")
@@ -301,17 +304,20 @@ def _build(
         store, zones=sorted(by_zone), years=sorted({t.year for t in tiles}), tiles=len(tiles)
     )
     all_tasks: list[ShardTask] = []
-    root = _open_root(store, ds, res)
-    # shards of a killed build that no rerun may rewrite, and zarr-python's metadata temporaries
-    remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
-    for zone, ztiles in sorted(by_zone.items()):
-        zg = _zone_grid(zone, ztiles, res)
-        group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}), checksums)
-        zi = parse_zone(group.basename, dict(group.attrs))
-        final = _ZoneGrid(zone, zi.res, zi.x0, zi.y0, zi.shape)
-        for (year, sr, sc), placed in sorted(_plan(ztiles, final).items()):
-            all_tasks.append(ShardTask(store, zone, year, tindex[year], sr, sc, res, zi.x0, zi.y0, placed))
-    _consolidate(store)  # metadata valid even if the build is interrupted below
+    with _store_lock(store):  # builds into one store create and grow its groups and arrays in turn
+        root = _open_root(store, ds, res)
+        # shards of a killed build that no rerun may rewrite, and zarr-python's metadata temporaries
+        remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
+        for zone, ztiles in sorted(by_zone.items()):
+            zg = _zone_grid(zone, ztiles, res)
+            group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}), checksums)
+            zi = parse_zone(group.basename, dict(group.attrs))
+            final = _ZoneGrid(zone, zi.res, zi.x0, zi.y0, zi.shape)
+            for (year, sr, sc), placed in sorted(_plan(ztiles, final).items()):
+                all_tasks.append(
+                    ShardTask(store, zone, year, tindex[year], sr, sc, res, zi.x0, zi.y0, placed)
+                )
+        _consolidate(store)  # metadata valid even if the build is interrupted below
     emit(progress, PlanReady(len(all_tasks), 0, label="shards"))
     todo = []
     for task in all_tasks:
@@ -321,9 +327,10 @@ def _build(
         else:
             todo.append(task)
     _run(todo, workers, report, progress)
-    if checksums:  # which shards of the plan hold data, now that each is written or complete
-        _record_shards(store, all_tasks)
-    _consolidate(store)
+    with _store_lock(store):
+        if checksums:  # which shards of the plan hold data, now that each is written or complete
+            _record_shards(store, all_tasks)
+        _consolidate(store)
     report.elapsed_s = time.perf_counter() - start
     log.info(
         "zarr build: %d shards written, %d skipped, %.1f MB in %.1f s",
@@ -333,6 +340,17 @@ def _build(
         report.elapsed_s,
     )
     return report
+
+
+@contextlib.contextmanager
+def _store_lock(store: Path) -> Iterator[None]:
+    try:
+        with directory_lock(store):
+            yield
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot use {store} as a Zarr store: {exc.strerror or exc}") from exc
 
 
 def _record_shards(store: Path, tasks: list[ShardTask]) -> None:
