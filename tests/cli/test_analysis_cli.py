@@ -221,6 +221,9 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         assert r.exit_code == 2, (name, r.exit_code, r.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, r.stderr)
         assert "Traceback" not in r.stderr
+        if name == "two regions":
+            assert "exactly one of --region, --bbox, --tile, --region-file, --country" in lines[0]
+            assert "(got --bbox, --country)" in lines[0], lines[0]
 
 
 def test_a_model_refuses_another_dataset(table: Path, tiny_store: Path, tmp_path: Path) -> None:

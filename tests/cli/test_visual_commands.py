@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from rasterio.transform import from_origin
 
 from geotessera.cli import cli
+from support.signals import default_sigint
 
 CAMBRIDGE = "0.0,52.0,0.4,52.3"
 
@@ -168,6 +169,7 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "BROWSER": "true"},
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stderr is not None

@@ -22,6 +22,7 @@ import pytest
 import rasterio
 
 from geotessera.sample.serve import SampleServer
+from support.signals import default_sigint
 
 EXE = str(Path(sys.executable).with_name("geotessera"))
 
@@ -121,6 +122,7 @@ def test_seed_visualize_webmap_and_serve(work: tuple[Path, dict[str, str]]) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stderr is not None
@@ -144,6 +146,7 @@ def test_seed_visualize_webmap_and_serve(work: tuple[Path, dict[str, str]]) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stderr is not None

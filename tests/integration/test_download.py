@@ -237,7 +237,10 @@ def test_cli_dry_run_transfers_nothing(s3_endpoint: SampleServer, tmp_path: Path
         (["--bbox", "0,95,1,96"], "latitude"),
         (["--country", "Narnia"], "unknown country"),
         (["--tile", "0.15"], "--tile"),
-        (["--bbox", "0,52,1,53", "--tile", "0.1,52"], "exactly one"),
+        (
+            ["--bbox", "0,52,1,53", "--tile", "0.1,52"],
+            "exactly one of --bbox, --tile, --region-file, --country (got --bbox, --tile)",
+        ),
         ([], "exactly one"),
         (["--bbox", "0,52,0.1,52.1", "--bands", "0,200"], "--bands"),
         (

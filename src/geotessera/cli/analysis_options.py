@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from .options import ClientArgs, client_options, make_client, parse_floats, region_options
+from .options import ClientArgs, client_options, exactly_one, make_client, parse_floats, region_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,22 +117,7 @@ def resolve_area(
     """The one area the user named (exactly one of the five options)."""
     from ..analysis.area import as_area
 
-    given = [
-        n
-        for n, v in (
-            ("--region", region),
-            ("--bbox", bbox),
-            ("--tile", tile),
-            ("--region-file", region_file),
-            ("--country", country),
-        )
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise click.UsageError(
-            "give exactly one of --region, --bbox, --tile, --region-file, --country"
-            + (f" (got {', '.join(given)})" if given else "")
-        )
+    exactly_one(region=region, bbox=bbox, tile=tile, region_file=region_file, country=country)
     if region is not None:
         return parse_area_text(region)
     if bbox is not None:

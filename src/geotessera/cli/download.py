@@ -11,6 +11,7 @@ from .options import (
     ClientArgs,
     bands_option,
     client_options,
+    exactly_one,
     format_option,
     make_client,
     region_options,
@@ -49,21 +50,7 @@ def resolve_region(
     """The one region the user named (exactly one of the four options)."""
     from ..regions import Region
 
-    given = [
-        n
-        for n, v in (
-            ("--bbox", bbox),
-            ("--tile", tile),
-            ("--region-file", region_file),
-            ("--country", country),
-        )
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise click.UsageError(
-            "give exactly one of --bbox, --tile, --region-file, --country"
-            + (f" (got {', '.join(given)})" if given else "")
-        )
+    exactly_one(bbox=bbox, tile=tile, region_file=region_file, country=country)
     if bbox is not None:
         return Region.from_bbox(bbox)
     if tile is not None:

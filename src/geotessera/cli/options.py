@@ -238,6 +238,20 @@ def region_options(f: F) -> F:
     return f
 
 
+def exactly_one(**named: object) -> str:
+    """The one option name (keyword ``region_file`` -> ``--region-file``) whose value is not None.
+
+    Raises a usage error listing every option (and those given) when not exactly one was given.
+    """
+    flags = {"--" + k.replace("_", "-"): v for k, v in named.items()}
+    given = [flag for flag, value in flags.items() if value is not None]
+    if len(given) != 1:
+        raise click.UsageError(
+            f"give exactly one of {', '.join(flags)}" + (f" (got {', '.join(given)})" if given else "")
+        )
+    return given[0]
+
+
 def bands_option(f: F) -> F:
     """--bands: comma-separated 0-based band indices (ranges allowed)."""
     return click.option(

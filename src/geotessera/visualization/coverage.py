@@ -109,6 +109,29 @@ def _facts(cmap: CoverageMap, counts: dict[str, dict[int, int]], years: Sequence
     }
 
 
+def _draw(
+    rep: Reporter,
+    cmap: CoverageMap,
+    output_path: str | os.PathLike[str],
+    width_pixels: int,
+    show_countries: bool,
+    tile_alpha: float,
+    tile_size: float,
+) -> str:
+    """Render ``cmap`` to the PNG ``output_path`` (``width_pixels`` wide), reporting; return the path."""
+    rep.status(f"drawing {cmap.locations:,} tile locations")
+    render_png(
+        cmap,
+        output_path,
+        width_pixels=width_pixels,
+        show_countries=show_countries,
+        tile_alpha=tile_alpha,
+        tile_size=tile_size,
+    )
+    rep.status("done")
+    return str(output_path)
+
+
 def visualize_global_coverage(
     tessera_client: Any,
     output_path: str | os.PathLike[str] = "tessera_coverage.png",
@@ -144,17 +167,7 @@ def visualize_global_coverage(
         tile_color=tile_color,
         dataset=str(getattr(tessera_client, "dataset", "")),
     )
-    rep.status(f"drawing {cmap.locations:,} tile locations")
-    render_png(
-        cmap,
-        output_path,
-        width_pixels=width_pixels,
-        show_countries=show_countries,
-        tile_alpha=tile_alpha,
-        tile_size=tile_size,
-    )
-    rep.status("done")
-    return str(output_path)
+    return _draw(rep, cmap, output_path, width_pixels, show_countries, tile_alpha, tile_size)
 
 
 def datasets_in_manifest(path: str | os.PathLike[str]) -> list[DatasetId]:
@@ -295,14 +308,4 @@ def visualize_sources_coverage(
     rep.status("reading the manifest(s)")
     regs = manifest_registries(paths, versions, variants)
     cmap = source_coverage(regs, years=year, region_bbox=region_bbox, region_file=region_file)
-    rep.status(f"drawing {cmap.locations:,} tile locations")
-    render_png(
-        cmap,
-        output_path,
-        width_pixels=width_pixels,
-        show_countries=show_countries,
-        tile_alpha=tile_alpha,
-        tile_size=tile_size,
-    )
-    rep.status("done")
-    return str(output_path)
+    return _draw(rep, cmap, output_path, width_pixels, show_countries, tile_alpha, tile_size)
