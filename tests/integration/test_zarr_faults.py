@@ -8,7 +8,11 @@ without them keep working (``checksums=False`` writes one).
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from geotessera.datasets import DatasetId
 from geotessera.errors import CorruptDataError
 from geotessera.sample.build import build_store
 from geotessera.store import GeoTesseraZarr, build_zarr
-from support.outputs import run_together
+from support.outputs import run_cli, run_together, start_cli
 
 DS = DatasetId.parse("v1")
 BBOX = (5.8, 51.9, 6.2, 52.1)  # both sides of the zone 31/32 seam at 6 E
@@ -169,6 +173,51 @@ def _build_at(barrier: threading.Barrier, sample: Path, store: Path, errors: lis
         errors.append(exc)
 
 
+ZARR_KILLS = 8
+"""SIGKILLs of ``zarr build`` at random moments (downloads take 24 in tests/integration/test_kill.py)."""
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_zarr_build_at_random_moments_then_rerun(
+    sample: Path, reference: Path, tmp_path: Path
+) -> None:
+    """After every kill each shard at a final path is the reference's, to the byte, and the
+    store's metadata parses; a plain rerun ends with the reference store and no temporary."""
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    store = tmp_path / "v1.zarr"
+    args = ["zarr", "build", str(sample), str(store), "--dataset-version", "v1", "--workers", "1"]
+    arrays = [(zone, name) for zone in ("utm31", "utm32") for name in ("embeddings", "scales")]
+    want = {a: _chunk_files(reference.joinpath(*a)) for a in arrays}
+    kills = runs = 0
+    while kills < ZARR_KILLS:
+        runs += 1
+        assert runs <= 4 * ZARR_KILLS, (
+            f"only {kills} of {runs} runs were still going when killed (seed {seed})"
+        )
+        proc = start_cli(args)
+        moment = rng.uniform(0.3, 2.5)  # start-up, then the build (about 2 s)
+        try:
+            code = proc.wait(timeout=moment)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            kills += 1
+        else:
+            assert code == 0, f"run {runs} failed on its own (seed {seed})"
+            shutil.rmtree(store)  # it finished: start over, so the next kills land mid-work
+            continue
+        for meta in store.rglob("zarr.json"):
+            json.loads(meta.read_text())  # whole, never cut short
+        for zone, name in arrays:
+            got = _chunk_files(store / zone / name) if (store / zone / name).is_dir() else {}
+            wrong = [k for k, v in got.items() if v != want[zone, name].get(k)]
+            assert not wrong, f"after kill {kills} at {moment:.2f} s (seed {seed}): {zone}/{name} {wrong}"
+    done = run_cli(args)
+    assert done.returncode == 0, f"{done.stderr} (seed {seed})"
+    _assert_same_store(store, reference)
+
+
 def _assert_same_store(store: Path, reference: Path) -> None:
     """``store`` holds what ``reference`` does: the values at the points, the zone groups and
     their attributes, every shard byte for byte and each array's shard record; no temporary."""
@@ -185,4 +234,6 @@ def _assert_same_store(store: Path, reference: Path) -> None:
 
 
 def _chunk_files(array: Path) -> dict[str, bytes]:
-    return {p.relative_to(array).as_posix(): p.read_bytes() for p in (array / "c").rglob("*") if p.is_file()}
+    """The shard files at their final paths (a writer's temporaries are hidden: ``.*.part``)."""
+    files = (p for p in (array / "c").rglob("*") if p.is_file() and not p.name.startswith("."))
+    return {p.relative_to(array).as_posix(): p.read_bytes() for p in files}
