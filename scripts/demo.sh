@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the sample store, end to end through the real HTTP/S3 path on loopback:
 #   build the deterministic sample store (real tile sizes by default), serve it with moto on
-#   127.0.0.1, download a region as GeoTIFFs and as NPY, and print where the results are.
+#   127.0.0.1, download a region as GeoTIFFs and as NPY, see it (PCA mosaic, web map, coverage),
+#   train a land-cover model on labelled points and map it, and print where the results are.
 # Knobs: DEMO_OUT (default demo-output), DEMO_PIXEL_SIZE (default 10 m: real sizes, ~7 GB;
 # 100 gives a 70 MB store in seconds).
 set -euo pipefail
@@ -72,6 +73,50 @@ with GeoTesseraZarr(f"{sys.argv[1]}/zarr/v1.zarr") as store:
         print(f"  ({lon:7.3f}, {lat:7.3f}) {st:8s} first bands {np.round(row[:3], 3)}")
 PY
 
+step "see it: one PCA colours the whole download (an RGBA GeoTIFF and a PNG quick-look)"
+geotessera visualize "$OUT/cambridge_tiffs" "$OUT/cambridge_pca.tif"
+
+step "web tiles and a Leaflet page for it (open $OUT/cambridge_web/index.html, or add --serve)"
+geotessera webmap "$OUT/cambridge_pca.tif" -o "$OUT/cambridge_web" --min-zoom 10 --max-zoom 13
+
+step "where Tessera has tiles around Cambridge (PNG, with coverage.json and coverage.html beside it)"
+geotessera coverage --bbox "-0.5,51.7,0.9,52.6" -o "$OUT/coverage.png" --cache-dir "$CACHE"
+
+step "analysis: labelled points -> embeddings table -> land-cover model (spatial CV) -> map"
+python - "$STORE" "$OUT/labels.csv" <<'PY'
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from pyproj import Transformer
+
+# Labels as a user would bring them: random land pixels of the sample store's ground truth.
+store, out = Path(sys.argv[1]), Path(sys.argv[2])
+names = {c["code"]: c["name"] for c in json.loads((store / "ground_truth/classes.json").read_text())["classes"]}
+rng = np.random.default_rng(0)
+rows = []
+for f in sorted((store / "ground_truth/2024").glob("grid_0.*_52.*_classes.tif")):
+    with rasterio.open(f) as ds:
+        codes = ds.read(1)
+        to_wgs84 = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
+        margin = codes.shape[0] // 10  # keep clear of the overlap with neighbouring tiles
+        r = rng.integers(margin, codes.shape[0] - margin, 80)
+        c = rng.integers(margin, codes.shape[1] - margin, 80)
+        x, y = ds.transform * (c + 0.5, r + 0.5)
+        for lon, lat, code in zip(*to_wgs84.transform(x, y), codes[r, c]):
+            if code:  # land only
+                rows.append((round(float(lon), 6), round(float(lat), 6), names[int(code)]))
+with out.open("w", newline="") as fh:
+    csv.writer(fh).writerows([("lon", "lat", "landcover"), *rows])
+print(f"  {len(rows)} labelled points -> {out}")
+PY
+geotessera extract "$OUT/labels.csv" -o "$OUT/labels_2024.parquet" --zarr "$URL/zarr/v1.zarr"
+geotessera classify "$OUT/labels_2024.parquet" --label landcover -o "$OUT/landcover_model" \
+  --predict "0.1,52.1,0.3,52.2" --map "$OUT/landcover_2024.tif" --zarr "$URL/zarr/v1.zarr"
+
 step "what was written"
 geotessera info --tiles "$OUT/cambridge_tiffs" | tail -1
 
@@ -80,6 +125,10 @@ printf '  sample store:        %s\n' "$(cd "$STORE" && pwd)"
 printf '  ground truth:        %s\n' "$(cd "$STORE/ground_truth" && pwd)"
 printf '  GeoTIFFs (v1, 2024): %s\n' "$(cd "$OUT/cambridge_tiffs" && pwd)"
 printf '  NPY (v1.1, 2024):    %s\n' "$(cd "$OUT/cambridge_npy" && pwd)"
+printf '  PCA mosaic:          %s\n' "$(cd "$OUT" && pwd)/cambridge_pca.tif"
+printf '  web map:             %s\n' "$(cd "$OUT/cambridge_web" && pwd)/index.html"
+printf '  coverage map:        %s\n' "$(cd "$OUT" && pwd)/coverage.png"
+printf '  land-cover map:      %s\n' "$(cd "$OUT" && pwd)/landcover_2024.tif"
 
 # The endpoint above stops with this script: say how to bring it back, and what to try next.
 STORE_ABS=$(cd "$STORE" && pwd)

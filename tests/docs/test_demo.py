@@ -14,11 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 from click.testing import CliRunner
 
 from geotessera.cli import cli
 from geotessera.sample.serve import SampleServer
+from support.signals import default_sigint
 
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.sh"
 
@@ -60,3 +63,38 @@ def test_the_next_commands_work_against_a_served_store(
             assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
     assert (tmp_path / "cambridge_2023" / "tessera_metadata.json").is_file()
     assert (tmp_path / "one_tile" / "global_0.1_degree_representation" / "2023").is_dir()
+
+
+def test_the_demo_runs_end_to_end_on_a_small_store(tmp_path: Path) -> None:
+    """`make demo` as a user runs it (the script, the console scripts on PATH), on a 100 m store."""
+    out = tmp_path / "demo"
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "DEMO_OUT": str(out),
+        "DEMO_PIXEL_SIZE": "100",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+    }
+    env.pop("GEOTESSERA_BASE_URL", None)
+    done = subprocess.run(
+        ["bash", str(DEMO)], env=env, capture_output=True, text=True, timeout=600, preexec_fn=default_sigint
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+
+    tiffs = out / "cambridge_tiffs" / "global_0.1_degree_representation" / "2024"
+    assert len(list(tiffs.glob("grid_*/grid_*_2024.tiff"))) == 12
+    with rasterio.open(out / "cambridge_pca.tif") as ds:
+        assert ds.count == 4 and ds.dtypes[0] == "uint8" and ds.crs.to_epsg() == 3857
+        assert ds.read(4).any()  # alpha: there is data
+    assert (out / "cambridge_web" / "index.html").is_file()
+    assert any((out / "cambridge_web").rglob("*.png"))
+    assert (out / "coverage.png").stat().st_size > 0 and (out / "coverage.json").is_file()
+
+    # The land-cover model learned the sample store's classes and mapped them.
+    assert "overall accuracy" in done.stdout
+    with rasterio.open(out / "landcover_2024.tif") as ds:
+        classes = np.unique(ds.read(1))
+    assert len(set(classes.tolist()) - {ds.nodata}) >= 3
+    assert "Results:" in done.stdout and "land-cover map:" in done.stdout
