@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .datasets import DatasetId
-from .errors import GeoTesseraError, InvalidInputError
+from .errors import GeoTesseraError, InvalidInputError, OutputError
 from .export import (
     check_output_dataset,
     discard_empty_claim,
@@ -34,7 +34,7 @@ from .export import (
 )
 from .export._outputs import output_error
 from .export.records import export_options, tiff_complete, write_tile_geotiff
-from .files import is_complete, remove_receipt
+from .files import directory_lock, is_complete, remove_receipt
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -192,7 +192,9 @@ def plan_tiles(
             outputs: tuple[Path, ...] = (tiff,)
             if tiff_complete(tiff, options):
                 complete.append(t)
-                jobs.append(TileJob(t, *local, outputs=outputs))
+                # quantised files a killed run fetched for this GeoTIFF and had no time to remove
+                left = () if keep_npy else local[:2]
+                jobs.append(TileJob(t, *local, outputs=outputs, temporary=left))
                 continue
         else:
             outputs = local
@@ -268,6 +270,8 @@ def execute(
     for j in plan.jobs:
         if j.tile in complete:
             result.files.extend(j.outputs)
+            if any(p.exists() for p in j.temporary):
+                _remove_temporaries(j)
     by_dest = {t.dest for t in plan.transfers}
     needs: dict[Path, list[TileJob]] = {}
     remaining: dict[TileRef, int] = {}
@@ -356,16 +360,33 @@ def execute(
 
 
 def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
-    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies."""
+    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies.
+
+    Under a lock of the tile's directory: another download into the same directory (another
+    process) may be converting the same tile, and removes the quantised files once its GeoTIFF
+    is complete; whoever comes second finds the GeoTIFF done and writes nothing.
+    """
     tiff = job.outputs[0]
     t, ds = job.tile, plan.dataset
-    write_tile_geotiff(
-        tiff, job.embedding, job.scales, job.landmask, ds, t.year, t.cell, plan.bands, plan.compress
-    )
-    for p in job.temporary:
+    with directory_lock(tiff.parent):
+        if not tiff_complete(tiff, export_options(ds, plan.bands, plan.compress)):
+            write_tile_geotiff(
+                tiff, job.embedding, job.scales, job.landmask, ds, t.year, t.cell, plan.bands, plan.compress
+            )
+        _unlink(job.temporary)
+    return [tiff]
+
+
+def _remove_temporaries(job: TileJob) -> None:
+    """Remove the quantised files of a tile whose GeoTIFF is complete (under the tile's lock)."""
+    with directory_lock(job.outputs[0].parent):
+        _unlink(job.temporary)
+
+
+def _unlink(paths: Iterable[Path]) -> None:
+    for p in paths:
         remove_receipt(p)
         p.unlink(missing_ok=True)
-    return [tiff]
 
 
 def download(
@@ -391,7 +412,11 @@ def download(
     result = execute(plan, source, workers=workers, progress=progress)
     complete = [t.name for t in [*result.done, *result.skipped]]
     if complete:
-        write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        try:
+            write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        except OutputError as exc:  # e.g. a full disk: the per-tile outcomes must still be told
+            log.warning("could not update the sidecar of %s: %s", plan.out_dir, exc)
+            result.sidecar_error = exc
     elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
         discard_empty_claim(plan.out_dir, created=created)
     return result
