@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .datasets import DatasetId
-from .errors import GeoTesseraError, InvalidInputError
+from .errors import GeoTesseraError, InvalidInputError, OutputError
 from .export import (
     check_output_dataset,
     discard_empty_claim,
@@ -33,8 +33,8 @@ from .export import (
     write_sidecar,
 )
 from .export._outputs import output_error
-from .export.records import export_options, tiff_complete, write_tile_geotiff
-from .files import is_complete, remove_receipt
+from .export.records import convert_tile, export_options, remove_temporaries, tiff_complete
+from .files import is_complete
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -192,7 +192,9 @@ def plan_tiles(
             outputs: tuple[Path, ...] = (tiff,)
             if tiff_complete(tiff, options):
                 complete.append(t)
-                jobs.append(TileJob(t, *local, outputs=outputs))
+                # quantised files a killed run fetched for this GeoTIFF and had no time to remove
+                left = () if keep_npy else local[:2]
+                jobs.append(TileJob(t, *local, outputs=outputs, temporary=left))
                 continue
         else:
             outputs = local
@@ -268,6 +270,8 @@ def execute(
     for j in plan.jobs:
         if j.tile in complete:
             result.files.extend(j.outputs)
+            if any(p.exists() for p in j.temporary):
+                remove_temporaries(j.outputs[0], j.temporary)
     by_dest = {t.dest for t in plan.transfers}
     needs: dict[Path, list[TileJob]] = {}
     remaining: dict[TileRef, int] = {}
@@ -356,15 +360,11 @@ def execute(
 
 
 def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
-    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies."""
-    tiff = job.outputs[0]
-    t, ds = job.tile, plan.dataset
-    write_tile_geotiff(
-        tiff, job.embedding, job.scales, job.landmask, ds, t.year, t.cell, plan.bands, plan.compress
-    )
-    for p in job.temporary:
-        remove_receipt(p)
-        p.unlink(missing_ok=True)
+    """Write one tile's GeoTIFF from its fetched files (once, under the tile's lock), then drop
+    the temporary quantised copies; see :func:`~geotessera.export.records.convert_tile`."""
+    t, tiff = job.tile, job.outputs[0]
+    files = (job.embedding, job.scales, job.landmask)
+    convert_tile(tiff, files, job.temporary, plan.dataset, t.year, t.cell, plan.bands, plan.compress)
     return [tiff]
 
 
@@ -391,7 +391,11 @@ def download(
     result = execute(plan, source, workers=workers, progress=progress)
     complete = [t.name for t in [*result.done, *result.skipped]]
     if complete:
-        write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        try:
+            write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        except OutputError as exc:  # e.g. a full disk: the per-tile outcomes must still be told
+            log.warning("could not update the sidecar of %s: %s", plan.out_dir, exc)
+            result.sidecar_error = exc
     elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
         discard_empty_claim(plan.out_dir, created=created)
     return result

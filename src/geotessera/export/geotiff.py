@@ -34,6 +34,7 @@ from ..files import atomic_path
 from ..grid import PixelGrid
 from ..tiles.dequantize import check_shapes, dequantize_band_major
 from ._outputs import output_error
+from ._verify import check_written_geotiff, reserve_space
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,8 @@ def write_embedding_strips(
     }
     final = Path(path)
     buf = np.empty(0, dtype=np.float32)
-    with atomic_path(final) as tmp:
+    need = h * w * len(out_bands) * 4 + (1 << 20)  # uncompressed, plus room for the header
+    with reserve_space(final, need), atomic_path(final) as tmp:
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.update_tags(**dict(tags or {}))
@@ -257,6 +259,8 @@ def write_embedding_strips(
                     part = buf[: len(out_bands) * n * w].reshape(len(out_bands), n, w)
                     dequantize_band_major(q, sc, part, bands=band_list, name=final.name)
                     dst.write(part, window=rasterio.windows.Window(0, r0, w, n))
+            # GDAL may close a file cut short by a full disk without an error: prove it whole
+            check_written_geotiff(tmp, count=len(out_bands), height=h, width=w, name=final, needed=need)
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise output_error(exc, f"writing {final}") from exc
     log.debug("wrote %s (%d bands, %s)", final, len(out_bands), compress)

@@ -250,7 +250,8 @@ def atomic_write(
         committed = True
     finally:
         if not committed:
-            fh.close()
+            with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails again
+                fh.close()
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             log.debug("discarded temporary file %s", tmp)

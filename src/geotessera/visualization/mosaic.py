@@ -27,6 +27,7 @@ import numpy.typing as npt
 from affine import Affine
 
 from ..errors import InvalidInputError, OutputError
+from ..export import check_written_geotiff
 from ..files import commit_path
 from ._progress import Reporter
 from .colour import ColourStretch
@@ -44,11 +45,13 @@ _GDAL_ENV = {"GDAL_CACHEMAX": 128 * 2**20, "GDAL_PAM_ENABLED": "NO"}  # bytes, a
 
 def as_crs(crs: Any) -> Any:
     """A rasterio CRS from user input (``"EPSG:3857"``, an EPSG int, WKT); InvalidInputError if unknown."""
+    import rasterio
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
     try:
-        return CRS.from_user_input(crs)
+        with rasterio.Env():  # GDAL's own complaint goes to the log, not to stderr
+            return CRS.from_user_input(crs)
     except (CRSError, ValueError, TypeError) as exc:
         raise InvalidInputError(f"unknown CRS {crs!r} ({exc})") from None
 
@@ -183,7 +186,10 @@ def render_mosaic(
     out = Path(output_path)
     if out.is_dir():
         raise InvalidInputError(f"{out} is a directory; give a file name such as {out / 'mosaic.tif'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc}") from exc
     rep = reporter or Reporter()
     rep.plan(len(tiles), "tiles")
     a, b = projection
@@ -215,6 +221,8 @@ def render_mosaic(
                 BIGTIFF="IF_SAFER",
                 NUM_THREADS="ALL_CPUS",
             )
+            # a full disk may leave the COG cut short without an error: prove it whole first
+            check_written_geotiff(final_tmp, count=4, height=canvas.height, width=canvas.width, name=out)
             png_tmp = work / "quicklook.png"
             write_quicklook(final_tmp, png_tmp)
         commit_path(final_tmp, out, fsync=False)

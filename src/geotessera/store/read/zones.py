@@ -18,6 +18,7 @@ from ...errors import CorruptDataError, InvalidInputError
 from ...tiles import valid_scale_mask
 from ..conventions import NODATA_INF, ZoneInfo, depth_array_name, parse_zone, zone_group_name
 from ..layout import ArrayLayout
+from ..shard_record import RECORD_ATTR, decode_record
 from .chunk_reader import ChunkReader
 
 VALID, WATER, NODATA, OUTSIDE = 0, 1, 2, 3
@@ -122,10 +123,12 @@ def load_zone(
     if gmeta is None:
         return None
     lay: dict[str, ArrayLayout] = {}
+    metas: dict[str, dict[str, Any]] = {}
     for a in ("embeddings", "scales", "time"):
         m = meta(f"{name}/{a}")
         if m is None:
             raise CorruptDataError(f"{where}: zone group {name} has no {a!r} array")
+        metas[a] = m
         layout = ArrayLayout.from_metadata(f"{name}/{a}", m)
         if layout is None:
             raise CorruptDataError(f"{where}: zone group {name} has an irregular chunk grid ({a})")
@@ -143,6 +146,9 @@ def load_zone(
 
     n_chunks = tim.grid_shape[0] * (tim.shard_shape[0] // n)
     reader.read_chunks(tim, np.arange(n_chunks, dtype=np.int64).reshape(-1, 1), on)
+    zone_years = [int(y) for y in years]
+    for layout, m in ((emb, metas["embeddings"]), (scl, metas["scales"])):
+        _record(reader, layout, m.get("attributes", {}), zone_years, f"{where}: {layout.path}")
     held: dict[int, ArrayLayout] = {}
     for d in depths:  # a declared depth this zone lacks fails when it is read (Zone.at_depth)
         path = f"{name}/{depth_array_name(d)}"
@@ -150,6 +156,24 @@ def load_zone(
         layout = None if m is None else ArrayLayout.from_metadata(path, m)
         if m is not None and layout is None:
             raise CorruptDataError(f"{where}: zone group {name} has an irregular chunk grid ({path})")
-        if layout is not None:
+        if m is not None and layout is not None:
+            _record(reader, layout, m.get("attributes", {}), zone_years, f"{where}: {path}")
             held[d] = layout
-    return Zone(info, emb, scl, [int(y) for y in years], scale_nodata, held)
+    return Zone(info, emb, scl, zone_years, scale_nodata, held)
+
+
+def _record(
+    reader: ChunkReader, layout: ArrayLayout, attrs: dict[str, Any], years: list[int], where: str
+) -> None:
+    """Tell ``reader`` which shards of ``layout``'s array its record says hold data (stores
+    geotessera built: :mod:`..shard_record`); an array without a record is read as before."""
+    shards = decode_record(attrs.get(RECORD_ATTR), where)
+    t_of = {y: t for t, y in enumerate(years)}
+    cells = [(t_of[y], r, c) for y, rc in shards.items() if y in t_of for r, c in rc]
+    if not cells or not layout.sharded:
+        return
+    dims = layout.dimension_names
+    if len(layout.shape) == 4 and (dims is None or (dims[0] == "time" and tuple(dims[2:]) == ("y", "x"))):
+        reader.record_shards(layout, [(t, 0, r, c) for t, r, c in cells])  # embeddings, embeddings_d{D}
+    elif len(layout.shape) == 3:
+        reader.record_shards(layout, cells)

@@ -356,7 +356,7 @@ def build_preview(
                     shape=(*level_shape(lv), 4),
                     dtype="uint8",
                     chunks=(CHUNK, CHUNK, 4),
-                    compressors=_codecs("int8"),
+                    compressors=_codecs("int8", True),
                     fill_value=0,
                     dimension_names=("lat", "lon", "rgba"),
                 )
