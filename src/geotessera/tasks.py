@@ -25,6 +25,7 @@ def map_bounded(
     limit: int,
     on_result: Callable[[T, R], None] | None = None,
     poll_s: float | None = None,
+    settle: bool = False,
 ) -> None:
     """Run ``fn(item)`` on ``pool`` for every item, with at most ``limit`` submitted and unfinished.
 
@@ -33,6 +34,8 @@ def map_bounded(
     task, from ``on_result`` or while iterating ``items``, cancels the tasks not yet started and
     propagates; tasks already running are left to finish on the pool. ``poll_s``: wake up at
     least this often while waiting (seconds), so a ``KeyboardInterrupt`` is seen promptly.
+    ``settle``: after a failure, wait for the tasks already running before propagating, so
+    none is still at work (e.g. writing a cache file) when the call returns.
     """
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
@@ -47,6 +50,8 @@ def map_bounded(
     except BaseException:
         for future in pending:
             future.cancel()
+        if settle:
+            wait(pending)  # their own errors are dropped: the first one propagates
         raise
 
 

@@ -246,7 +246,7 @@ def region(zarr_store: Path) -> np.ndarray:
 @pytest.fixture
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reader's HTTP time-outs, set short by the test (a stall costs about a second)."""
-    import geotessera.store.read.reader as reader_module
+    import geotessera.store.read.reader_core as reader_module  # where the reader opens its source
 
     short = functools.partial(reader_module.source_from_url, timeout_s=TIMEOUT_S, connect_timeout_s=1)
     monkeypatch.setattr(reader_module, "source_from_url", short)

@@ -164,7 +164,7 @@ class ChunkReader:
             for item in items:
                 fn(item)
         else:
-            map_bounded(self._pool, fn, items, limit=limit)
+            map_bounded(self._pool, fn, items, limit=limit, settle=True)  # no write left running
 
     def close(self) -> None:
         """Stop the worker threads."""
