@@ -53,8 +53,12 @@ def command(
             param_hint="--initial-zoom",
         )
     info = check_rgb_mosaic(rgb_mosaic)
-    if region_file is not None and not region_file.is_file():
-        raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
+    if region_file is not None:
+        if not region_file.is_file():
+            raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
+        from ..regions import read_region_file
+
+        read_region_file(region_file)  # an unreadable file is reported before any tile is cut
     out = output if output is not None else rgb_mosaic.with_name(f"{rgb_mosaic.stem}_web")
     server = None
     if serve:  # a taken port is reported before any work

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..progress import ProgressSink
 from ._progress import ProgressCallback, Reporter
 from .colour import fit_stretch
-from .mosaic import plan_canvas, render_mosaic
+from .mosaic import check_mosaic_output, plan_canvas, render_mosaic
 from .pca import DEFAULT_SAMPLE_SIZE, draw_sample, fit_pca
 from .tilesets import as_tiles
 
@@ -61,6 +61,7 @@ def create_pca_mosaic(
     Returns:
         ``output_path`` as a string.
     """
+    check_mosaic_output(output_path)
     tiles = as_tiles(tiles_data, year=year)
     rep = Reporter(progress_callback, progress)
     canvas = plan_canvas(tiles, target_crs)
@@ -120,6 +121,7 @@ def create_rgb_mosaic(
     sample across all tiles (one stretch for the whole mosaic). ``geotiff_paths`` may also
     name ``.npy`` tiles or download directories. Returns ``output_path`` as a string.
     """
+    check_mosaic_output(output_path)
     tiles = as_tiles([geotiff_paths] if isinstance(geotiff_paths, str | os.PathLike) else geotiff_paths)
     idx = [int(v) for v in bands]
     if len(idx) != 3:

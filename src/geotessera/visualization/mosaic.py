@@ -44,13 +44,32 @@ _GDAL_ENV = {"GDAL_CACHEMAX": 128 * 2**20, "GDAL_PAM_ENABLED": "NO"}  # bytes, a
 
 def as_crs(crs: Any) -> Any:
     """A rasterio CRS from user input (``"EPSG:3857"``, an EPSG int, WKT); InvalidInputError if unknown."""
+    import rasterio
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
     try:
-        return CRS.from_user_input(crs)
+        with rasterio.Env():  # GDAL's messages go to logging, not straight to stderr
+            return CRS.from_user_input(crs)
     except (CRSError, ValueError, TypeError) as exc:
         raise InvalidInputError(f"unknown CRS {crs!r} ({exc})") from None
+
+
+def check_mosaic_output(output_path: str | os.PathLike[str]) -> Path:
+    """The mosaic's path, refused (InvalidInputError) when a directory or a ``.png`` name.
+
+    The PNG quick-look goes beside the GeoTIFF as ``<stem>.png``: a ``.png`` output would
+    be both files, the quick-look replacing the mosaic.
+    """
+    out = Path(output_path)
+    if out.is_dir():
+        raise InvalidInputError(f"{out} is a directory; give a file name such as {out / 'mosaic.tif'}")
+    if out.suffix.lower() == ".png":
+        raise InvalidInputError(
+            f"{out}: the mosaic is a GeoTIFF and its PNG quick-look is written beside it as "
+            f"{out.name}; give a GeoTIFF name such as {out.with_suffix('.tif')}"
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -180,9 +199,7 @@ def render_mosaic(
     import rasterio
     import rasterio.shutil
 
-    out = Path(output_path)
-    if out.is_dir():
-        raise InvalidInputError(f"{out} is a directory; give a file name such as {out / 'mosaic.tif'}")
+    out = check_mosaic_output(output_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rep = reporter or Reporter()
     rep.plan(len(tiles), "tiles")
