@@ -257,3 +257,56 @@ def test_a_model_refuses_another_dataset(table: Path, tiny_store: Path, tmp_path
     assert r.exit_code == 2 and r.stderr.startswith("error: the model was trained on dataset 1.0/vultr"), (
         r.stderr
     )
+
+
+def test_extract_of_a_year_without_tiles_is_refused(
+    labels_csv: Path, tiny_store: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "t.parquet"
+    r = CliRunner().invoke(
+        cli, ["extract", str(labels_csv), "-o", str(out), "--year", "2019", *_source(tiny_store, tmp_path)]
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2, (r.exit_code, r.stderr)  # nothing covered, not a table of 'outside' rows
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "2019" in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_classify_predicts_the_year_it_was_trained_on(
+    labels_csv: Path, tiny_store: Path, tmp_path: Path
+) -> None:
+    src = _source(tiny_store, tmp_path)
+    table = tmp_path / "t2023.parquet"
+    r = CliRunner().invoke(cli, ["extract", str(labels_csv), "-o", str(table), "--year", "2023", *src])
+    assert r.exit_code == 0, r.stderr
+    map_path = tmp_path / "m.tif"
+    args = ["classify", str(table), "--label", "landcover", "-o", str(tmp_path / "model")]
+    r = CliRunner().invoke(cli, [*args, "--predict", BBOX, "-o", str(map_path), *src])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(map_path) as ds:
+        assert ds.tags()["TESSERA_YEAR"] == "2023"  # not the 2024 of download's default
+    r = CliRunner().invoke(cli, [*args, "--predict", BBOX, "-o", str(map_path), "--year", "2024", *src])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(map_path) as ds:
+        assert ds.tags()["TESSERA_YEAR"] == "2024"  # an explicit --year wins
+    t = gpd.read_parquet(table)
+    both = tmp_path / "both.parquet"
+    pd.concat([t, t.assign(year=2024)]).pipe(gpd.GeoDataFrame).to_parquet(both)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "classify",
+            str(both),
+            "--label",
+            "landcover",
+            "-o",
+            str(tmp_path / "m2"),
+            "--predict",
+            BBOX,
+            "-o",
+            str(map_path),
+            *src,
+        ],
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--year" in lines[0], r.stderr
