@@ -235,6 +235,8 @@ class Session:
     objs: list[Obj] = field(default_factory=list)
     blobs: list[bytes] = field(default_factory=list)
     workers: int = 8
+    runs: list[dict[str, float]] = field(default_factory=list)
+    """Metrics of each timed run so far (for cases that report medians)."""
 
     @property
     def out(self) -> Path:

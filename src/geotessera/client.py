@@ -27,7 +27,7 @@ from affine import Affine
 from .arrays import TilePaths, as_points, iter_tile_strips, points_by_tile, read_tile, sample_tiles
 from .config import RetryPolicy, Settings
 from .datasets import DatasetId
-from .errors import CoverageWarning, GeoTesseraError, NotCoveredError, SourceError
+from .errors import CoverageWarning, GeoTesseraError, GeoTesseraWarning, NotCoveredError, SourceError
 from .export import check_output_dataset, check_output_dir, default_tiles_dir, read_sidecar
 from .grid import Cell
 from .layouts import LOCAL_OUTPUT_LAYOUT, SOURCE_COOP_LAYOUT, Layout, layout_for, missing_manifest_hint
@@ -284,6 +284,8 @@ class GeoTessera:
         return [str(p) for p in result.files]
 
     def _warn_failures(self, result: DownloadResult) -> None:
+        if result.sidecar_error is not None:
+            warnings.warn(str(result.sidecar_error), GeoTesseraWarning, stacklevel=3)
         if result.failed or result.not_covered:
             names = [f"{t.name} ({m})" for t, m in result.failed[:10]] + [
                 f"{t.name} (not covered)" for t in result.not_covered[:10]

@@ -13,6 +13,8 @@ from .errors import InvalidInputError
 DEFAULT_VERSION = "1.0"
 DEFAULT_VARIANT = "vultr"
 KNOWN_YEARS = tuple(range(2017, 2026))
+PLAUSIBLE_YEARS = (1900, 2100)
+"""Years outside this range are refused as implausible, in requests and in manifests alike."""
 
 #: version string -> path component in the bucket
 _VERSION_PATHS = {"1.0": "v1", "1.1": "v1.1"}

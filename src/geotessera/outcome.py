@@ -78,8 +78,8 @@ def _cause(tile: TileRef, message: str, exc: BaseException | None, multiple: boo
     if isinstance(exc, IntegrityError):
         cause = "downloaded bytes failed verification (checksum or size)" if multiple else text
         return "integrity", cause, "rerun the same command to fetch them again"
-    if isinstance(exc, OutputError) and "disk full" in text:
-        return f"disk full {text}", text, "free some space (or choose another output directory), then rerun"
+    if isinstance(exc, OutputError) and "disk full" in text:  # one cause, whichever file it hit
+        return "disk full", text, "free some space (or choose another output directory), then rerun"
     if isinstance(exc, CorruptDataError):
         return f"corrupt {type(exc).__name__}", text, "rerun the same command to fetch them again"
     return f"other {text}", text, "rerun the same command to fetch only what is missing"
@@ -97,8 +97,14 @@ def group_failures(
     for (tile, message), (_, key, cause, advice) in zip(failed, keyed, strict=True):
         if counts[key] == 1:  # alone: its own message says more than the category
             _, cause, advice = _cause(tile, message, errors.get(tile), multiple=False)
-        groups.setdefault(key, FailureGroup(cause, advice)).tiles.append(tile)
+        group = groups.setdefault(key, FailureGroup(cause, advice))
+        if group.cause != cause:  # one cause said in different words (e.g. naming each file)
+            group.cause = _GENERIC_CAUSES.get(key, group.cause)
+        group.tiles.append(tile)
     return list(groups.values())
+
+
+_GENERIC_CAUSES = {"disk full": "the disk is full (no space left on the device)"}
 
 
 def unreachable_error(
@@ -125,11 +131,14 @@ class DownloadResult:
     """The exception behind each failed tile (first one wins)."""
     bytes_transferred: int = 0
     seconds: float = 0.0
+    sidecar_error: OutputError | None = None
+    """Why ``tessera_metadata.json`` could not be updated after the tiles (e.g. a full disk):
+    the tiles listed as done are complete, the directory's record of them is not."""
 
     @property
     def ok(self) -> bool:
-        """True when every planned tile is complete."""
-        return not self.failed
+        """True when every planned tile is complete and recorded."""
+        return not self.failed and self.sidecar_error is None
 
     def summary(self) -> str:
         """One line: counts, bytes and time."""

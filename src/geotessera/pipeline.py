@@ -11,7 +11,6 @@ their receipts, complete GeoTIFFs by their export record).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .datasets import DatasetId
-from .errors import GeoTesseraError, InvalidInputError
+from .errors import GeoTesseraError, InvalidInputError, OutputError
 from .export import (
     check_output_dataset,
     discard_empty_claim,
@@ -31,11 +30,11 @@ from .export import (
     normalize_bands,
     normalize_compress,
     read_sidecar,
-    write_embedding_geotiff,
     write_sidecar,
 )
 from .export._outputs import output_error
-from .files import atomic_write, is_complete, remove_receipt
+from .export.records import export_options, tiff_complete, write_tile_geotiff
+from .files import directory_lock, is_complete, remove_receipt
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -48,8 +47,7 @@ from .layouts import (
 from .outcome import DownloadResult, TileRef
 from .progress import BytesReceived, Event, ItemDone, ItemFailed, ItemSkipped, PlanReady, ProgressSink, emit
 from .registry import Registry
-from .tiles import open_tile
-from .transfer import LocalSource, Source, TransferItem, run
+from .transfer import LocalSource, Source, TransferItem, queue_order, run
 
 log = logging.getLogger(__name__)
 
@@ -136,23 +134,6 @@ def as_tile_refs(tiles: Iterable[Any], year: int | None = None) -> list[TileRef]
     return out
 
 
-def _export_record(tiff: Path) -> Path:
-    return tiff.with_name(f".{tiff.name}.export.json")
-
-
-def _export_options(dataset: DatasetId, bands: list[int] | None, compress: str) -> dict[str, object]:
-    return {"version": dataset.version, "variant": dataset.variant, "bands": bands, "compress": compress}
-
-
-def _tiff_complete(tiff: Path, options: dict[str, object]) -> bool:
-    """True when ``tiff`` was written with ``options`` and still has the size recorded then."""
-    try:
-        record = json.loads(_export_record(tiff).read_text())
-        return bool(record.pop("size") == tiff.stat().st_size and record == options)
-    except (OSError, ValueError, KeyError):
-        return False
-
-
 def plan_tiles(
     registry: Registry,
     source: Source,
@@ -183,7 +164,7 @@ def plan_tiles(
     transfers: dict[Path, TransferItem] = {}
     complete: list[TileRef] = []
     not_covered: list[TileRef] = []
-    options = _export_options(dataset, band_list, comp)
+    options = export_options(dataset, band_list, comp)
     planned = sorted(set(tiles))
     covered = [t for t in planned if registry.has_tile(t.year, t.cell.lon, t.cell.lat)]
     covered_set = set(covered)
@@ -209,9 +190,11 @@ def plan_tiles(
         if fmt == "tiff":
             tiff = out / local_geotiff_path(t.year, c)
             outputs: tuple[Path, ...] = (tiff,)
-            if _tiff_complete(tiff, options):
+            if tiff_complete(tiff, options):
                 complete.append(t)
-                jobs.append(TileJob(t, *local, outputs=outputs))
+                # quantised files a killed run fetched for this GeoTIFF and had no time to remove
+                left = () if keep_npy else local[:2]
+                jobs.append(TileJob(t, *local, outputs=outputs, temporary=left))
                 continue
         else:
             outputs = local
@@ -287,6 +270,8 @@ def execute(
     for j in plan.jobs:
         if j.tile in complete:
             result.files.extend(j.outputs)
+            if any(p.exists() for p in j.temporary):
+                _remove_temporaries(j)
     by_dest = {t.dest for t in plan.transfers}
     needs: dict[Path, list[TileJob]] = {}
     remaining: dict[TileRef, int] = {}
@@ -342,7 +327,8 @@ def execute(
         if remaining[j.tile] == 0:
             finish(j)
     try:
-        report = run(source, plan.transfers, workers=workers, progress=sink) if plan.transfers else None
+        queue = queue_order(plan.transfers, workers)  # largest first, a window of tiles at a time
+        report = run(source, queue, workers=workers, progress=sink) if queue else None
         for f in report.failed if report is not None else []:
             for job in needs.get(f.item.dest, []):
                 result.errors.setdefault(job.tile, f.exception)
@@ -374,34 +360,33 @@ def execute(
 
 
 def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
-    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies."""
-    tiff = job.outputs[0]
-    arrays, grid = open_tile(job.embedding, job.scales, job.landmask)
-    c = job.tile.cell
-    ds = plan.dataset
-    from ._version import __version__
+    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies.
 
-    tags = {
-        "TESSERA_DATASET_VERSION": ds.version,
-        "TESSERA_DATASET_VERSION_PATH": ds.vpath,
-        "TESSERA_DATASET_VARIANT": ds.variant,
-        "TESSERA_YEAR": str(job.tile.year),
-        "TESSERA_TILE_LON": f"{c.lon:.2f}",
-        "TESSERA_TILE_LAT": f"{c.lat:.2f}",
-        "TESSERA_DESCRIPTION": f"Tessera embeddings {ds.vpath}/{ds.variant} {job.tile.year} tile {c.name}",
-        "GEOTESSERA_VERSION": __version__,
-    }
-    write_embedding_geotiff(
-        tiff, arrays.quantized, arrays.scales, grid, bands=plan.bands, compress=plan.compress, tags=tags
-    )
-    del arrays
-    record = {**_export_options(ds, plan.bands, plan.compress), "size": tiff.stat().st_size}
-    with atomic_write(_export_record(tiff)) as f:  # after the GeoTIFF itself: the record vouches for it
-        f.write(json.dumps(record).encode())
-    for p in job.temporary:
+    Under a lock of the tile's directory: another download into the same directory (another
+    process) may be converting the same tile, and removes the quantised files once its GeoTIFF
+    is complete; whoever comes second finds the GeoTIFF done and writes nothing.
+    """
+    tiff = job.outputs[0]
+    t, ds = job.tile, plan.dataset
+    with directory_lock(tiff.parent):
+        if not tiff_complete(tiff, export_options(ds, plan.bands, plan.compress)):
+            write_tile_geotiff(
+                tiff, job.embedding, job.scales, job.landmask, ds, t.year, t.cell, plan.bands, plan.compress
+            )
+        _unlink(job.temporary)
+    return [tiff]
+
+
+def _remove_temporaries(job: TileJob) -> None:
+    """Remove the quantised files of a tile whose GeoTIFF is complete (under the tile's lock)."""
+    with directory_lock(job.outputs[0].parent):
+        _unlink(job.temporary)
+
+
+def _unlink(paths: Iterable[Path]) -> None:
+    for p in paths:
         remove_receipt(p)
         p.unlink(missing_ok=True)
-    return [tiff]
 
 
 def download(
@@ -427,7 +412,11 @@ def download(
     result = execute(plan, source, workers=workers, progress=progress)
     complete = [t.name for t in [*result.done, *result.skipped]]
     if complete:
-        write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        try:
+            write_sidecar(plan.out_dir, plan.dataset, tiles=complete, **record)  # type: ignore[arg-type]
+        except OutputError as exc:  # e.g. a full disk: the per-tile outcomes must still be told
+            log.warning("could not update the sidecar of %s: %s", plan.out_dir, exc)
+            result.sidecar_error = exc
     elif claimed:  # nothing came of this run: leave no sidecar claiming an empty directory
         discard_empty_claim(plan.out_dir, created=created)
     return result

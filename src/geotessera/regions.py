@@ -223,32 +223,56 @@ def read_region_file(path: str | os.PathLike[str]) -> tuple[shapely.Geometry, An
         raise InvalidInputError(f"cannot read region file {p}: {exc}") from exc
     if geoms is None:
         raise InvalidInputError(f"region file {p} has no geometry column (is it a vector GIS file?)")
-    shapes = [g for g in shapely.from_wkb(geoms) if g is not None]
+    try:
+        shapes = [g for g in shapely.from_wkb(geoms) if g is not None]
+    except shapely.errors.GEOSException as exc:
+        raise InvalidInputError(f"invalid geometry in {p}: {exc}") from exc
+    return _union(shapes, p), meta.get("crs") or WGS84
+
+
+def _union(shapes: list[shapely.Geometry], p: Path) -> shapely.Geometry:
+    """The union of a file's non-empty geometries, refusing none at all and non-finite coordinates."""
+    shapes = [g for g in shapes if not g.is_empty]
     if not shapes:
         raise InvalidInputError(f"region file {p} has no geometries")
-    return shapely.union_all(shapes), meta.get("crs") or WGS84
+    if not all(np.isfinite(shapely.get_coordinates(g)).all() for g in shapes):
+        raise InvalidInputError(f"{p}: a geometry has a non-finite coordinate (NaN or infinity)")
+    return shapely.union_all(shapes)
 
 
 def _read_geojson(p: Path) -> tuple[shapely.Geometry, Any]:
     try:
         doc = json.loads(p.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # (UnicodeDecodeError is a ValueError)
         raise InvalidInputError(f"cannot read GeoJSON {p}: {exc}") from exc
-    features: list[dict[str, Any]]
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{p} is not GeoJSON: expected an object, found {type(doc).__name__}")
+    features: list[Any]
     if doc.get("type") == "FeatureCollection":
         features = doc.get("features") or []
+        if not isinstance(features, list):
+            raise InvalidInputError(f"{p}: 'features' of a FeatureCollection must be a list")
     elif doc.get("type") == "Feature":
         features = [doc]
-    else:
+    elif ("type" in doc and "coordinates" in doc) or doc.get("type") == "GeometryCollection":
         features = [{"geometry": doc}]
+    else:
+        raise InvalidInputError(
+            f"{p} is not GeoJSON: expected a FeatureCollection, a Feature or a geometry, "
+            f"found an object with type {doc.get('type')!r}"
+        )
     try:
-        shapes = [shapely.geometry.shape(f["geometry"]) for f in features if f.get("geometry")]
-    except (KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
+        shapes = [
+            shapely.geometry.shape(f["geometry"])
+            for f in features
+            if isinstance(f, dict) and f.get("geometry")
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
         raise InvalidInputError(f"invalid geometry in {p}: {exc}") from exc
-    if not shapes:
-        raise InvalidInputError(f"region file {p} has no geometries")
     crs: Any = WGS84
-    name = ((doc.get("crs") or {}).get("properties") or {}).get("name")
-    if name:
+    declared = doc.get("crs")
+    props = declared.get("properties") if isinstance(declared, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
+    if isinstance(name, str) and name:
         crs = name
-    return shapely.union_all(shapes), crs
+    return _union(shapes, p), crs

@@ -551,12 +551,12 @@ def test_disk_full_is_reported_once_per_cause(
 ) -> None:
     import errno
 
-    import geotessera.pipeline as pipeline
+    import geotessera.export.records as records
 
     def full(*a: object, **k: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full)
+    monkeypatch.setattr(records, "write_embedding_geotiff", full)
     code, _, stderr = _run(
         [
             "download",
@@ -678,21 +678,47 @@ def test_receipts_name_their_object(s3_endpoint: SampleServer, tiny_store: Path,
     assert plan.complete == [] and len(plan.transfers) == 3
 
 
+def test_files_start_in_the_queue_order(
+    s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # largest first within windows of `workers` tiles (unit-tested in tests/unit/transfer/test_order.py)
+    import geotessera.pipeline as pipeline
+    from geotessera.transfer import TransferItem, queue_order
+
+    started: list[list[TransferItem]] = []
+    real_run = pipeline.run
+
+    def run(source: object, items: list[TransferItem], **kw: object) -> object:
+        started.append(list(items))
+        return real_run(source, items, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "run", run)
+    gt = GeoTessera(cache_dir=tmp_path / "c", base_url=s3_endpoint.base_url, workers=2)
+    plan = gt.plan([(2024, 0.05, 52.05), (2024, 0.15, 52.05), (2024, 0.05, 52.15)], tmp_path / "o")
+    result = gt.download(plan)
+    assert result.ok and len(result.done) == 3
+    assert started == [queue_order(plan.transfers, 2)] and started[0] != plan.transfers
+    sizes = [i.expected_size or 0 for i in started[0]]
+    # one tile alone, then a window of two: each window's files largest first
+    assert sizes[:3] == sorted(sizes[:3], reverse=True) and sizes[3:] == sorted(sizes[3:], reverse=True)
+    assert len({i.label for i in started[0][:3]}) == 1
+
+
 def test_a_failed_export_leaves_no_quantised_copies_after_the_rerun(
     s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
 
-    import geotessera.pipeline as pipeline
+    import geotessera.export.records as records
 
-    real = pipeline.write_embedding_geotiff
+    real = records.write_embedding_geotiff
 
     def full(*a: object, **k: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full)
+    monkeypatch.setattr(records, "write_embedding_geotiff", full)
     assert _dl(s3_endpoint, tmp_path / "o", tmp_path)[0] == 1
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", real)
+    monkeypatch.setattr(records, "write_embedding_geotiff", real)
     assert _dl(s3_endpoint, tmp_path / "o", tmp_path)[0] == 0
     tdir = tmp_path / "o" / "global_0.1_degree_representation" / "2024" / "grid_0.15_52.05"
     assert sorted(p.name for p in tdir.iterdir() if not p.name.startswith(".")) == [

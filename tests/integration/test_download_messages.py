@@ -61,16 +61,16 @@ def test_retries_are_logged_with_verbose(tiny_store: Path, tmp_path: Path) -> No
 def test_a_partial_failure_says_each_cause_once(
     s3_endpoint: SampleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geotessera.pipeline as pipeline
+    import geotessera.export.records as records
 
-    real = pipeline.write_embedding_geotiff
+    real = records.write_embedding_geotiff
 
     def full_for_one(path: object, *a: object, **k: object) -> object:
         if "grid_0.15_52.05" in str(path):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, *a, **k)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "write_embedding_geotiff", full_for_one)
+    monkeypatch.setattr(records, "write_embedding_geotiff", full_for_one)
     out = tmp_path / "o"
     code, _, stderr = _download(
         "--bbox", "0.0,52.0,0.2,52.1", "-o", str(out),

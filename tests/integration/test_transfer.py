@@ -29,7 +29,6 @@ from geotessera.transfer import (
 )
 from support.fault_server import Fault, FaultServer, crc64nvme_header
 from support.recorder import Recorder
-from support.signals import sigint_raises
 
 FAST = RetryPolicy(max_retries=3, initial_backoff_s=0.01, max_backoff_s=0.05, total_timeout_s=10)
 CHUNK = 64 * 1024
@@ -293,30 +292,39 @@ def test_concurrency_happens(server: FaultServer, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_cancels_and_removes_partial_files(server: FaultServer, tmp_path: Path) -> None:
-    # 4 MB at 16 KiB a chunk and 10 ms a chunk: about 2.6 s per download, 5 s for all, so the
-    # interrupt lands mid-transfer even when a loaded machine delivers it seconds late
+    # Timing-free: no download may get past its first chunk until the main thread has taken the
+    # interrupt (a SIGINT handler records it), and each needs ~60 more chunks at 10 ms a chunk,
+    # so the cancellation always lands mid-transfer however late a loaded machine delivers it.
     for i in range(4):
-        server.put(f"big/{i}", _blob(i, 4_000_000))
+        server.put(f"big/{i}", _blob(i, 1_000_000))
     items = [TransferItem(f"big/{i}", tmp_path / f"{i}.bin") for i in range(4)]
-    receiving = threading.Event()
+    receiving, interrupted = threading.Event(), threading.Event()
 
     def slow_sink(event: Event) -> None:
         if isinstance(event, BytesReceived):
             receiving.set()
-            time.sleep(0.01)
+            interrupted.wait(30)
+            time.sleep(0.01)  # 16 KiB chunks
+
+    def on_sigint(signum: int, frame: object) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
 
     def interrupt() -> None:
-        receiving.wait(5)
+        receiving.wait(30)
         os.kill(os.getpid(), signal.SIGINT)
 
+    previous = signal.signal(signal.SIGINT, on_sigint)
     killer = threading.Thread(target=interrupt, daemon=True)
-    with HttpSource(server.url, retry=FAST, chunk_size=16 * 1024) as src:
-        killer.start()
-        t0 = time.monotonic()
-        with sigint_raises(), pytest.raises(KeyboardInterrupt):
-            run(src, items, workers=2, progress=slow_sink)
-        assert time.monotonic() - t0 < 5
-    killer.join()
+    try:
+        with HttpSource(server.url, retry=FAST, chunk_size=16 * 1024) as src:
+            killer.start()
+            with pytest.raises(KeyboardInterrupt):
+                run(src, items, workers=2, progress=slow_sink)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupted.set()
+        killer.join()
     assert _parts(tmp_path) == []
     assert not any(i.dest.exists() for i in items)
 

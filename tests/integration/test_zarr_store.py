@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pyproj import Transformer
 
 from geotessera.config import Settings
 from geotessera.datasets import DatasetId
-from geotessera.errors import InvalidInputError, SourceError
+from geotessera.errors import CorruptDataError, InvalidInputError, SourceError
 from geotessera.grid import Cell
 from geotessera.progress import Event, ItemDone
 from geotessera.sample.build import build_store
@@ -400,10 +401,23 @@ def test_a_forbidden_shard_raises_and_an_absent_one_reads_as_fill(
         assert info.value.status == 403
         server.clear_faults()
         for key in shards:
-            del server.objects[key]  # absent (404): all fill, so no data, and no error
-        with GeoTesseraZarr(server.url, retries=0) as gz:
+            del server.objects[key]  # absent (404), though the store records that they hold data
+        with GeoTesseraZarr(server.url, retries=0) as gz, pytest.raises(CorruptDataError, match="missing"):
+            gz.sample_points(pts, 2023)
+        # a store without that record (a published one)
+        for key in ("zarr.json", "utm31/embeddings/zarr.json", "utm31/scales/zarr.json"):
+            server.put(key, _without_shard_record(server.objects[key]))
+        with GeoTesseraZarr(server.url, retries=0) as gz:  # absent: all fill, so no data, and no error
             values, status = gz.sample_points(pts, 2023, return_status=True)
         assert np.isnan(values).all() and list(status) == ["nodata"]
+
+
+def _without_shard_record(meta: bytes) -> bytes:
+    """A zarr.json (an array's, or the consolidated root's) without geotessera's shard records."""
+    doc = json.loads(meta)
+    for node in [doc, *(doc.get("consolidated_metadata") or {}).get("metadata", {}).values()]:
+        node.get("attributes", {}).pop("geotessera:shards", None)
+    return json.dumps(doc).encode()
 
 
 def test_a_killed_http_build_resumes_without_refetching_finished_tiles(

@@ -13,6 +13,12 @@ requests (``None``: every request from then on)::
         server.script("a", Fault.status(503, times=2))   # two 503s, then the object
         server.script("b", Fault.corrupt(times=None))    # always a flipped byte
 
+Faults: ``corrupt`` (a flipped byte), ``no_checksum`` and ``bad_checksum`` (the checksum header
+dropped or altered), ``truncate`` (cut short under a correct ``Content-Length``), ``short`` (cut
+short with a ``Content-Length`` that agrees), ``http_status`` (e.g. 500, 503 with ``Retry-After``),
+``reset`` (TCP RST mid-body), ``stall`` (silent mid-body), ``trickle`` (slow pieces), ``slow``
+(a delay before answering), ``ignore_range``. :meth:`FaultServer.from_tree` serves a directory.
+
 Every request is recorded (``server.requests``), with the maximum number of requests
 handled at once (``server.max_concurrent``).
 """
@@ -30,6 +36,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -83,6 +90,26 @@ class Fault:
     def slow(cls, delay_s: float, *, times: int | None = None) -> Fault:
         """Wait ``delay_s`` seconds before answering normally."""
         return cls("slow", times=times, delay_s=delay_s)
+
+    @classmethod
+    def bad_checksum(cls, *, times: int | None = 1) -> Fault:
+        """The body intact, its ``x-amz-checksum-crc64nvme`` header that of other bytes."""
+        return cls("bad_checksum", times=times)
+
+    @classmethod
+    def short(cls, *, fraction: float = 0.5, times: int | None = 1) -> Fault:
+        """A complete-looking response of only ``fraction`` of the body (``Content-Length`` says so)."""
+        return cls("short", times=times, fraction=fraction)
+
+    @classmethod
+    def stall(cls, delay_s: float, *, fraction: float = 0.5, times: int | None = 1) -> Fault:
+        """Send ``fraction`` of the body, then nothing for ``delay_s`` seconds, then close."""
+        return cls("stall", times=times, delay_s=delay_s, fraction=fraction)
+
+    @classmethod
+    def trickle(cls, delay_s: float, *, pieces: int = 20, times: int | None = None) -> Fault:
+        """Send the body in ``pieces`` parts, ``delay_s`` seconds apart (slow but never silent for long)."""
+        return cls("trickle", times=times, delay_s=delay_s, fraction=1 / pieces)
 
     @classmethod
     def ignore_range(cls, *, times: int | None = None) -> Fault:
@@ -182,6 +209,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data = data[start : end + 1]
             status = 206
         full = owner.objects[key]
+        if fault is not None and fault.kind == "short":
+            data = data[: int(len(data) * fault.fraction)]
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
@@ -191,7 +220,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{start + len(data) - 1}/{len(full)}")
         wants_checksum = headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
         if status == 200 and wants_checksum and not (fault is not None and fault.kind == "no_checksum"):
-            self.send_header("x-amz-checksum-crc64nvme", crc64nvme_header(full))
+            forged = fault is not None and fault.kind == "bad_checksum"
+            self.send_header("x-amz-checksum-crc64nvme", crc64nvme_header(full + b"x" if forged else full))
         self.end_headers()
         if head:
             return
@@ -199,8 +229,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = bytearray(data)
             body[len(body) // 2] ^= 0xFF
             data = bytes(body)
+        if fault is not None and fault.kind == "stall":
+            self.wfile.write(data[: int(len(data) * fault.fraction)])
+            self.wfile.flush()
+            time.sleep(fault.delay_s)  # silent: the client's read timeout must fire first
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "trickle":
+            step = max(1, int(len(data) * fault.fraction))
+            for i in range(0, len(data), step):
+                self.wfile.write(data[i : i + step])
+                self.wfile.flush()
+                time.sleep(fault.delay_s)
+            return
         if fault is not None and fault.kind in ("reset", "truncate"):
-            part = data[: int(len(data) * fault.fraction)]
+            part = data[: max(1, int(len(data) * fault.fraction))]  # some progress, however little
             self.wfile.write(part)
             self.wfile.flush()
             if fault.kind == "reset":
@@ -242,6 +285,12 @@ class FaultServer:
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_tree(cls, root: Path, *, under: str = "") -> FaultServer:
+        """A server of every file under ``root / under``, keyed by its path relative to ``root``."""
+        base = root / under if under else root
+        return cls({p.relative_to(root).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()})
 
     # -- configuration ----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from .._version import __version__
 from ..errors import OutputError
+from ..export import check_written_geotiff
 from ..files import begin_path, commit_path
 from .grids import OutputGrid
 
@@ -139,7 +140,10 @@ class BlockWriter:
     def commit(self) -> Path:
         """Close and move the file into place; returns its path."""
         try:
+            shape = {"count": self._ds.count, "height": self._ds.height, "width": self._ds.width}
             self._ds.close()
+            # GDAL may close a file cut short by a full disk without an error: prove it whole
+            check_written_geotiff(self.partial, **shape, name=self.path)
             commit_path(self.partial, self.path)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc}") from exc

@@ -9,9 +9,12 @@ exception is a bug: one line plus a hint to rerun with ``--debug``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -58,15 +61,29 @@ class _Group(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The root's own options parsed; a usage error there is one line too (``geotessera --bogus``)."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc)
+            ctx.exit(EXIT_USAGE)
+
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
+        with warnings.catch_warnings():
+            # Python warnings never reach stderr as such (a library's RuntimeWarning would print
+            # its source line): geotessera's own are logged where raised, the rest at DEBUG (-vv)
+            warnings.showwarning = _log_warning
+            return self._invoke(ctx, debug)
+
+    def _invoke(self, ctx: click.Context, debug: bool) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except click.UsageError as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"error: {_one_line_text(exc.format_message())}{hint}", err=True)
+            _usage_error(exc)
             ctx.exit(EXIT_USAGE)
         except click.ClickException as exc:
             click.echo(f"error: {_one_line_text(exc.format_message())}", err=True)
@@ -76,22 +93,68 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except GeoTesseraError as exc:
-            if debug:
-                raise
-            click.echo(f"error: {_one_line(exc)}", err=True)
-            usage = InvalidInputError | NotCoveredError | MixedDatasetError
-            code = EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILED
-            ctx.exit(code)
         except Exception as exc:
             if debug:
                 raise
-            click.echo(
-                f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-                "(rerun with --debug for a traceback)",
-                err=True,
+            self._fail(ctx, exc)
+
+    @staticmethod
+    def _fail(ctx: click.Context, exc: Exception) -> None:
+        too_long = _name_too_long(exc)
+        if too_long is not None:  # a name the user gave (or made) that no filesystem holds
+            click.echo(f"error: {too_long}", err=True)
+            ctx.exit(EXIT_USAGE)
+        if isinstance(exc, GeoTesseraError):
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            usage = InvalidInputError | NotCoveredError | MixedDatasetError
+            ctx.exit(EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILED)
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for a traceback)",
+            err=True,
+        )
+        ctx.exit(EXIT_FAILED)
+
+
+_TOO_LONG = (
+    "a file or directory name is too long for the filesystem (at most 255 bytes): choose a shorter path"
+)
+
+
+def _name_too_long(exc: BaseException) -> str | None:
+    """What to say when a path component too long for the filesystem (ENAMETOOLONG) is behind ``exc``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
+            if cause.filename is None:
+                return _TOO_LONG
+            longest = max(Path(os.fsdecode(cause.filename)).parts, key=lambda p: len(os.fsencode(p)))
+            shown = longest if len(longest) <= 40 else f"{longest[:24]}...{longest[-8:]}"
+            return (
+                f"the name '{shown}' is too long for the filesystem ({len(os.fsencode(longest))} bytes; "
+                "a file or directory name may have at most 255): choose a shorter path"
             )
-            ctx.exit(EXIT_FAILED)
+        if os.strerror(errno.ENAMETOOLONG) in str(cause):  # GDAL's errors carry only the text
+            return _TOO_LONG
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    click.echo(f"error: {_one_line_text(exc.format_message())}{hint}", err=True)
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    logging.getLogger("geotessera.cli").debug("%s: %s (%s:%d)", category.__name__, message, filename, lineno)
 
 
 def _one_line_text(text: str) -> str:

@@ -150,9 +150,16 @@ def command(
             click.echo(f"{p}\t{size}")
     stderr.print(result.summary(), highlight=False)
     stderr.print(f"output: {output.resolve()}", highlight=False)
-    if result.failed:
-        for group in result.failure_groups():
-            stderr.print(f"[red]failed:[/red] {group.describe()}", highlight=False)
+    for group in result.failure_groups():
+        stderr.print(f"[red]failed:[/red] {group.describe(shown=20)}", highlight=False)
+    if result.sidecar_error is not None:
+        stderr.print(
+            f"[red]failed:[/red] the record of the directory's tiles: {result.sidecar_error}; "
+            "free some space, then rerun the same command",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not result.ok:
         raise click.exceptions.Exit(1)
 
 

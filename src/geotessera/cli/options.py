@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, TypeVar
 
 import click
 
+from ..datasets import PLAUSIBLE_YEARS
+
 if TYPE_CHECKING:
     from ..client import GeoTessera
 
@@ -92,7 +94,7 @@ def _point(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return nums[0], nums[1]
 
 
-YEAR_RANGE = (1900, 2100)
+YEAR_RANGE = PLAUSIBLE_YEARS
 """Years outside this range are refused as implausible (checked before a range is expanded)."""
 N_BANDS = 128
 

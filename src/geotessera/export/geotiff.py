@@ -34,6 +34,7 @@ from ..files import atomic_path
 from ..grid import PixelGrid
 from ..tiles.dequantize import check_shapes, dequantize_band_major
 from ._outputs import output_error
+from ._verify import check_written_geotiff, reserve_space
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ def write_embedding_geotiff(
     strip = max(16, (strip_rows // 16) * 16)  # GDAL merges partial blocks in its cache
     buf = np.empty((len(out_bands), min(strip, h), w), dtype=np.float32)
     final = Path(path)
-    with atomic_path(final) as tmp:
+    need = h * w * len(out_bands) * 4 + (1 << 20)  # uncompressed, plus room for the header
+    with reserve_space(final, need), atomic_path(final) as tmp:
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.update_tags(**dict(tags or {}))
@@ -217,6 +219,8 @@ def write_embedding_geotiff(
                         quantized[r0:r1], scales[r0:r1], part, bands=band_list, name=final.name
                     )
                     dst.write(part, window=rasterio.windows.Window(0, r0, w, r1 - r0))
+            # GDAL may close a file cut short by a full disk without an error: prove it whole
+            check_written_geotiff(tmp, count=len(out_bands), height=h, width=w, name=final, needed=need)
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise output_error(exc, f"writing {final}") from exc
     log.debug("wrote %s (%d bands, %s)", final, len(out_bands), compress)

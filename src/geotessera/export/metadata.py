@@ -19,7 +19,7 @@ from typing import Any
 from .._version import __version__
 from ..datasets import EMBEDDINGS_DIR, LANDMASKS_DIR, DatasetId, version_path
 from ..errors import CorruptDataError, MixedDatasetError
-from ..files import atomic_path
+from ..files import atomic_path, directory_lock
 from ..layouts import METADATA_FILE
 
 
@@ -70,9 +70,10 @@ def discard_empty_claim(out_dir: str | os.PathLike[str], *, created: bool) -> bo
     """
     root = Path(out_dir)
     trees = [root / EMBEDDINGS_DIR, root / LANDMASKS_DIR]
-    if any(p.is_file() for tree in trees for p in tree.rglob("*")):
-        return False
-    (root / METADATA_FILE).unlink(missing_ok=True)
+    with directory_lock(root):  # (another download into it may be claiming it right now)
+        if any(p.is_file() for tree in trees for p in tree.rglob("*")):
+            return False
+        (root / METADATA_FILE).unlink(missing_ok=True)
     dirs = [p for tree in trees if tree.is_dir() for p in [tree, *tree.rglob("*")] if p.is_dir()]
     for d in [*sorted(dirs, key=lambda p: -len(p.parts)), *([root] if created else [])]:
         with contextlib.suppress(OSError):
@@ -130,6 +131,19 @@ def write_sidecar(
     ``tiles`` are names ``grid_X_Y/YEAR`` of complete tiles; they are merged with those
     already recorded, so ``tile_count`` counts every tile the directory holds.
     """
+    with directory_lock(out_dir):  # a read-modify-write: two downloads into one directory keep both
+        return _write_sidecar(out_dir, dataset, fmt, tiles, source_url, bands, compress)
+
+
+def _write_sidecar(
+    out_dir: str | os.PathLike[str],
+    dataset: DatasetId,
+    fmt: str,
+    tiles: Iterable[str],
+    source_url: str,
+    bands: Sequence[int] | None,
+    compress: str | None,
+) -> Path:
     check_output_dataset(out_dir, dataset, fmt=fmt, bands=bands)
     old = read_sidecar(out_dir) or {}
     all_tiles = sorted(set(old.get("tiles", [])) | set(tiles))

@@ -4,7 +4,8 @@ and the CRC64NVMe that receipts and downloads record.
 Every writer of the package goes through here: downloaded tiles (:func:`atomic_write` with a
 running checksum, then :func:`write_receipt`), exports and manifests (:func:`atomic_path` for
 writers that open by name), the registry cache, Zarr shards and receipts, the Zarr chunk cache
-and the sample store. See :mod:`.atomic` and :mod:`.receipts`.
+and the sample store. See :mod:`.atomic` and :mod:`.receipts`. Writers of one directory in
+several processes take :func:`directory_lock` (:mod:`.locks`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .atomic import (
     write_atomic,
 )
 from .checksum import Crc64Nvme, crc64nvme_b64, crc64nvme_file
+from .locks import directory_lock
 from .receipts import Receipt, is_complete, read_receipt, remove_receipt, write_receipt
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "commit_path",
     "crc64nvme_b64",
     "crc64nvme_file",
+    "directory_lock",
     "is_complete",
     "read_receipt",
     "receipt_path",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -161,12 +162,14 @@ def point_to_centre(lon: float, lat: float) -> tuple[float, float]:
 def as_bbox(value: object) -> BBox:
     """Validate a bbox-like value: 2 numbers (a point) or 4 (min_lon, min_lat, max_lon, max_lat).
 
-    Raises :class:`InvalidInputError` quoting the value when it is malformed,
-    out of range, inverted, or crosses the antimeridian.
+    Raises :class:`InvalidInputError` quoting the value when it is malformed (a string or a
+    mapping too), out of range, inverted, or crosses the antimeridian.
     """
+    if isinstance(value, str | bytes | Mapping):  # never a string's characters: "1234" is no box
+        raise InvalidInputError(f"bbox {value!r} is not a sequence of numbers")
     try:
         nums = [float(v) for v in value]  # type: ignore[attr-defined]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"bbox {value!r} is not a sequence of numbers") from exc
     if len(nums) == 2:
         nums = nums * 2

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..datasets import DatasetId, normalize_variant, normalize_version
+from ..datasets import PLAUSIBLE_YEARS, DatasetId, normalize_variant, normalize_version
 from ..errors import CorruptDataError, GeoTesseraError, NotCoveredError, SourceError
 
 # Logs under the name it had when this code lived in manifest.py.
@@ -100,11 +100,16 @@ def read_tiles(
 
 
 def _check_constants(constants: dict[str, str], ds: DatasetId, origin: str) -> None:
-    got = {
-        "version": _safe_norm(normalize_version, constants["version"]) if "version" in constants else None,
-        "variant": _safe_norm(normalize_variant, constants["variant"]) if "variant" in constants else None,
-    }
-    if (got["version"] or ds.version) != ds.version or (got["variant"] or ds.variant) != ds.variant:
+    # a constant that names no dataset at all (e.g. '../1.0') is no match either
+    same = all(
+        _safe_norm(norm, constants[name]) == want
+        for name, norm, want in (
+            ("version", normalize_version, ds.version),
+            ("variant", normalize_variant, ds.variant),
+        )
+        if name in constants
+    )
+    if not same:
         held = _pretty_dataset(*(constants.get(c, "?") for c in _DATASET_COLUMNS))
         raise NotCoveredError(_other_dataset_message(ds, origin, held))
 
@@ -117,11 +122,41 @@ def _column(table: pa.Table, name: str, origin: str) -> pa.ChunkedArray:
 
 
 def _keys_column(table: pa.Table, key: str, deg: str, origin: str) -> pa.Array:
-    """Integer key column ``key`` (int32), derived as ``round(deg * 100)`` when absent."""
+    """Integer key column ``key`` (int32), derived as ``round(deg * 100)`` when absent.
+
+    Values that cannot be keys (outside int32, non-finite or beyond +-180 degrees) are
+    :class:`CorruptDataError`, never wrapped around into a key of another tile.
+    """
     if key in table.column_names:
-        return pa.array(np.asarray(_column(table, key, origin).to_numpy(), dtype=np.int32))
-    values = np.asarray(_column(table, deg, origin).to_numpy(), dtype=np.float64)
+        col = _column(table, key, origin)
+        try:
+            return pa.array(col.cast(pa.int32()).to_numpy(), type=pa.int32())  # a safe cast: no wrapping
+        except pa.ArrowException as exc:
+            raise CorruptDataError(
+                f"{origin}: column {key!r} holds values that are not tile keys ({exc})"
+            ) from exc
+    try:
+        values = np.asarray(_column(table, deg, origin).cast(pa.float64()).to_numpy(), dtype=np.float64)
+    except pa.ArrowException as exc:
+        raise CorruptDataError(f"{origin}: column {deg!r} is not numeric ({exc})") from exc
+    bad = ~(np.abs(values) <= 180)  # also NaN
+    if bad.any():
+        raise CorruptDataError(
+            f"{origin}: {int(bad.sum())} rows have a {deg} that is not a coordinate, e.g. {values[bad][0]!r}"
+        )
     return pa.array(np.rint(values * 100).astype(np.int32))
+
+
+def _check_range(col: pa.ChunkedArray, name: str, lo: int, hi: int | None, origin: str) -> None:
+    """Raise :class:`CorruptDataError` unless every value of ``col`` lies in ``lo..hi``."""
+    if len(col) == 0:
+        return
+    bounds = pc.min_max(col)
+    vmin, vmax = bounds["min"].as_py(), bounds["max"].as_py()
+    if vmin < lo or (hi is not None and vmax > hi):
+        bad = vmin if vmin < lo else vmax
+        limit = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise CorruptDataError(f"{origin}: column {name!r} holds {bad}, outside {limit}")
 
 
 def _filter_dataset(table: pa.Table, ds: DatasetId, origin: str) -> pa.Table:
@@ -206,11 +241,15 @@ def prepare_tiles(
         else:
             cols["scales_size"] = pa.array(np.zeros(table.num_rows, np.int64))
     try:
-        return pa.table(
+        out = pa.table(
             {k: v.cast(pa.int32() if k in ("lon_i", "lat_i") else pa.int64()) for k, v in cols.items()}
         )
     except pa.ArrowException as exc:
         raise CorruptDataError(f"{origin}: bad column type ({exc})") from exc
+    _check_range(out.column("year"), "year", *PLAUSIBLE_YEARS, origin)
+    for name in SIZE_COLUMNS if sizes else ():
+        _check_range(out.column(name), name, 0, None, origin)
+    return out
 
 
 def prepare_landmasks(table: pa.Table, dataset: DatasetId, origin: str = "landmasks") -> pa.Table:
@@ -222,13 +261,18 @@ def prepare_landmasks(table: pa.Table, dataset: DatasetId, origin: str = "landma
         table = _filter_dataset(
             table.drop_columns([c for c in ["variant"] if c in table.column_names]), dataset, origin
         )
-    return pa.table(
-        {
-            "lon_i": _keys_column(table, "lon_i", "lon", origin),
-            "lat_i": _keys_column(table, "lat_i", "lat", origin),
-            "file_size": _column(table, "file_size", origin).cast(pa.int64()),
-        }
-    )
+    try:
+        out = pa.table(
+            {
+                "lon_i": _keys_column(table, "lon_i", "lon", origin),
+                "lat_i": _keys_column(table, "lat_i", "lat", origin),
+                "file_size": _column(table, "file_size", origin).cast(pa.int64()),
+            }
+        )
+    except pa.ArrowException as exc:
+        raise CorruptDataError(f"{origin}: bad column type ({exc})") from exc
+    _check_range(out.column("file_size"), "file_size", 0, None, origin)
+    return out
 
 
 def landmasks_from_file(path: Path, ds: DatasetId) -> pa.Table | None:

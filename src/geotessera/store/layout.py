@@ -54,6 +54,9 @@ class ArrayLayout:
     v2_keys: bool
     dimension_names: tuple[str, ...] | None
     direct: bool = True  # False: the codecs need zarr-python (chunks are read through the fallback)
+    inner_crc: bool = False
+    """Each inner chunk ends with the crc32c of the bytes before it (a ``crc32c`` codec closing
+    the inner chain, as stores geotessera writes have): checked, then stripped, before decoding."""
 
     @cached_property
     def codec(self) -> Any:
@@ -108,19 +111,22 @@ class ArrayLayout:
 _COMPRESSORS = {"blosc", "zstd", "gzip"}
 
 
-def _compressor(codecs: list[Any]) -> tuple[bool, dict[str, Any] | None]:
-    """(ok, compressor) for a codec list of the form [bytes, (compressor)?]."""
+def _compressor(codecs: list[Any]) -> tuple[bool, dict[str, Any] | None, bool]:
+    """(ok, compressor, crc) for a codec list of the form [bytes, (compressor)?, (crc32c)?]."""
     if not codecs or codecs[0].get("name") != "bytes":
-        return False, None
+        return False, None, False
     endian = (codecs[0].get("configuration") or {}).get("endian", "little")
     if endian != "little":
-        return False, None
+        return False, None, False
     rest = codecs[1:]
+    crc = bool(rest) and rest[-1].get("name") == "crc32c"
+    if crc:
+        rest = rest[:-1]
     if not rest:
-        return True, None
+        return True, None, crc
     if len(rest) == 1 and rest[0].get("name") in _COMPRESSORS:
-        return True, dict(rest[0])
-    return False, None
+        return True, dict(rest[0]), crc
+    return False, None, crc
 
 
 def _parse_layout(path: str, meta: Mapping[str, Any]) -> ArrayLayout | None:
@@ -146,7 +152,7 @@ def _parse_layout(path: str, meta: Mapping[str, Any]) -> ArrayLayout | None:
         inner = tuple(int(s) for s in conf["chunk_shape"])
         if any(o % i for o, i in zip(outer, inner, strict=True)):
             return None
-        ok, comp = _compressor(list(conf.get("codecs", [{"name": "bytes"}])))
+        ok, comp, inner_crc = _compressor(list(conf.get("codecs", [{"name": "bytes"}])))
         default_index = [{"name": "bytes"}, {"name": "crc32c"}]
         index_codecs = [c.get("name") for c in conf.get("index_codecs", default_index)]
         direct = direct and ok and index_codecs in (["bytes"], ["bytes", "crc32c"])
@@ -167,8 +173,9 @@ def _parse_layout(path: str, meta: Mapping[str, Any]) -> ArrayLayout | None:
             v2_keys,
             dim_names,
             direct,
+            inner_crc,
         )
-    ok, comp = _compressor(codecs)
+    ok, comp, crc = _compressor(codecs)
     return ArrayLayout(
         path,
         shape,
@@ -183,7 +190,7 @@ def _parse_layout(path: str, meta: Mapping[str, Any]) -> ArrayLayout | None:
         sep,
         v2_keys,
         dim_names,
-        direct and ok,
+        direct and ok and not crc,  # a whole-object chunk with a crc32c: zarr-python reads it
     )
 
 
@@ -216,6 +223,27 @@ def codec_for(layout: ArrayLayout) -> Any:
     """The numcodecs codec of ``layout``'s inner chunks (None: raw little-endian bytes); built once
     per configuration (thread-safe)."""
     return _codec_of(json.dumps(layout.compressor, sort_keys=True))
+
+
+def inner_payload(raw: bytes | memoryview, layout: ArrayLayout, chunk: object) -> bytes | memoryview:
+    """An inner chunk's encoded bytes without its crc32c, checked (when ``layout.inner_crc``).
+
+    A mismatch is :class:`CorruptDataError` naming the array and ``chunk`` (its coordinates).
+    """
+    if not layout.inner_crc:
+        return raw
+    if len(raw) < CRC_BYTES:
+        raise CorruptDataError(
+            f"{layout.path}: inner chunk {chunk} is {len(raw)} bytes, shorter than its crc32c"
+        )
+    body = raw[:-CRC_BYTES]
+    stored = bytes(raw[-CRC_BYTES:])
+    got = google_crc32c.value(body if isinstance(body, bytes) else bytes(body)).to_bytes(CRC_BYTES, "little")
+    if stored != got:
+        raise CorruptDataError(
+            f"{layout.path}: inner chunk {chunk} is damaged (crc32c {got.hex()}, recorded {stored.hex()})"
+        )
+    return body
 
 
 def parse_shard_index(buf: bytes, layout: ArrayLayout, *, key: str = "shard") -> npt.NDArray[np.uint64]:

@@ -6,6 +6,7 @@ no RAM until pixels are touched and row strips can be streamed.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +32,24 @@ def read_npy_header(path: str | os.PathLike[str]) -> tuple[np.dtype[np.generic],
             else:  # pragma: no cover - numpy rejects unknown versions in read_magic
                 raise ValueError(f"unsupported .npy version {version}")
             offset = f.tell()
-    except (ValueError, OSError, SyntaxError) as exc:
+    except FileNotFoundError as exc:
+        raise CorruptDataError(f"{p}: the file is missing") from exc
+    except Exception as exc:
+        # numpy's parser of untrusted header text raises ValueError, TypeError, SyntaxError,
+        # tokenize.TokenError, RecursionError...: all of them mean a corrupt file
         raise CorruptDataError(f"{p}: not a valid .npy file ({exc})") from exc
     if fortran:
         raise CorruptDataError(f"{p}: Fortran-ordered arrays are not Tessera files")
     if dtype.hasobject:
         raise CorruptDataError(f"{p}: object arrays are refused")
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    size = p.stat().st_size
+    if any(n < 0 for n in shape):
+        raise CorruptDataError(f"{p}: .npy header has a negative dimension {tuple(shape)}")
+    # Python integers: a product of large dimensions must not wrap (2**32 * 2**32 is 0 in int64)
+    expected = offset + math.prod(int(n) for n in shape) * dtype.itemsize
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise CorruptDataError(f"{p}: cannot read .npy file ({exc})") from exc
     if size != expected:
         raise CorruptDataError(f"{p}: truncated or padded .npy ({size} bytes, header implies {expected})")
     return dtype, tuple(int(s) for s in shape), offset
@@ -51,7 +62,12 @@ def load_npy(path: str | os.PathLike[str], *, dtype: str, ndim: tuple[int, ...])
         raise CorruptDataError(f"{path}: expected dtype {dtype}, found {got_dtype}")
     if len(shape) not in ndim:
         raise CorruptDataError(f"{path}: expected {ndim} dimensions, found shape {shape}")
-    arr: npt.NDArray[np.generic] = np.load(path, mmap_mode="r", allow_pickle=False)
+    if 0 in shape:
+        raise CorruptDataError(f"{path}: the array is empty (shape {shape})")
+    try:
+        arr: npt.NDArray[np.generic] = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:  # e.g. removed or replaced since its header was read
+        raise CorruptDataError(f"{path}: cannot map .npy file ({exc})") from exc
     return arr
 
 

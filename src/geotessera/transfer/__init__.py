@@ -17,6 +17,7 @@ from __future__ import annotations
 from ._errors import TransferCancelledError, UnreachableError
 from .engine import FailedItem, TransferError, TransferItem, TransferReport, run
 from .http import RetryPolicy, parse_retry_after
+from .order import queue_order, queue_windows
 from .sources import (
     DEFAULT_S3_ENDPOINT,
     FetchResult,
@@ -47,6 +48,8 @@ __all__ = [
     "UnreachableError",
     "Validator",
     "parse_retry_after",
+    "queue_order",
+    "queue_windows",
     "run",
     "source_from_url",
 ]

@@ -380,17 +380,29 @@ class HttpClient:
         progress: ProgressSink | None,
         cancel: threading.Event | None,
     ) -> None:
+        # read1 hands over what has arrived (up to chunk_size) at once: bytes received before a
+        # reset reach the sink and its running checksum, so a retry resumes after them whatever
+        # the object's size (a read of a whole chunk would lose them with the connection)
         chunk_size = self.chunk_size
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise TransferCancelledError(f"transfer of {key} cancelled")
-            try:
-                data = resp.read(chunk_size, decode_content=False)
-            except NETWORK_ERRORS as exc:
-                raise Transient(
-                    f"connection lost after {sink.size} bytes ({describe_network_error(exc)})", network=True
-                ) from exc
-            if not data:
-                return
-            sink.write(data)
-            emit(progress, BytesReceived(key=key, n=len(data)))
+        unreported = 0
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise TransferCancelledError(f"transfer of {key} cancelled")
+                try:
+                    data = resp.read1(chunk_size, decode_content=False)
+                except NETWORK_ERRORS as exc:
+                    raise Transient(
+                        f"connection lost after {sink.size} bytes ({describe_network_error(exc)})",
+                        network=True,
+                    ) from exc
+                if not data:
+                    return
+                sink.write(data)
+                unreported += len(data)
+                if unreported >= chunk_size:  # progress events stay one per chunk, not one per read
+                    emit(progress, BytesReceived(key=key, n=unreported))
+                    unreported = 0
+        finally:
+            if unreported:
+                emit(progress, BytesReceived(key=key, n=unreported))

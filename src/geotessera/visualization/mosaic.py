@@ -27,6 +27,7 @@ import numpy.typing as npt
 from affine import Affine
 
 from ..errors import InvalidInputError, OutputError
+from ..export import check_written_geotiff
 from ..files import commit_path
 from ._progress import Reporter
 from .colour import ColourStretch
@@ -49,7 +50,7 @@ def as_crs(crs: Any) -> Any:
     from rasterio.errors import CRSError
 
     try:
-        with rasterio.Env():  # GDAL's messages go to logging, not straight to stderr
+        with rasterio.Env():  # GDAL's own complaint goes to the log, not to stderr
             return CRS.from_user_input(crs)
     except (CRSError, ValueError, TypeError) as exc:
         raise InvalidInputError(f"unknown CRS {crs!r} ({exc})") from None
@@ -200,7 +201,10 @@ def render_mosaic(
     import rasterio.shutil
 
     out = check_mosaic_output(output_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc}") from exc
     rep = reporter or Reporter()
     rep.plan(len(tiles), "tiles")
     a, b = projection
@@ -232,6 +236,8 @@ def render_mosaic(
                 BIGTIFF="IF_SAFER",
                 NUM_THREADS="ALL_CPUS",
             )
+            # a full disk may leave the COG cut short without an error: prove it whole first
+            check_written_geotiff(final_tmp, count=4, height=canvas.height, width=canvas.width, name=out)
             png_tmp = work / "quicklook.png"
             write_quicklook(final_tmp, png_tmp)
         commit_path(final_tmp, out, fsync=False)

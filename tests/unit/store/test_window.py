@@ -56,7 +56,8 @@ def _zone(
     """A zone of H x W pixels: random int8, scales with water (NaN), no data (+inf), implausible
     values (2.0), an all-water chunk and chunk row, and a never-written (absent) embedding
     chunk with valid scales. ``layout``: "sharded" (formats.md), "unsharded" (one object per
-    chunk) or "fallback" (an extra crc32c codec: not direct, read through zarr-python).
+    chunk), "crc" (sharded, each inner chunk closed by a crc32c, as geotessera builds) or
+    "fallback" (a second compressor: not direct, read through zarr-python).
     Embeddings are bit-shuffled, scales shuffled by ``scale_shuffle`` (formats.md: "shuffle")."""
     rng = np.random.default_rng(7)
     q = rng.integers(-127, 128, (1, bands, H, W), dtype=np.int8)
@@ -69,8 +70,9 @@ def _zone(
     q[0, :, 96:128, 64:96] = 0  # all fill: not stored
     root = zarr.open_group(tmp_path / "z.zarr", mode="w", zarr_format=3)
     blosc: Any = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
-    if layout == "fallback":
-        blosc = [blosc, zarr.codecs.Crc32cCodec()]
+    extra = {"fallback": zarr.codecs.ZstdCodec(level=1), "crc": zarr.codecs.Crc32cCodec()}.get(layout)
+    if extra is not None:
+        blosc = [blosc, extra]
     shards = layout != "unsharded"
     e = root.create_array(
         "e", shape=q.shape, dtype="int8", chunks=(1, bands, 32, 32),
@@ -79,8 +81,8 @@ def _zone(
     )  # fmt: skip
     e[...] = q
     sblosc: Any = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=scale_shuffle)
-    if layout == "fallback":
-        sblosc = [sblosc, zarr.codecs.Crc32cCodec()]
+    if extra is not None:
+        sblosc = [sblosc, extra]
     a = root.create_array(
         "s", shape=s.shape, dtype="float32", chunks=(1, 32, 32), shards=(1, 64, 64) if shards else None,
         compressors=sblosc, fill_value=np.inf,
@@ -91,6 +93,7 @@ def _zone(
         meta = json.loads((tmp_path / "z.zarr" / name / "zarr.json").read_text())
         parsed = ArrayLayout.from_metadata(name, meta)
         assert parsed is not None and parsed.direct == (layout != "fallback")
+        assert parsed.inner_crc == (layout == "crc")
         lay[name] = parsed
     info = ZoneInfo(31, 32631, Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5800000.0), (H, W))
     return Zone(info, lay["e"], lay["s"], [2023], "+inf"), q[0], s[0]
@@ -170,6 +173,8 @@ def _zarr_fallback(root: Path) -> Any:
         ("sharded", "shuffle", True),
         ("sharded", "bitshuffle", True),  # scales decoded whole (bit shuffle of 4-byte values)
         ("unsharded", "shuffle", True),
+        ("crc", "shuffle", False),
+        ("crc", "bitshuffle", True),
         ("fallback", "shuffle", True),
     ],
 )

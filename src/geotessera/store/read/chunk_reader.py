@@ -36,7 +36,7 @@ import numpy.typing as npt
 from ...errors import CorruptDataError, SourceError
 from ...tasks import map_bounded
 from ...transfer import Source
-from ..layout import ArrayLayout, index_entries, parse_shard_index
+from ..layout import ArrayLayout, index_entries, inner_payload, parse_shard_index
 from .cache import DiskCache, LruBytes
 from .chunk_groups import ChunkGroup, DecodedGroup, group_of
 from .decode import decode_inner
@@ -117,6 +117,7 @@ class ChunkReader:
         self.workers = workers
         self.fallback = fallback
         self._index_cache = LruBytes(128 * 2**20)
+        self._recorded: dict[str, frozenset[Chunk]] = {}
         self._own = threading.local()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="zarr-read", initializer=self._mark)
         # CPU work (decode, assembly) on at most one thread per core: more threads than cores
@@ -179,10 +180,26 @@ class ChunkReader:
             self.disk.put(key, "index", data)
         return data
 
+    def record_shards(self, layout: ArrayLayout, shards: Iterable[Chunk]) -> None:
+        """Shards of ``layout``'s array the store records as holding data: never read as absent."""
+        self._recorded[layout.path] = frozenset(tuple(int(i) for i in s) for s in shards)
+
     def shard_index(self, layout: ArrayLayout, shard: Chunk) -> npt.NDArray[np.uint64] | None:
-        """(n_inner, 2) uint64 (offset, nbytes) of a shard, or None when the shard is absent."""
-        data = self._index_bytes(layout, layout.shard_key(shard))
-        return None if data is None else index_entries(data, layout)
+        """(n_inner, 2) uint64 (offset, nbytes) of a shard, or None when the shard is absent.
+
+        A shard the store records as holding data (:meth:`record_shards`) that is absent is
+        :class:`CorruptDataError`: a lost shard would otherwise read as the fill value.
+        """
+        key = layout.shard_key(shard)
+        data = self._index_bytes(layout, key)
+        if data is None:
+            if tuple(int(i) for i in shard) in self._recorded.get(layout.path, ()):
+                raise CorruptDataError(
+                    f"{layout.path}: shard {tuple(shard)} ({key}) is missing, though the store records "
+                    "that it holds data; the store is damaged (rebuild it, or fetch it again)"
+                )
+            return None
+        return index_entries(data, layout)
 
     def _shard_indexes(self, layout: ArrayLayout, shards: list[Chunk]) -> list[npt.NDArray[np.uint64] | None]:
         if self._inline() or len(shards) < 2:
@@ -212,13 +229,17 @@ class ChunkReader:
             raise CorruptDataError(f"{key}: could not read bytes {start}..{start + length} of the shard")
         return data
 
-    def _fetch_raw(self, key: str, items: Request) -> Iterator[tuple[Chunk, bytes | memoryview]]:
-        """Encoded bytes of ``items`` (chunk, offset, nbytes): one merged range, or the disk cache."""
+    def _fetch_raw(
+        self, layout: ArrayLayout, key: str, items: Request
+    ) -> Iterator[tuple[Chunk, bytes | memoryview]]:
+        """Encoded bytes of ``items`` (chunk, offset, nbytes): one merged range, or the disk cache;
+        each checked against its crc32c (and stripped of it) when the array has them, before it
+        is cached: a damaged chunk is :class:`CorruptDataError` naming the array and the chunk."""
         if self.disk is not None:
             cached = [self.disk.get(key, f"{o}_{n}") for _, o, n in items]
             if all(c is not None for c in cached):
                 for (c, _, _), b in zip(items, cached, strict=True):
-                    yield c, cast(bytes, b)
+                    yield c, inner_payload(cast(bytes, b), layout, c)
                 return
         start = items[0][1]
         end = max(o + n for _, o, n in items)
@@ -227,9 +248,10 @@ class ChunkReader:
         for coords, off, n in items:
             raw: bytes | memoryview
             raw = view[off - start : off - start + n] if view is not None else self._read_range(key, off, n)
+            payload = inner_payload(raw, layout, coords)
             if self.disk is not None:
                 self.disk.put(key, f"{off}_{n}", raw)
-            yield coords, raw
+            yield coords, payload
 
     def fetch_raw(self, layout: ArrayLayout, chunks: npt.NDArray[np.int64]) -> Raw:
         """Encoded bytes of inner chunks (K, ndim) of a direct sharded array (None: absent), in
@@ -238,7 +260,7 @@ class ChunkReader:
             raise ValueError(f"{layout.path}: raw chunk bytes need a direct sharded layout")
         out: Raw = []
         for key, items in self._plan(layout, chunks, lambda c: out.append((c, None))):
-            out.extend(self._fetch_raw(key, items))
+            out.extend(self._fetch_raw(layout, key, items))
         return out
 
     def _whole(self, layout: ArrayLayout, coords: Chunk) -> npt.NDArray[Any] | None:
@@ -283,7 +305,7 @@ class ChunkReader:
 
         def request(job: tuple[str, list[Request]]) -> None:
             key, (items,) = job
-            for c, raw in self._fetch_raw(key, items):
+            for c, raw in self._fetch_raw(layout, key, items):
                 on_chunk(c, decode_inner(raw, layout, out=into(c) if into is not None else None))
 
         plan = self._plan(layout, chunks, lambda c: on_chunk(c, None))
@@ -314,7 +336,9 @@ class ChunkReader:
 
         def requests(job: tuple[str, list[Request]]) -> None:
             key, groups = job
-            fetched = [got for items in groups for got in self._fetch_raw(key, items)]  # outside the gate
+            fetched = [
+                got for items in groups for got in self._fetch_raw(layout, key, items)
+            ]  # outside the gate
             with self.cpu:
                 for i in range(0, len(fetched), per_call):
                     part = fetched[i : i + per_call]

@@ -18,6 +18,7 @@ from ...errors import CorruptDataError
 from ...tiles import valid_scale_mask
 from ..conventions import NODATA_INF, ZoneInfo, parse_zone, zone_group_name
 from ..layout import ArrayLayout
+from ..shard_record import RECORD_ATTR, decode_record
 from .chunk_reader import ChunkReader
 
 VALID, WATER, NODATA, OUTSIDE = 0, 1, 2, 3
@@ -74,10 +75,12 @@ def load_zone(
     if gmeta is None:
         return None
     lay: dict[str, ArrayLayout] = {}
+    metas: dict[str, dict[str, Any]] = {}
     for a in ("embeddings", "scales", "time"):
         m = meta(f"{name}/{a}")
         if m is None:
             raise CorruptDataError(f"{where}: zone group {name} has no {a!r} array")
+        metas[a] = m
         layout = ArrayLayout.from_metadata(f"{name}/{a}", m)
         if layout is None:
             raise CorruptDataError(f"{where}: zone group {name} has an irregular chunk grid ({a})")
@@ -95,4 +98,23 @@ def load_zone(
 
     n_chunks = tim.grid_shape[0] * (tim.shard_shape[0] // n)
     reader.read_chunks(tim, np.arange(n_chunks, dtype=np.int64).reshape(-1, 1), on)
-    return Zone(info, emb, scl, [int(y) for y in years], scale_nodata)
+    zone_years = [int(y) for y in years]
+    for layout, m in ((emb, metas["embeddings"]), (scl, metas["scales"])):
+        _record(reader, layout, m.get("attributes", {}), zone_years, f"{where}: {layout.path}")
+    return Zone(info, emb, scl, zone_years, scale_nodata)
+
+
+def _record(
+    reader: ChunkReader, layout: ArrayLayout, attrs: dict[str, Any], years: list[int], where: str
+) -> None:
+    """Tell ``reader`` which shards of ``layout``'s array its record says hold data (stores
+    geotessera built: :mod:`..shard_record`); an array without a record is read as before."""
+    shards = decode_record(attrs.get(RECORD_ATTR), where)
+    t_of = {y: t for t, y in enumerate(years)}
+    cells = [(t_of[y], r, c) for y, rc in shards.items() if y in t_of for r, c in rc]
+    if not cells or not layout.sharded:
+        return
+    if len(layout.shape) == 4 and layout.dimension_names in (None, ("time", "band", "y", "x")):
+        reader.record_shards(layout, [(t, 0, r, c) for t, r, c in cells])
+    elif len(layout.shape) == 3:
+        reader.record_shards(layout, cells)

@@ -14,13 +14,15 @@ its shards line up with earlier ones; absent shards cost nothing.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +36,12 @@ from ..._version import __version__
 from ...config import Settings
 from ...datasets import DatasetId
 from ...errors import CorruptDataError, InvalidInputError, OutputError
-from ...files import remove_stale_temps_under
+from ...files import directory_lock, remove_stale_temps_under
 from ...progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
 from ...tasks import map_bounded
 from ..conventions import N_BANDS, parse_root, parse_zone, root_attributes, zone_attributes, zone_group_name
+from ..layout import ArrayLayout
+from ..shard_record import RECORD_ATTR, merged_record
 from .shards import SHARD, ShardTask, read_receipt, receipt_matches, write_shard_task
 from .sources import default_download_dir, tile_files
 from .tiles import TileInput, pixel_size_of, tile_inputs
@@ -124,13 +128,15 @@ def _open_root(store: Path, ds: DatasetId, res: float) -> Any:
     return root
 
 
-def _codecs(kind: str) -> Any:
+def _codecs(kind: str, checksums: bool) -> Any:
+    """The inner chain after ``bytes``: Blosc (zstd), then a crc32c of each chunk with ``checksums``."""
     zarr = require("zarr", "zarr")
     shuffle = "bitshuffle" if kind == "int8" else "shuffle"
-    return zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
+    blosc = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=shuffle)
+    return [blosc, zarr.codecs.Crc32cCodec()] if checksums else blosc
 
 
-def _prepare_zone(root: Any, zg: _ZoneGrid, years: list[int]) -> tuple[Any, dict[int, int]]:
+def _prepare_zone(root: Any, zg: _ZoneGrid, years: list[int], checksums: bool) -> tuple[Any, dict[int, int]]:
     """Create or grow group ``utmNN`` and its arrays; returns (group, year -> time index)."""
     name = zone_group_name(zg.zone)
     h, w = zg.shape
@@ -148,7 +154,7 @@ def _prepare_zone(root: Any, zg: _ZoneGrid, years: list[int]) -> tuple[Any, dict
             dtype="int8",
             chunks=(1, N_BANDS, 32, 32),
             shards=(1, N_BANDS, SHARD, SHARD),
-            compressors=_codecs("int8"),
+            compressors=_codecs("int8", checksums),
             fill_value=0,
             dimension_names=("time", "band", "y", "x"),
         )
@@ -158,7 +164,7 @@ def _prepare_zone(root: Any, zg: _ZoneGrid, years: list[int]) -> tuple[Any, dict
             dtype="float32",
             chunks=(1, 32, 32),
             shards=(1, SHARD, SHARD),
-            compressors=_codecs("float32"),
+            compressors=_codecs("float32", checksums),
             fill_value=float("inf"),
             dimension_names=("time", "y", "x"),
         )
@@ -235,6 +241,7 @@ def build_zarr(
     download_dir: str | os.PathLike[str] | None = None,
     settings: Settings | None = None,
     progress: ProgressSink | None = None,
+    checksums: bool = True,
 ) -> BuildReport:
     """Convert the tiles of ``dataset`` from ``source`` into the Zarr store at ``store_path``.
 
@@ -253,9 +260,14 @@ def build_zarr(
             default :meth:`Settings.resolve` (``GEOTESSERA_*`` environment).
         progress: sink for the download's events (a remote source), then ``PlanReady`` /
             ``ItemDone`` / ``ItemSkipped`` per shard (label ``shards``).
+        checksums: end every inner chunk of a new array with its crc32c (the Zarr ``crc32c``
+            codec) and record which shards hold data (:mod:`..shard_record`), so the reader
+            reports a damaged chunk or a lost shard; False writes stores like the published ones.
 
     Returns:
-        A :class:`BuildReport`. Rerunning after an interruption skips complete shards.
+        A :class:`BuildReport`. Rerunning after an interruption skips complete shards. Builds
+        into one store may run at once (in several processes): each prepares the store's
+        metadata in turn, under a lock of the store's directory.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidInputError(f"workers must be a whole number >= 1, got {workers!r}")
@@ -272,7 +284,7 @@ def build_zarr(
         settings=settings if settings is not None else Settings.resolve(),
         progress=progress,
     )
-    return _build(tile_inputs(files), store, dataset, workers, progress, start)
+    return _build(tile_inputs(files), store, dataset, workers, progress, start, checksums)
 
 
 def _build(
@@ -282,11 +294,9 @@ def _build(
     workers: int,
     progress: ProgressSink | None,
     start: float,
+    checksums: bool,
 ) -> BuildReport:
     res = pixel_size_of(tiles)
-    root = _open_root(store, ds, res)
-    # shards of a killed build that no rerun may rewrite, and zarr-python's own metadata temporaries
-    remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
     by_zone: dict[int, list[TileInput]] = defaultdict(list)
     for t in tiles:
         by_zone[t.zone].append(t)
@@ -294,14 +304,20 @@ def _build(
         store, zones=sorted(by_zone), years=sorted({t.year for t in tiles}), tiles=len(tiles)
     )
     all_tasks: list[ShardTask] = []
-    for zone, ztiles in sorted(by_zone.items()):
-        zg = _zone_grid(zone, ztiles, res)
-        group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}))
-        zi = parse_zone(group.basename, dict(group.attrs))
-        final = _ZoneGrid(zone, zi.res, zi.x0, zi.y0, zi.shape)
-        for (year, sr, sc), placed in sorted(_plan(ztiles, final).items()):
-            all_tasks.append(ShardTask(store, zone, year, tindex[year], sr, sc, res, zi.x0, zi.y0, placed))
-    _consolidate(store)  # metadata valid even if the build is interrupted below
+    with _store_lock(store):  # builds into one store create and grow its groups and arrays in turn
+        root = _open_root(store, ds, res)
+        # shards of a killed build that no rerun may rewrite, and zarr-python's metadata temporaries
+        remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
+        for zone, ztiles in sorted(by_zone.items()):
+            zg = _zone_grid(zone, ztiles, res)
+            group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}), checksums)
+            zi = parse_zone(group.basename, dict(group.attrs))
+            final = _ZoneGrid(zone, zi.res, zi.x0, zi.y0, zi.shape)
+            for (year, sr, sc), placed in sorted(_plan(ztiles, final).items()):
+                all_tasks.append(
+                    ShardTask(store, zone, year, tindex[year], sr, sc, res, zi.x0, zi.y0, placed)
+                )
+        _consolidate(store)  # metadata valid even if the build is interrupted below
     emit(progress, PlanReady(len(all_tasks), 0, label="shards"))
     todo = []
     for task in all_tasks:
@@ -311,7 +327,10 @@ def _build(
         else:
             todo.append(task)
     _run(todo, workers, report, progress)
-    _consolidate(store)
+    with _store_lock(store):
+        if checksums:  # which shards of the plan hold data, now that each is written or complete
+            _record_shards(store, all_tasks)
+        _consolidate(store)
     report.elapsed_s = time.perf_counter() - start
     log.info(
         "zarr build: %d shards written, %d skipped, %.1f MB in %.1f s",
@@ -321,6 +340,50 @@ def _build(
         report.elapsed_s,
     )
     return report
+
+
+@contextlib.contextmanager
+def _store_lock(store: Path) -> Iterator[None]:
+    try:
+        with directory_lock(store):
+            yield
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot use {store} as a Zarr store: {exc.strerror or exc}") from exc
+
+
+def _record_shards(store: Path, tasks: list[ShardTask]) -> None:
+    """Record, in each array's :data:`RECORD_ATTR`, which shards of ``tasks`` hold data: those
+    whose file is at its final path (a shard of fill values only is never written)."""
+    zarr = require("zarr", "zarr")
+    root = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    by_zone: dict[int, list[ShardTask]] = defaultdict(list)
+    for t in tasks:
+        by_zone[t.zone].append(t)
+    for zone, ztasks in sorted(by_zone.items()):
+        group = root[zone_group_name(zone)]
+        h, w = group["scales"].shape[1:]
+        grid = (-(-h // SHARD), -(-w // SHARD))
+        for name, coords in (("embeddings", _emb_shard), ("scales", _scl_shard)):
+            array = group[name]
+            meta = json.loads((store / group.basename / name / "zarr.json").read_text())
+            layout = ArrayLayout.from_metadata(f"{group.basename}/{name}", meta)
+            if layout is None:  # pragma: no cover - we created the array ourselves
+                continue
+            seen: dict[int, dict[tuple[int, int], bool]] = defaultdict(dict)
+            for t in ztasks:
+                held = (store / layout.shard_key(coords(t))).is_file()
+                seen[t.year][(t.shard_row, t.shard_col)] = held
+            array.attrs[RECORD_ATTR] = merged_record(array.attrs.get(RECORD_ATTR), seen, grid, str(store))
+
+
+def _emb_shard(t: ShardTask) -> tuple[int, ...]:
+    return (t.t, 0, t.shard_row, t.shard_col)
+
+
+def _scl_shard(t: ShardTask) -> tuple[int, ...]:
+    return (t.t, t.shard_row, t.shard_col)
 
 
 def _run(todo: list[ShardTask], workers: int, report: BuildReport, progress: ProgressSink | None) -> None:

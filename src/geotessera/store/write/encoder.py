@@ -19,7 +19,8 @@ class ShardEncoder:
     """Streams inner chunks of one shard to a file, then appends the index (index at the end).
 
     Memory: one encoded inner chunk at a time plus the index (16 bytes per inner chunk).
-    Chunks equal to the fill value everywhere are skipped (``write_empty_chunks=False``).
+    Chunks equal to the fill value everywhere are skipped (``write_empty_chunks=False``); each
+    chunk ends with its crc32c when the array's inner chain closes with the ``crc32c`` codec.
     """
 
     def __init__(self, layout: ArrayLayout, path: str | os.PathLike[str]) -> None:
@@ -43,6 +44,8 @@ class ShardEncoder:
             return
         data = np.ascontiguousarray(chunk, dtype=self.layout.dtype)
         enc = data.tobytes() if self._codec is None else bytes(self._codec.encode(data))
+        if self.layout.inner_crc:  # the crc32c codec closing the inner chain
+            enc += google_crc32c.value(enc).to_bytes(CRC_BYTES, "little")
         self._file.write(enc)
         self._index[linear] = (self._offset, len(enc))
         self._offset += len(enc)
