@@ -310,3 +310,12 @@ def test_classify_predicts_the_year_it_was_trained_on(
     )
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "--year" in lines[0], r.stderr
+
+
+def test_proba_without_predict_is_a_usage_error(table: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        cli, ["classify", str(table), "--label", "landcover", "-o", str(tmp_path / "m"), "--proba"]
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--proba" in lines[0], r.stderr
+    assert not (tmp_path / "m").exists()  # refused before training

@@ -81,6 +81,8 @@ def command(
     map_out = map_path or (rest[0] if rest else None)
     if (predict_region is None) != (map_out is None):
         raise click.UsageError("--predict REGION and a map path (-o MAP.tif or --map) go together")
+    if proba and predict_region is None:
+        raise click.UsageError("--proba writes probabilities of a predicted map: give --predict REGION too")
     area = parse_area_text(predict_region) if predict_region is not None else None
     year = one_year(years) if area is not None and years is not None else 0
     source = open_source(source_args) if area is not None else None
