@@ -319,3 +319,19 @@ def test_proba_without_predict_is_a_usage_error(table: Path, tmp_path: Path) -> 
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "--proba" in lines[0], r.stderr
     assert not (tmp_path / "m").exists()  # refused before training
+
+
+@pytest.mark.parametrize(
+    ("extra", "word"),
+    [(["--polygons", "p.geojson"], "--threshold"), (["--top-k-output", "t.parquet"], "--top-k")],
+)
+def test_similar_outputs_need_the_option_that_makes_them(
+    extra: list[str], word: str, tiny_store: Path, tmp_path: Path
+) -> None:
+    ex = tmp_path / "ex.csv"
+    ex.write_text("lon,lat\n0.05,52.05\n")
+    args = ["similar", "--exemplars", str(ex), "--bbox", BBOX, "-o", str(tmp_path / "s.tif")]
+    r = CliRunner().invoke(cli, [*args, *extra, *_source(tiny_store, tmp_path)])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and word in lines[0], r.stderr  # not silently unwritten
+    assert not (tmp_path / "s.tif").exists()
