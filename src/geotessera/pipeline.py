@@ -33,8 +33,8 @@ from .export import (
     write_sidecar,
 )
 from .export._outputs import output_error
-from .export.records import export_options, tiff_complete, write_tile_geotiff
-from .files import directory_lock, is_complete, remove_receipt
+from .export.records import convert_tile, export_options, remove_temporaries, tiff_complete
+from .files import is_complete
 from .grid import Cell
 from .layouts import (
     S3_LAYOUT,
@@ -271,7 +271,7 @@ def execute(
         if j.tile in complete:
             result.files.extend(j.outputs)
             if any(p.exists() for p in j.temporary):
-                _remove_temporaries(j)
+                remove_temporaries(j.outputs[0], j.temporary)
     by_dest = {t.dest for t in plan.transfers}
     needs: dict[Path, list[TileJob]] = {}
     remaining: dict[TileRef, int] = {}
@@ -360,33 +360,12 @@ def execute(
 
 
 def _convert(job: TileJob, plan: DownloadPlan) -> list[Path]:
-    """Write one tile's GeoTIFF from its fetched files, then drop the temporary quantised copies.
-
-    Under a lock of the tile's directory: another download into the same directory (another
-    process) may be converting the same tile, and removes the quantised files once its GeoTIFF
-    is complete; whoever comes second finds the GeoTIFF done and writes nothing.
-    """
-    tiff = job.outputs[0]
-    t, ds = job.tile, plan.dataset
-    with directory_lock(tiff.parent):
-        if not tiff_complete(tiff, export_options(ds, plan.bands, plan.compress)):
-            write_tile_geotiff(
-                tiff, job.embedding, job.scales, job.landmask, ds, t.year, t.cell, plan.bands, plan.compress
-            )
-        _unlink(job.temporary)
+    """Write one tile's GeoTIFF from its fetched files (once, under the tile's lock), then drop
+    the temporary quantised copies; see :func:`~geotessera.export.records.convert_tile`."""
+    t, tiff = job.tile, job.outputs[0]
+    files = (job.embedding, job.scales, job.landmask)
+    convert_tile(tiff, files, job.temporary, plan.dataset, t.year, t.cell, plan.bands, plan.compress)
     return [tiff]
-
-
-def _remove_temporaries(job: TileJob) -> None:
-    """Remove the quantised files of a tile whose GeoTIFF is complete (under the tile's lock)."""
-    with directory_lock(job.outputs[0].parent):
-        _unlink(job.temporary)
-
-
-def _unlink(paths: Iterable[Path]) -> None:
-    for p in paths:
-        remove_receipt(p)
-        p.unlink(missing_ok=True)
 
 
 def download(

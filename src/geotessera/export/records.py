@@ -9,16 +9,23 @@ matches the options asked for now and the file still has that size.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from .._version import __version__
 from ..datasets import DatasetId
-from ..files import atomic_write
+from ..files import atomic_write, directory_lock, remove_receipt
 from ..grid import Cell
 from ..tiles import open_tile
 from .geotiff import write_embedding_geotiff
 
-__all__ = ["export_options", "tiff_complete", "write_tile_geotiff"]
+__all__ = [
+    "convert_tile",
+    "export_options",
+    "remove_temporaries",
+    "tiff_complete",
+    "write_tile_geotiff",
+]
 
 
 def _record_path(tiff: Path) -> Path:
@@ -70,3 +77,38 @@ def write_tile_geotiff(
     record = {**export_options(dataset, bands, compress), "size": tiff.stat().st_size}
     with atomic_write(_record_path(tiff)) as f:  # after the GeoTIFF itself: the record vouches for it
         f.write(json.dumps(record).encode())
+
+
+def convert_tile(
+    tiff: Path,
+    files: tuple[Path, Path, Path],
+    temporary: Iterable[Path],
+    dataset: DatasetId,
+    year: int,
+    cell: Cell,
+    bands: list[int] | None,
+    compress: str,
+) -> None:
+    """Write ``tiff`` from one tile's ``files`` (embedding, scales, landmask) unless it is complete,
+    then remove the ``temporary`` quantised files.
+
+    Under a lock of the tile's directory: another download into the same directory (another
+    process) may be converting the same tile, and removes the quantised files once its GeoTIFF
+    is complete; whoever comes second finds the GeoTIFF done and writes nothing.
+    """
+    with directory_lock(tiff.parent):
+        if not tiff_complete(tiff, export_options(dataset, bands, compress)):
+            write_tile_geotiff(tiff, *files, dataset, year, cell, bands, compress)
+        _unlink(temporary)
+
+
+def remove_temporaries(tiff: Path, temporary: Iterable[Path]) -> None:
+    """Remove the quantised files of a tile whose GeoTIFF ``tiff`` is complete (under the tile's lock)."""
+    with directory_lock(tiff.parent):
+        _unlink(temporary)
+
+
+def _unlink(paths: Iterable[Path]) -> None:
+    for p in paths:
+        remove_receipt(p)
+        p.unlink(missing_ok=True)
