@@ -225,6 +225,8 @@ def test_coverage_of_a_region_writes_png_json_and_html(tiny_store: Path, tmp_pat
         assert png.width == 800
     html = (tmp_path / "out" / "coverage.html").read_text()
     assert "coverage_cells.png" in html and (tmp_path / "out" / "leaflet" / "leaflet.css").is_file()
+    # the seed: a directory also receives globe.html (the same page)
+    assert (tmp_path / "out" / "globe.html").read_text() == html and "globe.html" in out
 
 
 def test_coverage_by_source(tiny_store: Path, tmp_path: Path) -> None:
