@@ -205,6 +205,7 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         "one year for change": ["change", "--bbox", BBOX, "--years", "2024", "-o", str(tmp_path / "c.tif")],
         "bad allocation": ["extract", str(table), "-o", str(tmp_path / "t.parquet"), "--allocation", "cubic"],
         "missing labels": ["extract", str(tmp_path / "none.csv"), "-o", str(tmp_path / "t.parquet"), *src],
+        "table not parquet or csv": ["extract", str(table), "-o", str(tmp_path / "t.xlsx"), *src],
         "label not in labels": [
             "extract",
             str(table),
@@ -221,6 +222,8 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         assert r.exit_code == 2, (name, r.exit_code, r.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, r.stderr)
         assert "Traceback" not in r.stderr
+        if name == "table not parquet or csv":
+            assert "expected a name ending in .parquet" in lines[0] and not (tmp_path / "t.xlsx").exists()
         if name == "two regions":
             assert "exactly one of --region, --bbox, --tile, --region-file, --country" in lines[0]
             assert "(got --bbox, --country)" in lines[0], lines[0]
@@ -323,7 +326,11 @@ def test_proba_without_predict_is_a_usage_error(table: Path, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("extra", "word"),
-    [(["--polygons", "p.geojson"], "--threshold"), (["--top-k-output", "t.parquet"], "--top-k")],
+    [
+        (["--polygons", "p.geojson"], "--threshold"),
+        (["--top-k-output", "t.parquet"], "--top-k"),
+        (["--top-k", "5", "--top-k-output", "t.xlsx"], ".parquet"),
+    ],
 )
 def test_similar_outputs_need_the_option_that_makes_them(
     extra: list[str], word: str, tiny_store: Path, tmp_path: Path

@@ -228,6 +228,10 @@ def similar(
         raise InvalidInputError("polygons outline pixels above a threshold: give --threshold (threshold=)")
     if top_k_output is not None and top_k is None:
         raise InvalidInputError("a top-K table needs K: give --top-k (top_k=)")
+    if top_k_output is not None:
+        from .tables import check_table_path
+
+        check_table_path(top_k_output)
     top = TopK(int(top_k)) if top_k is not None else None
     runner = make_runner(client, workers)  # connect first: an unreachable scheduler fails fast
     try:
