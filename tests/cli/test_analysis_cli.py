@@ -205,6 +205,7 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         "one year for change": ["change", "--bbox", BBOX, "--years", "2024", "-o", str(tmp_path / "c.tif")],
         "bad allocation": ["extract", str(table), "-o", str(tmp_path / "t.parquet"), "--allocation", "cubic"],
         "missing labels": ["extract", str(tmp_path / "none.csv"), "-o", str(tmp_path / "t.parquet"), *src],
+        "table not parquet or csv": ["extract", str(table), "-o", str(tmp_path / "t.xlsx"), *src],
         "label not in labels": [
             "extract",
             str(table),
@@ -221,6 +222,8 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         assert r.exit_code == 2, (name, r.exit_code, r.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, r.stderr)
         assert "Traceback" not in r.stderr
+        if name == "table not parquet or csv":
+            assert "expected a name ending in .parquet" in lines[0] and not (tmp_path / "t.xlsx").exists()
         if name == "two regions":
             assert "exactly one of --region, --bbox, --tile, --region-file, --country" in lines[0]
             assert "(got --bbox, --country)" in lines[0], lines[0]
@@ -257,3 +260,85 @@ def test_a_model_refuses_another_dataset(table: Path, tiny_store: Path, tmp_path
     assert r.exit_code == 2 and r.stderr.startswith("error: the model was trained on dataset 1.0/vultr"), (
         r.stderr
     )
+
+
+def test_extract_of_a_year_without_tiles_is_refused(
+    labels_csv: Path, tiny_store: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "t.parquet"
+    r = CliRunner().invoke(
+        cli, ["extract", str(labels_csv), "-o", str(out), "--year", "2019", *_source(tiny_store, tmp_path)]
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2, (r.exit_code, r.stderr)  # nothing covered, not a table of 'outside' rows
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "2019" in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_classify_predicts_the_year_it_was_trained_on(
+    labels_csv: Path, tiny_store: Path, tmp_path: Path
+) -> None:
+    src = _source(tiny_store, tmp_path)
+    table = tmp_path / "t2023.parquet"
+    r = CliRunner().invoke(cli, ["extract", str(labels_csv), "-o", str(table), "--year", "2023", *src])
+    assert r.exit_code == 0, r.stderr
+    map_path = tmp_path / "m.tif"
+    args = ["classify", str(table), "--label", "landcover", "-o", str(tmp_path / "model")]
+    r = CliRunner().invoke(cli, [*args, "--predict", BBOX, "-o", str(map_path), *src])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(map_path) as ds:
+        assert ds.tags()["TESSERA_YEAR"] == "2023"  # not the 2024 of download's default
+    r = CliRunner().invoke(cli, [*args, "--predict", BBOX, "-o", str(map_path), "--year", "2024", *src])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(map_path) as ds:
+        assert ds.tags()["TESSERA_YEAR"] == "2024"  # an explicit --year wins
+    t = gpd.read_parquet(table)
+    both = tmp_path / "both.parquet"
+    pd.concat([t, t.assign(year=2024)]).pipe(gpd.GeoDataFrame).to_parquet(both)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "classify",
+            str(both),
+            "--label",
+            "landcover",
+            "-o",
+            str(tmp_path / "m2"),
+            "--predict",
+            BBOX,
+            "-o",
+            str(map_path),
+            *src,
+        ],
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--year" in lines[0], r.stderr
+
+
+def test_proba_without_predict_is_a_usage_error(table: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        cli, ["classify", str(table), "--label", "landcover", "-o", str(tmp_path / "m"), "--proba"]
+    )
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--proba" in lines[0], r.stderr
+    assert not (tmp_path / "m").exists()  # refused before training
+
+
+@pytest.mark.parametrize(
+    ("extra", "word"),
+    [
+        (["--polygons", "p.geojson"], "--threshold"),
+        (["--top-k-output", "t.parquet"], "--top-k"),
+        (["--top-k", "5", "--top-k-output", "t.xlsx"], ".parquet"),
+    ],
+)
+def test_similar_outputs_need_the_option_that_makes_them(
+    extra: list[str], word: str, tiny_store: Path, tmp_path: Path
+) -> None:
+    ex = tmp_path / "ex.csv"
+    ex.write_text("lon,lat\n0.05,52.05\n")
+    args = ["similar", "--exemplars", str(ex), "--bbox", BBOX, "-o", str(tmp_path / "s.tif")]
+    r = CliRunner().invoke(cli, [*args, *extra, *_source(tiny_store, tmp_path)])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and word in lines[0], r.stderr  # not silently unwritten
+    assert not (tmp_path / "s.tif").exists()

@@ -199,7 +199,7 @@ CASES: list[tuple[str, int, str]] = [
     # visualize, webmap, serve, coverage
     ("visualize {W}/nowhere {W}/m.tif", 2, "does not exist"),
     ("visualize {W}/adir {W}/m.tif", 2, "no GeoTIFF"),
-    ("visualize {W}/corrupt.npy {W}/m.tif", 1, "not a valid .npy"),
+    ("visualize {W}/corrupt.npy {W}/m.tif", 2, "not a valid .npy"),  # issue 9: non-raster input, exit 2
     ("visualize {W}/adir {W}/m.tif --n-components 0", 2, "--n-components"),
     ("visualize {W}/adir {W}/m.tif --balance weird", 2, "--balance"),
     ("visualize {W}/adir {W}/m.tif --percentile-low 90 --percentile-high 10", 2, "--percentile-low"),

@@ -225,6 +225,8 @@ def test_coverage_of_a_region_writes_png_json_and_html(tiny_store: Path, tmp_pat
         assert png.width == 800
     html = (tmp_path / "out" / "coverage.html").read_text()
     assert "coverage_cells.png" in html and (tmp_path / "out" / "leaflet" / "leaflet.css").is_file()
+    # the seed: a directory also receives globe.html (the same page)
+    assert (tmp_path / "out" / "globe.html").read_text() == html and "globe.html" in out
 
 
 def test_coverage_by_source(tiny_store: Path, tmp_path: Path) -> None:
@@ -264,3 +266,42 @@ def test_coverage_by_source(tiny_store: Path, tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert json.loads((tmp_path / "coverage.json").read_text())["datasets"] == ["v1.1/cambridge"]
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    """The command as a user runs it (a child process: GDAL writes to file descriptor 2 directly)."""
+    exe = Path(sys.executable).with_name("geotessera")
+    p = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_no_library_noise_before_the_error_line(tmp_path: Path) -> None:
+    emb = _raster(tmp_path / "emb.tif", 8, "float32")
+    # PROJ's own "ERROR 1: ..." line must not precede ours
+    _one_error(*_run("visualize", str(emb), str(tmp_path / "o.tif"), "--crs", "EPSG:999999"), "unknown CRS")
+    png = tmp_path / "plain.png"
+    with rasterio.open(png, "w", driver="PNG", width=8, height=8, count=3, dtype="uint8") as ds:
+        ds.write(np.zeros((3, 8, 8), "uint8"))
+    # rasterio's NotGeoreferencedWarning must not precede ours
+    _one_error(*_run("webmap", str(png), "-o", str(tmp_path / "web")), "no CRS")
+
+
+def test_visualize_input_that_is_not_a_raster_is_bad_input(tmp_path: Path) -> None:
+    fake = tmp_path / "tile.tif"
+    fake.write_text("not a tiff")
+    _one_error(*_invoke("visualize", str(fake), str(tmp_path / "o.tif")), "not a readable GeoTIFF")
+
+
+def test_visualize_output_must_be_a_geotiff(tmp_path: Path) -> None:
+    emb = _raster(tmp_path / "emb.tif", 8, "float32")
+    # the mosaic and its quick-look would both be o.png, one replacing the other
+    _one_error(*_invoke("visualize", str(emb), str(tmp_path / "o.png")), ".tif")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_webmap_checks_the_region_file_before_cutting_tiles(tmp_path: Path, rgb: Path) -> None:
+    bad = tmp_path / "region.geojson"
+    bad.write_text("not geojson")
+    web = tmp_path / "web"
+    _one_error(*_invoke("webmap", str(rgb), "-o", str(web), "--region-file", str(bad)), "region.geojson")
+    assert not (web / "tiles").exists()

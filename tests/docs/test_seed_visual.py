@@ -105,6 +105,7 @@ def test_seed_coverage_commands(work: tuple[Path, dict[str, str]], cmd: str) -> 
     with rasterio.open(png) as ds:
         assert ds.width == 2000
     assert (root / "coverage.json").is_file() and (root / "coverage.html").is_file()
+    assert not (root / "globe.html").exists()  # only a directory output gets the seed's globe.html
 
 
 def test_seed_visualize_webmap_and_serve(work: tuple[Path, dict[str, str]]) -> None:

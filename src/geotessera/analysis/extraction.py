@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotCoveredError
 from .sampling import ALLOCATIONS, sample_polygons
 from .sources import as_source
 from .tables import read_labels
@@ -63,6 +63,10 @@ def extract(
 
     Returns:
         A ``geopandas.GeoDataFrame`` in EPSG:4326.
+
+    Raises:
+        NotCoveredError: when no sample lies on a tile of any of ``years`` (every row would
+            be ``outside``).
     """
     gpd = require("geopandas", EXTRA)
     pd = require("pandas", EXTRA)
@@ -121,6 +125,11 @@ def extract(
         counts = pd.Series(s.status).value_counts().to_dict()
         log.info("extracted %d samples for %d: %s", len(lonlat), year, counts)
     out = pd.concat(frames, ignore_index=True)
+    if (out["status"] == "outside").all():
+        raise NotCoveredError(
+            f"none of the {len(lonlat)} label samples lies on a tile of "
+            f"{', '.join(map(str, ylist))} in {src.describe()}"
+        )
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 
 

@@ -224,6 +224,14 @@ def similar(
         raise InvalidInputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if threshold is not None and not -1.0 <= float(threshold) <= 1.0:
         raise InvalidInputError(f"a cosine-similarity threshold lies in [-1, 1], got {threshold}")
+    if polygons is not None and threshold is None:
+        raise InvalidInputError("polygons outline pixels above a threshold: give --threshold (threshold=)")
+    if top_k_output is not None and top_k is None:
+        raise InvalidInputError("a top-K table needs K: give --top-k (top_k=)")
+    if top_k_output is not None:
+        from .tables import check_table_path
+
+        check_table_path(top_k_output)
     top = TopK(int(top_k)) if top_k is not None else None
     runner = make_runner(client, workers)  # connect first: an unreachable scheduler fails fast
     try:

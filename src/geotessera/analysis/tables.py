@@ -128,9 +128,23 @@ def read_table(path: str | os.PathLike[str]) -> Any:
         raise InvalidInputError(f"cannot read table {p}: {exc}") from exc
 
 
+TABLE_SUFFIXES = (".parquet", ".geoparquet", ".pq", ".csv")
+
+
+def check_table_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a table to write, refused (:class:`InvalidInputError`) unless it names GeoParquet
+    (``.parquet``, ``.geoparquet``, ``.pq``) or CSV (``.csv``): checked before any work."""
+    p = Path(path)
+    if p.suffix.lower() not in TABLE_SUFFIXES:
+        raise InvalidInputError(
+            f"cannot write a table to {p}: expected a name ending in {', '.join(TABLE_SUFFIXES)}"
+        )
+    return p
+
+
 def write_table(table: Any, path: str | os.PathLike[str]) -> Path:
     """Write a GeoDataFrame as GeoParquet (default) or CSV (``.csv``), atomically."""
-    p = Path(path)
+    p = check_table_path(path)
     try:
         with atomic_path(p) as tmp:
             if p.suffix.lower() == ".csv":

@@ -30,7 +30,7 @@ def _configure_logging(verbosity: int) -> None:
 
     GDAL/libtiff (through rasterio), urllib3 and moto log too; without a root handler
     Python's last-resort handler would print their warnings, so the root gets a null handler
-    and only ``-vv`` lets them through.
+    and only ``-vv`` lets them through. Python warnings (``warnings.warn``) go the same way.
     """
     level = logging.WARNING - 10 * verbosity
     handler = logging.StreamHandler(sys.stderr)
@@ -39,6 +39,7 @@ def _configure_logging(verbosity: int) -> None:
     ours.handlers = [h for h in ours.handlers if isinstance(h, logging.NullHandler)]
     ours.addHandler(handler)
     ours.setLevel(max(level, logging.DEBUG))
+    logging.captureWarnings(True)  # e.g. rasterio's NotGeoreferencedWarning: logged (-vv), never printed
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not getattr(h, "_geotessera", False)]
     other: logging.Handler = handler if verbosity >= 2 else logging.NullHandler()

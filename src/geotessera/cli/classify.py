@@ -14,7 +14,7 @@ from .analysis_options import (
     run_with_progress,
     scale_options,
 )
-from .options import verbose_option, year_option
+from .options import verbose_option, years_option
 
 
 @click.command("classify")
@@ -48,7 +48,7 @@ from .options import verbose_option, year_option
     "--map", "map_path", type=click.Path(path_type=Path), default=None, help="Map GeoTIFF (or a second -o)."
 )
 @click.option("--proba", is_flag=True, help="Also write per-class probabilities (STEM_proba.tif).")
-@year_option
+@years_option(None, default_help="the year the model was trained on")
 @analysis_source_options
 @scale_options
 @verbose_option
@@ -63,7 +63,7 @@ def command(
     predict_region: str | None,
     map_path: Path | None,
     proba: bool,
-    years: list[int],
+    years: list[int] | None,
     source_args: dict[str, Any],
     scheduler: str | None,
     threads: int | None,
@@ -81,14 +81,18 @@ def command(
     map_out = map_path or (rest[0] if rest else None)
     if (predict_region is None) != (map_out is None):
         raise click.UsageError("--predict REGION and a map path (-o MAP.tif or --map) go together")
+    if proba and predict_region is None:
+        raise click.UsageError("--proba writes probabilities of a predicted map: give --predict REGION too")
     area = parse_area_text(predict_region) if predict_region is not None else None
-    year = one_year(years) if area is not None else 0
+    year = one_year(years) if area is not None and years is not None else 0
     source = open_source(source_args) if area is not None else None
     fitted, report = train(table, label, model=model, cv_block_m=cv_block_m, folds=folds, seed=seed)
-    if source is not None:  # refuse another dataset before anything is written
+    if source is not None:  # refuse another dataset (or an unknown year) before anything is written
         from ..analysis.sources import as_source
 
         fitted.check_dataset(as_source(source).dataset)
+        if years is None:
+            year = _trained_year(fitted.years)
     save_model(fitted, model_dir)
     write_report(report, model_dir)
     click.echo(report_text(report))
@@ -100,3 +104,17 @@ def command(
     )
     for p in paths:
         stderr.print(f"map -> {p}", highlight=False)
+
+
+def _trained_year(years: list[int]) -> int:
+    """The year to predict when --year is not given: the one the model was trained on."""
+    if len(years) == 1:
+        return years[0]
+    if not years:
+        raise click.BadParameter(
+            "the table has no year column: give the year to predict", param_hint="--year"
+        )
+    raise click.BadParameter(
+        f"the model was trained on {', '.join(map(str, years))}: give the year to predict",
+        param_hint="--year",
+    )

@@ -10,6 +10,7 @@ import click
 from .options import client_options, region_options, verbose_option, years_option
 
 DEFAULT_PNG = "tessera_coverage.png"
+GLOBE_HTML = "globe.html"  # the seed's name of the page in an output directory
 
 
 def _png_path(output: Path) -> Path:
@@ -27,7 +28,10 @@ def _png_path(output: Path) -> Path:
     type=click.Path(path_type=Path),
     default=Path(DEFAULT_PNG),
     show_default=True,
-    help="Output PNG file, or a directory; coverage.json and coverage.html are written beside the PNG.",
+    help=(
+        "Output PNG file, or a directory to also receive globe.html; coverage.json and coverage.html "
+        "are written beside the PNG."
+    ),
 )
 @years_option(None)
 @region_options
@@ -104,10 +108,17 @@ def command(
         tile_alpha=tile_alpha,
         tile_size=tile_size,
     )
+    into_dir = png != output  # the seed: a directory also receives coverage.json/globe.html
     json_path, html_path = write_coverage_page(
-        cmap, cells, png, tile_alpha=tile_alpha, show_countries=not no_countries
+        cmap,
+        cells,
+        png,
+        tile_alpha=tile_alpha,
+        show_countries=not no_countries,
+        also_as=[GLOBE_HTML] if into_dir else [],
     )
-    click.echo(f"wrote {png} ({cmap.locations:,} tile locations), {json_path.name} and {html_path.name}")
+    pages = f"{html_path.name} and {GLOBE_HTML}" if into_dir else html_path.name
+    click.echo(f"wrote {png} ({cmap.locations:,} tile locations), {json_path.name}, {pages}")
     for layer in cmap.layers:
         click.echo(f"  {layer.label}")
     share = cmap.facts.get("region")

@@ -18,7 +18,7 @@ from .options import verbose_option, year_option
     "--output",
     type=click.Path(path_type=Path),
     required=True,
-    help="Table to write: GeoParquet, or CSV when it ends in .csv.",
+    help="Table to write: GeoParquet (.parquet, .geoparquet, .pq) or CSV (.csv).",
 )
 @year_option
 @click.option("--label", default=None, help="Class column stratifying polygon samples.")
@@ -51,9 +51,10 @@ def command(
     The table keeps your columns and adds year, tile, row, col, status and emb_0..emb_127.
     """
     from ..analysis import extract
-    from ..analysis.tables import write_table
+    from ..analysis.tables import check_table_path, write_table
     from .render import stderr
 
+    check_table_path(output)
     source = open_source(source_args)
     table = extract(source, labels, years, label=label, per_class=per_class, allocation=allocation, seed=seed)
     write_table(table, output)

@@ -157,17 +157,20 @@ def parse_years(values: str | tuple[str, ...] | list[str], option: str = "--year
     return sorted(years)
 
 
-def years_option(default: tuple[str, ...] | None = ("2024",), *, plural: bool = False) -> Callable[[F], F]:
+def years_option(
+    default: tuple[str, ...] | None = ("2024",), *, plural: bool = False, default_help: str | None = None
+) -> Callable[[F], F]:
     """``--year``/``--years`` (both spellings, repeatable): ``2024``, ``2023,2024``, ``2017-2025``.
 
     The command receives ``years``: a sorted list of years, or None when no default is given
-    and the user typed none. ``plural`` shows ``--years`` first in the help.
+    and the user typed none. ``plural`` shows ``--years`` first in the help; ``default_help``
+    describes a default the command works out itself.
     """
 
     def _cb(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int] | None:
         return parse_years(value, "--year/--years") if value else None
 
-    shown = ",".join(default) if default else "all"
+    shown = default_help or (",".join(default) if default else "all")
     spellings = ("--years", "--year") if plural else ("--year", "--years")
     return click.option(
         *spellings,

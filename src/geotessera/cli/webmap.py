@@ -70,8 +70,12 @@ def command(
             f"must be within --min-zoom {min_zoom} and --max-zoom {max_zoom} (+2), got {initial_zoom}",
             param_hint="--initial-zoom",
         )
-    if region_file is not None and not region_file.is_file():
-        raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
+    if region_file is not None:
+        if not region_file.is_file():
+            raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
+        from ..regions import read_region_file
+
+        read_region_file(region_file)  # an unreadable file is reported before any tile is cut
     from_store = is_store_location(rgb_mosaic)
     if from_store:
         name = rgb_mosaic.rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr") or "store"

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..progress import ProgressSink
 from ._progress import ProgressCallback, Reporter
 from .colour import fit_stretch
-from .mosaic import plan_canvas, render_mosaic
+from .mosaic import check_mosaic_output, plan_canvas, render_mosaic
 from .pca import DEFAULT_SAMPLE_SIZE, draw_sample, fit_pca
 from .tilesets import as_tiles
 
@@ -47,7 +47,7 @@ def create_pca_mosaic(
         tiles_data: the published list of dicts (``data`` (H, W, B), ``crs``, ``transform``,
             ...), or paths: GeoTIFF / ``.npy`` tiles or download directories (either format).
         output_path: the GeoTIFF to write (RGBA uint8, alpha = data, cloud-optimised);
-            a PNG quick-look is written beside it (same name, ``.png``).
+            a PNG quick-look is written beside it (same name, ``.png``; so not a ``.png`` name).
         n_components: components computed (1..bands); the first three become red, green, blue.
         target_crs: CRS of the mosaic (default Web Mercator).
         progress_callback: published-style ``callback(current, total, status)``.
@@ -61,6 +61,7 @@ def create_pca_mosaic(
     Returns:
         ``output_path`` as a string.
     """
+    check_mosaic_output(output_path)
     tiles = as_tiles(tiles_data, year=year)
     rep = Reporter(progress_callback, progress)
     canvas = plan_canvas(tiles, target_crs)
@@ -116,10 +117,14 @@ def create_rgb_mosaic(
 ) -> str:
     """Draw three bands of embedding tiles as red, green and blue in one mosaic.
 
-    Each band is stretched linearly between the ``percentile_range`` percentiles of a
-    sample across all tiles (one stretch for the whole mosaic). ``geotiff_paths`` may also
-    name ``.npy`` tiles or download directories. Returns ``output_path`` as a string.
+    Each band is stretched linearly between the ``percentile_range`` percentiles (0-100) of
+    a sample of ``sample_size`` pixels across all tiles (one stretch for the whole mosaic).
+    ``bands`` are three 0-based band indices (red, green, blue). ``geotiff_paths`` may also
+    name ``.npy`` tiles or download directories. The output is an RGBA uint8 GeoTIFF
+    (alpha 255 = data) in ``target_crs`` with a ``.png`` quick-look beside it (so
+    ``output_path`` may not end in ``.png``). Returns ``output_path`` as a string.
     """
+    check_mosaic_output(output_path)
     tiles = as_tiles([geotiff_paths] if isinstance(geotiff_paths, str | os.PathLike) else geotiff_paths)
     idx = [int(v) for v in bands]
     if len(idx) != 3:

@@ -119,7 +119,7 @@ def _draw(
     tile_size: float,
 ) -> str:
     """Render ``cmap`` to the PNG ``output_path`` (``width_pixels`` wide), reporting; return the path."""
-    rep.status(f"drawing {cmap.locations:,} tile locations")
+    rep.done("manifest", f"drawing {cmap.locations:,} tile locations")
     render_png(
         cmap,
         output_path,
@@ -128,7 +128,7 @@ def _draw(
         tile_alpha=tile_alpha,
         tile_size=tile_size,
     )
-    rep.status("done")
+    rep.done("png", "done")
     return str(output_path)
 
 
@@ -153,10 +153,14 @@ def visualize_global_coverage(
     ``year`` None shows every year in three colours (all years / latest only / some
     years) unless ``multi_year_colors`` is False; a year (or a list of years) shows those.
     ``region_bbox`` (min_lon, min_lat, max_lon, max_lat) or ``region_file`` (outlined)
-    zooms in. Returns ``output_path`` as a string.
+    zooms in. ``width_pixels`` is the PNG's width in pixels (200..20000), ``tile_alpha`` the
+    cells' opacity in [0, 1], ``tile_size`` a multiplier of each 0.1 degree cell's true size.
+    ``progress_callback(current, total, status)`` and ``progress=`` events report two steps
+    (manifest, drawing). Returns ``output_path`` as a string.
     """
     check_style(width_pixels, tile_alpha, tile_size, [tile_color])
     rep = Reporter(progress_callback, progress)
+    rep.plan(2, "coverage")  # two steps: read the manifest, draw the PNG
     rep.status("reading the manifest")
     cmap = year_coverage(
         tessera_client.registry,
@@ -300,11 +304,13 @@ def visualize_sources_coverage(
     """A PNG map with each (version, variant) of the manifest(s) in its own colour.
 
     ``manifest_path`` is one Parquet manifest or a list (manifests are per version).
-    Returns ``output_path`` as a string.
+    Sizes, opacity and progress as in :func:`visualize_global_coverage`. Returns
+    ``output_path`` as a string.
     """
     check_style(width_pixels, tile_alpha, tile_size)
     rep = Reporter(progress_callback, progress)
     paths = [manifest_path] if isinstance(manifest_path, str | os.PathLike) else list(manifest_path)
+    rep.plan(2, "coverage")  # two steps: read the manifest(s), draw the PNG
     rep.status("reading the manifest(s)")
     regs = manifest_registries(paths, versions, variants)
     cmap = source_coverage(regs, years=year, region_bbox=region_bbox, region_file=region_file)

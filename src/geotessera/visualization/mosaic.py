@@ -56,6 +56,23 @@ def as_crs(crs: Any) -> Any:
         raise InvalidInputError(f"unknown CRS {crs!r} ({exc})") from None
 
 
+def check_mosaic_output(output_path: str | os.PathLike[str]) -> Path:
+    """The mosaic's path, refused (InvalidInputError) when a directory or a ``.png`` name.
+
+    The PNG quick-look goes beside the GeoTIFF as ``<stem>.png``: a ``.png`` output would
+    be both files, the quick-look replacing the mosaic.
+    """
+    out = Path(output_path)
+    if out.is_dir():
+        raise InvalidInputError(f"{out} is a directory; give a file name such as {out / 'mosaic.tif'}")
+    if out.suffix.lower() == ".png":
+        raise InvalidInputError(
+            f"{out}: the mosaic is a GeoTIFF and its PNG quick-look is written beside it as "
+            f"{out.name}; give a GeoTIFF name such as {out.with_suffix('.tif')}"
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class Canvas:
     """The output grid: ``crs``, ``transform`` (north-up, square pixels) and size in pixels."""
@@ -183,9 +200,7 @@ def render_mosaic(
     import rasterio
     import rasterio.shutil
 
-    out = Path(output_path)
-    if out.is_dir():
-        raise InvalidInputError(f"{out} is a directory; give a file name such as {out / 'mosaic.tif'}")
+    out = check_mosaic_output(output_path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

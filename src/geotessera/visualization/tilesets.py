@@ -282,7 +282,10 @@ def find_tiles(path: str | os.PathLike[str], *, year: int | None = None) -> list
     if p.is_file():
         if p.suffix.lower() not in (".tif", ".tiff", ".npy"):
             raise InvalidInputError(f"{p} is not a GeoTIFF or .npy embedding tile")
-        f = describe_file(p)
+        try:
+            f = describe_file(p)
+        except CorruptDataError as exc:  # the file named on the command line is not a raster: bad input
+            raise InvalidInputError(str(exc)) from exc
         if f.kind == "embedding":
             return [_npy_tile(p, f.year)]
         if f.kind == "geotiff" or (f.kind == "unknown" and f.bands >= 2):

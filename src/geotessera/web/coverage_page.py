@@ -43,8 +43,12 @@ def write_coverage_page(
     *,
     tile_alpha: float = 0.6,
     show_countries: bool = True,
+    also_as: Sequence[str] = (),
 ) -> tuple[Path, Path]:
     """Write ``coverage.json`` and an offline ``coverage.html`` beside ``png_path``.
+
+    ``also_as`` names more copies of the page in the same directory (the CLI writes the seed's
+    ``globe.html`` into an output directory).
 
     ``cmap`` is the :class:`~geotessera.visualization.cells.CoverageMap` drawn, ``cells``
     its :class:`~geotessera.visualization.CoverageImage`. The page shows the same cells
@@ -101,6 +105,8 @@ def write_coverage_page(
         "region": region,
     }
     html_path = write_page("coverage.html", config, cmap.title, out_dir / HTML_FILE)
+    for name in also_as:
+        write_page("coverage.html", config, cmap.title, out_dir / name)
     return json_path, html_path
 
 

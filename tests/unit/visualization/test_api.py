@@ -178,3 +178,23 @@ def test_a_missing_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch, 
 
     with pytest.raises(MissingExtraError, match=r"geotessera\[viz\]"):
         render_web_tiles(tmp_path / "m.tif", tmp_path / "t")
+
+
+def test_coverage_progress_reaches_its_total_and_emits_events(tiny_store: Path, tmp_path: Path) -> None:
+    from geotessera.visualization import visualize_sources_coverage
+
+    calls: list[tuple[float, float, str]] = []
+    events: list[object] = []
+    out = visualize_sources_coverage(
+        tiny_store / "v1" / "manifest.parquet",
+        tmp_path / "c.png",
+        width_pixels=400,
+        show_countries=False,
+        progress_callback=lambda c, t, s: calls.append((c, t, s)),
+        progress=events.append,
+    )
+    assert Path(out).is_file()
+    assert calls and all(0 <= c <= t for c, t, _ in calls)
+    assert calls[-1][0] == calls[-1][1]  # a callback-driven bar ends full
+    plans = [e for e in events if isinstance(e, PlanReady)]
+    assert len(plans) == 1 and sum(isinstance(e, ItemDone) for e in events) == plans[0].items
