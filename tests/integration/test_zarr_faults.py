@@ -173,6 +173,37 @@ def _build_at(barrier: threading.Barrier, sample: Path, store: Path, errors: lis
         errors.append(exc)
 
 
+def test_a_rerun_removes_zarr_temporaries_a_kill_left_moments_ago(
+    sample: Path, reference: Path, tmp_path: Path
+) -> None:
+    """A build killed while zarr-python rewrote the metadata (its last step) leaves
+    ``zarr.<uuid>.partial`` files seconds old; the rerun, finding every shard complete, must
+    still remove them: they were once kept until ten minutes old, and the store kept them."""
+    store = _copy(reference, tmp_path)
+    leftovers = [
+        store / "zarr.08498b20c64d4003adcb670cba66ef1e.partial",
+        store / "utm31" / "embeddings" / "zarr.1f2e3d4c5b6a79880123456789abcdef.partial",
+    ]
+    for p in leftovers:
+        p.write_bytes(b'{"zarr_format": 3, "node_ty')  # cut short, as a kill leaves it
+    report = build_zarr(sample, store, dataset=DS, workers=1)
+    assert report.shards_written == 0 and report.shards_skipped > 0
+    assert not any(p.exists() for p in leftovers)
+    _assert_same_store(store, reference)
+
+
+def test_a_preview_removes_zarr_temporaries_a_kill_left(reference: Path, tmp_path: Path) -> None:
+    """The preview writes through zarr-python too, under the same store lock, and sweeps first."""
+    from geotessera.store.write.preview import build_preview
+
+    store = _copy(reference, tmp_path)
+    leftover = store / "zarr.0a1b2c3d4e5f60718293a4b5c6d7e8f9.partial"
+    leftover.write_bytes(b"{")
+    build_preview(store, 2024, levels=2)
+    assert not leftover.exists()
+    assert not list(store.rglob("*.partial")) and not list(store.rglob(".*.part"))
+
+
 ZARR_KILLS = 8
 """SIGKILLs of ``zarr build`` at random moments (downloads take 24 in tests/integration/test_kill.py)."""
 

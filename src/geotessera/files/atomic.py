@@ -74,7 +74,7 @@ def _replace(tmp: Path, final: Path, *, fsync: bool) -> None:
 
 
 def _stale(path: Path, now: float, older_than_s: float) -> bool:
-    if writer_is_gone(path.name):
+    if older_than_s <= 0 or writer_is_gone(path.name):
         return True
     try:
         return now - path.stat().st_mtime >= older_than_s
@@ -116,19 +116,25 @@ def remove_stale_temps_under(
     *,
     older_than_s: float = STALE_AFTER_S,
     foreign: Callable[[str], bool] | None = None,
+    foreign_older_than_s: float | None = None,
 ) -> int:
     """Delete the stale temporary files (see :func:`remove_stale_temps`) anywhere under ``root``.
 
     ``foreign(name)``: also temporary files another library names its own way (e.g. zarr-python's
-    ``*.partial``); having no writer in their name, they are stale once untouched ``older_than_s``.
+    ``*.partial``); having no writer in their name, they are stale once untouched
+    ``foreign_older_than_s`` seconds (default ``older_than_s``). A caller holding the lock that
+    every such writer takes passes ``0``: whoever wrote them can no longer be writing.
     """
-    candidates = [
-        Path(d, name)
-        for d, _, names in os.walk(root)
-        for name in names
-        if is_temp_name(name) or (foreign is not None and foreign(name))
-    ]
-    removed = _unlink_stale(candidates, older_than_s)
+    ours: list[Path] = []
+    theirs: list[Path] = []
+    for d, _, names in os.walk(root):
+        for name in names:
+            if is_temp_name(name):
+                ours.append(Path(d, name))
+            elif foreign is not None and foreign(name):
+                theirs.append(Path(d, name))
+    removed = _unlink_stale(ours, older_than_s)
+    removed += _unlink_stale(theirs, older_than_s if foreign_older_than_s is None else foreign_older_than_s)
     if removed:
         log.info("removed %d stale temporary file(s) under %s", removed, root)
     return removed

@@ -75,3 +75,14 @@ def test_a_sweep_can_take_another_librarys_temporaries_by_age(tmp_path: Path) ->
     assert remove_stale_temps_under(tmp_path) == 0  # not ours unless asked
     assert remove_stale_temps_under(tmp_path, foreign=lambda n: n.endswith(".partial")) == 1
     assert not old.exists() and new.exists()
+
+
+def test_a_lock_holder_takes_another_librarys_temporaries_however_recent(tmp_path: Path) -> None:
+    fresh = tmp_path / "sub" / "zarr.4e5f.partial"
+    fresh.parent.mkdir()
+    fresh.write_bytes(b"{")
+    mine = tmp_path / "sub" / ".shard.abcdef-1-0123abcd.part"  # ours: still judged by its writer
+    mine.write_bytes(b"x")
+    kw = {"foreign": lambda n: n.endswith(".partial"), "foreign_older_than_s": 0.0}
+    assert remove_stale_temps_under(tmp_path, **kw) == 1  # type: ignore[arg-type]
+    assert not fresh.exists() and mine.exists()

@@ -359,8 +359,7 @@ def _build(
     all_tasks: list[ShardTask] = []
     with _store_lock(store):  # builds into one store create and grow its groups and arrays in turn
         root, depths = _open_root(store, ds, res, depths)
-        # shards of a killed build that no rerun may rewrite, and zarr-python's metadata temporaries
-        remove_stale_temps_under(store, foreign=lambda name: name.endswith(".partial"))
+        _sweep_temporaries(store)
         for zone, ztiles in sorted(by_zone.items()):
             zg = _zone_grid(zone, ztiles, res)
             group, tindex = _prepare_zone(root, zg, sorted({t.year for t in ztiles}), checksums, depths)
@@ -393,6 +392,17 @@ def _build(
         report.elapsed_s,
     )
     return report
+
+
+def _sweep_temporaries(store: Path) -> None:
+    """Delete the shards a killed build left half-written, and zarr-python's ``*.partial``
+    temporaries. Called with the store lock held: every zarr-python write into a store we build
+    happens under that lock, so any such file is a leftover of a killed process, however recent."""
+    remove_stale_temps_under(store, foreign=_is_zarr_temp, foreign_older_than_s=0.0)
+
+
+def _is_zarr_temp(name: str) -> bool:
+    return name.endswith(".partial")
 
 
 @contextlib.contextmanager
