@@ -330,14 +330,14 @@ def build_preview(
     zarr = require("zarr", "zarr")
     from ...errors import NotCoveredError
     from ..read import GeoTesseraZarr
-    from .builder import _codecs, _consolidate, _store_lock, _sweep_temporaries
+    from .metadata import codecs, consolidate, store_lock, sweep_temporaries
 
     start = time.perf_counter()
     store = Path(store_path)
     report = PreviewReport(int(year), int(levels))
     # opened first, so that a missing store is refused before the lock would create its directory
-    with GeoTesseraZarr(store) as gz, _store_lock(store):  # every zarr-python write: under the lock
-        _sweep_temporaries(store)
+    with GeoTesseraZarr(store) as gz, store_lock(store):  # every zarr-python write: under the lock
+        sweep_temporaries(store)
         gz._require_year(year)
         present = _present_chunks(gz, store, int(year))
         sample = _sample(gz, present, int(year), sample_pixels, seed)
@@ -358,7 +358,7 @@ def build_preview(
                     shape=(*level_shape(lv), 4),
                     dtype="uint8",
                     chunks=(CHUNK, CHUNK, 4),
-                    compressors=_codecs("int8", True),
+                    compressors=codecs("int8", True),
                     fill_value=0,
                     dimension_names=("lat", "lon", "rgba"),
                 )
@@ -383,7 +383,7 @@ def build_preview(
             **colours.as_json(),
         }
         group.attrs.update(group_attributes(levels, info))
-        _consolidate(store)
+        consolidate(store)
     report.elapsed_s = time.perf_counter() - start
     log.info(
         "preview %d: %d level-0 chunks, %d chunks in all, %.1f s",
