@@ -240,3 +240,46 @@ def test_the_coverage_page_draws_tiles_where_they_exist(browser: object, coverag
     outside[max(0, top - 3) : bottom + 3, max(0, left - 3) : right + 3] = False
     blank = np.abs(px - [255, 255, 255]).max(axis=2) <= 2
     assert blank[outside & ~controls].mean() > 0.995
+
+
+@pytest.fixture(scope="module")
+def store_web_dir(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``webmap STORE`` with its default zooms, on a store whose data is spread over continents
+    (the sample's edge tiles: Cambridge, 6 E / 45 N, the southern hemisphere)."""
+    work = tmp_path_factory.mktemp("store_web")
+    store = work / "v1.zarr"
+    _run("zarr", "build", str(tiny_store), str(store), "--dataset-version", "v1", "--preview", "2024")
+    _run("webmap", str(store), "-o", str(work / "web"))
+    return work / "web"
+
+
+def test_a_spread_store_opens_on_its_data_outlined(browser: object, store_web_dir: Path) -> None:
+    errors: list[str] = []
+    page, px, requests = _load(
+        browser, store_web_dir, "index.html", store_web_dir.parent / "store_viewer.png"
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    assert any("/tiles/" in u and u.endswith(".png") for u in requests), "the page opens on tiles"
+    boxes = page.evaluate(
+        "(() => { const m = window.geotessera.map, f = window.geotessera.footprint;"
+        " if (!f || !m.hasLayer(f)) return [];"
+        " return f.getLayers().map(r => { const b = r.getBounds();"
+        " const a = m.latLngToContainerPoint(b.getNorthWest());"
+        " const c = m.latLngToContainerPoint(b.getSouthEast());"
+        " return [a.x, a.y, c.x, c.y]; }); })()"
+    )
+    assert len(boxes) >= 3, "every far-apart piece of data is outlined"
+
+    def blue(c: np.ndarray) -> bool:  # the outline colour, #1f78b4
+        return bool(abs(int(c[0]) - 31) < 40 and abs(int(c[1]) - 120) < 40 and int(c[2]) > 140)
+
+    for x0, y0, x1, y1 in boxes:  # each outline is drawn where its box is
+        r0, r1 = max(0, round(y0) - 2), min(VIEWPORT["height"], round(y1) + 3)
+        c0, c1 = max(0, round(x0) - 2), min(VIEWPORT["width"], round(x1) + 3)
+        assert any(blue(px[r, c]) for r in range(r0, r1) for c in range(c0, c1)), (x0, y0, x1, y1)
+    # zoomed in on the data, the outlines give way to the tiles alone
+    cfg_max = page.evaluate("window.geotessera.map.getMinZoom()") + 2
+    page.evaluate(f"window.geotessera.map.setZoom({cfg_max + 1}, {{animate: false}})")
+    page.wait_for_timeout(200)
+    assert not page.evaluate("window.geotessera.map.hasLayer(window.geotessera.footprint)")
+    assert not errors

@@ -20,8 +20,18 @@ from .serve import bind_server, port_option, serve_until_interrupted
     default=None,
     help="Output directory  [default: <mosaic name>_web beside the mosaic].",
 )
-@click.option("--min-zoom", type=int, default=8, show_default=True, help="Lowest zoom of the web tiles.")
-@click.option("--max-zoom", type=int, default=15, show_default=True, help="Highest zoom of the web tiles.")
+@click.option(
+    "--min-zoom",
+    type=int,
+    default=None,
+    help="Lowest zoom of the web tiles  [default: 8; for a STORE, lower if needed to show all its data].",
+)
+@click.option(
+    "--max-zoom",
+    type=int,
+    default=None,
+    help="Highest zoom of the web tiles  [default: 15; for a STORE, one past its preview's resolution].",
+)
 @click.option(
     "--initial-zoom", type=int, default=None, help="Zoom the page opens at [default: fit the mosaic]."
 )
@@ -38,8 +48,8 @@ from .serve import bind_server, port_option, serve_until_interrupted
 def command(
     rgb_mosaic: str,
     output: Path | None,
-    min_zoom: int,
-    max_zoom: int,
+    min_zoom: int | None,
+    max_zoom: int | None,
     initial_zoom: int | None,
     force: bool,
     serve: bool,
@@ -61,22 +71,26 @@ def command(
         is_store_location,
         render_web_tiles,
         store_preview_mosaic,
+        store_zooms,
     )
+    from ..web.tiles import DEFAULT_ZOOMS
     from .render import ProgressBars
 
-    check_zooms((min_zoom, max_zoom))
-    if initial_zoom is not None and not min_zoom <= initial_zoom <= max_zoom + 2:
-        raise click.BadParameter(
-            f"must be within --min-zoom {min_zoom} and --max-zoom {max_zoom} (+2), got {initial_zoom}",
-            param_hint="--initial-zoom",
+    from_store = is_store_location(rgb_mosaic)
+    if not from_store:  # the seed's defaults; a store's come from where its data is
+        min_zoom, max_zoom = (
+            (DEFAULT_ZOOMS[0] if min_zoom is None else min_zoom),
+            (DEFAULT_ZOOMS[1] if max_zoom is None else max_zoom),
         )
+    check_zooms((0 if min_zoom is None else min_zoom, 24 if max_zoom is None else max_zoom))
+    if min_zoom is not None and max_zoom is not None:
+        _check_initial_zoom(initial_zoom, min_zoom, max_zoom)
     if region_file is not None:
         if not region_file.is_file():
             raise click.BadParameter(f"{region_file} does not exist", param_hint="--region-file")
         from ..regions import read_region_file
 
         read_region_file(region_file)  # an unreadable file is reported before any tile is cut
-    from_store = is_store_location(rgb_mosaic)
     if from_store:
         name = rgb_mosaic.rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr") or "store"
         out = output if output is not None else Path(f"{name}_web")
@@ -94,6 +108,9 @@ def command(
         preview = store_preview_mosaic(rgb_mosaic, mosaic, reader_args={"endpoint_url": endpoint_url})
         click.echo(f"{rgb_mosaic}: preview of {preview.year}, pyramid level {preview.level}: {mosaic}")
         info = check_rgb_mosaic(mosaic)
+        min_zoom, max_zoom = store_zooms(preview, min_zoom, max_zoom)
+        _check_initial_zoom(initial_zoom, min_zoom, max_zoom)
+    assert min_zoom is not None and max_zoom is not None
     with ProgressBars("tiles") as bars:
         report = render_web_tiles(mosaic, out / "tiles", (min_zoom, max_zoom), force=force, progress=bars)
     w, s, e, n = info.bounds
@@ -108,6 +125,9 @@ def command(
         min_zoom=min_zoom,
         max_zoom=max_zoom,
         bounds=info.bounds,
+        # a store's data may be specks on its extent: outline it until zoomed in on it
+        footprint=report.footprint if from_store else (),
+        footprint_max_zoom=min_zoom + 2,
     )
     click.echo(
         f"{report.written} tiles written, {report.kept} kept, {report.empty} without data "
@@ -117,3 +137,11 @@ def command(
         serve_until_interrupted(server, "index.html", open_browser=False)
     else:
         click.echo(f"view it with: geotessera serve {out}")
+
+
+def _check_initial_zoom(initial_zoom: int | None, min_zoom: int, max_zoom: int) -> None:
+    if initial_zoom is not None and not min_zoom <= initial_zoom <= max_zoom + 2:
+        raise click.BadParameter(
+            f"must be within --min-zoom {min_zoom} and --max-zoom {max_zoom} (+2), got {initial_zoom}",
+            param_hint="--initial-zoom",
+        )

@@ -12,7 +12,7 @@ from .coverage_page import create_coverage_summary_map, write_coverage_page
 from .mosaic import prepare_mosaic_for_web
 from .page import create_simple_web_viewer
 from .server import StaticServer
-from .store_preview import StorePreview, is_store_location, store_preview_mosaic
+from .store_preview import StorePreview, is_store_location, store_preview_mosaic, store_zooms
 from .tiles import TileReport, check_rgb_mosaic, check_zooms, geotiff_to_web_tiles, render_web_tiles
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "prepare_mosaic_for_web",
     "render_web_tiles",
     "store_preview_mosaic",
+    "store_zooms",
     "write_coverage_page",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,17 @@ def create_simple_web_viewer(
     min_zoom: int = 0,
     max_zoom: int = 18,
     bounds: tuple[float, float, float, float] | None = None,
+    footprint: Sequence[tuple[float, float, float, float]] = (),
+    footprint_max_zoom: int | None = None,
 ) -> str:
     """Write a Leaflet page showing the XYZ tiles of ``tiles_dir`` (``{z}/{x}/{y}.png``).
 
     The page has an opacity slider, the tiles' extent (``bounds``, (min_lon, min_lat,
     max_lon, max_lat); default: a box around the centre) and the outline of
     ``region_file`` when given. With ``zoom=None`` it opens fitted to the extent.
-    Returns the page path as a string.
+    ``footprint``: boxes (same order as ``bounds``) outlined where the data is, so data far
+    smaller than the extent is found at a glance; shown up to ``footprint_max_zoom``
+    (default: always). Returns the page path as a string.
     """
     out = Path(output_html)
     tiles = Path(tiles_dir)
@@ -84,5 +89,7 @@ def create_simple_web_viewer(
         "center": [float(center_lat), float(center_lon)],
         "zoom": None if zoom is None else int(zoom),
         "region": region_geojson(region_file) if region_file is not None else None,
+        "footprint": [[[float(b[1]), float(b[0])], [float(b[3]), float(b[2])]] for b in footprint],
+        "footprint_max_zoom": 99 if footprint_max_zoom is None else int(footprint_max_zoom),
     }
     return str(write_page("viewer.html", config, title, out))

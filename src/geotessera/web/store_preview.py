@@ -31,6 +31,22 @@ class StorePreview:
     year: int
 
 
+def store_zooms(preview: StorePreview, min_zoom: int | None, max_zoom: int | None) -> tuple[int, int]:
+    """Web tile zooms for a store's preview mosaic, where the caller gave none: highest, one past
+    the zoom of the mosaic's own pixels (further only magnifies them), at most 15; lowest, the
+    zoom at which all its data fits a 1024-pixel view, at most 8 (so the page opens on tiles)."""
+    from ..store.pyramid import level_res
+    from .footprint import fit_zoom, native_zoom
+    from .tiles import DEFAULT_ZOOMS
+
+    native = native_zoom(level_res(preview.level))
+    hi = max_zoom if max_zoom is not None else min(DEFAULT_ZOOMS[1], native + 1)
+    lo = min_zoom if min_zoom is not None else min(DEFAULT_ZOOMS[0], fit_zoom(preview.bounds), hi)
+    if max_zoom is None and hi < lo:
+        hi = lo
+    return lo, hi
+
+
 def is_store_location(text: str) -> bool:
     """True for an ``http(s)://`` or ``s3://`` URL or a local directory holding ``zarr.json``."""
     if "://" in text:

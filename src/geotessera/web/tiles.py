@@ -2,8 +2,9 @@
 
 Tiles are read with rio-tiler (``Reader.tile``: a warped read through the mosaic's
 overviews) on a thread pool, one reader per thread; GDAL releases the GIL, so the work
-spreads over the cores. Pixels without data are transparent; a tile with no data at all
-is not written (the viewer shows nothing there). Each PNG is written atomically, so an
+spreads over the cores. Pixels without data are transparent; only tiles that meet the mosaic's
+data are cut (:mod:`.footprint`), and one that still holds no data is not written (the viewer
+shows nothing there). Each PNG is written atomically, so an
 interrupted run leaves only whole tiles; a rerun keeps them unless ``force`` (or the
 mosaic has changed since, which ``tiles.json`` records).
 """
@@ -16,7 +17,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,13 @@ from .._optional import require
 from ..errors import InvalidInputError, OutputError
 from ..files import write_atomic
 from ..progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
+from .footprint import data_cells, merge_cells, tiles_over
 
 log = logging.getLogger(__name__)
 
 META_FILE = "tiles.json"
+#: The seed's web tile zooms (``--min-zoom`` / ``--max-zoom``).
+DEFAULT_ZOOMS = (8, 15)
 #: Refuse tile sets larger than this (a typo in --max-zoom can ask for billions of tiles).
 MAX_TILES = 2_000_000
 
@@ -80,32 +84,18 @@ def check_zooms(zoom_levels: Sequence[int]) -> tuple[int, int]:
     return lo, hi
 
 
-def tile_list(bounds: Sequence[float], zooms: tuple[int, int]) -> list[Any]:
-    """The Web Mercator tiles (morecantile ``Tile``) covering ``bounds`` at every zoom of ``zooms``."""
-    morecantile = require("morecantile", "viz")
-    tms = morecantile.tms.get("WebMercatorQuad")
-    w, s, e, n = bounds
-    total = 0
-    for z in range(zooms[0], zooms[1] + 1):
-        ul, lr = tms.tile(w, n, z), tms.tile(e, s, z)
-        total += (lr.x - ul.x + 1) * (lr.y - ul.y + 1)
-        if total > MAX_TILES:
-            raise InvalidInputError(
-                f"zooms {zooms[0]}-{zooms[1]} would make more than {MAX_TILES:,} tiles for this mosaic; "
-                f"lower --max-zoom (zoom {z} alone passes the limit)"
-            )
-    return list(tms.tiles(w, s, e, n, list(range(zooms[0], zooms[1] + 1)), truncate=True))
-
-
 @dataclass
 class TileReport:
-    """Outcome of :func:`render_web_tiles`: tiles ``written``, ``kept`` (already there) and ``empty``."""
+    """Outcome of :func:`render_web_tiles`: tiles ``written``, ``kept`` (already there) and ``empty``;
+    ``footprint``: boxes (min_lon, min_lat, max_lon, max_lat) around the mosaic's data (``[]``
+    when there would be more than 2000)."""
 
     written: int = 0
     kept: int = 0
     empty: int = 0
     zooms: tuple[int, int] = (0, 0)
     bounds: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    footprint: list[tuple[float, float, float, float]] = field(default_factory=list)
 
 
 def render_web_tiles(
@@ -124,7 +114,8 @@ def render_web_tiles(
 
     info = check_rgb_mosaic(mosaic)
     zooms = check_zooms(zoom_levels)
-    tiles = tile_list(info.bounds, zooms)
+    cells = data_cells(info.path)
+    tiles = tiles_over(cells, zooms, MAX_TILES)  # only where the mosaic has data
     out = Path(output_dir)
     meta_path = out / META_FILE
     if not force and meta_path.is_file():
@@ -141,7 +132,7 @@ def render_web_tiles(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {out}: {exc}") from exc
-    report = TileReport(zooms=zooms, bounds=info.bounds)
+    report = TileReport(zooms=zooms, bounds=info.bounds, footprint=merge_cells(cells))
     emit(progress, PlanReady(len(tiles), 0, "tiles"))
     lock = threading.Lock()
     queue = iter(tiles)
