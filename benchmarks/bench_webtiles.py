@@ -71,13 +71,13 @@ def _serial(state: _State) -> dict[str, float]:
     from rasterio.windows import from_bounds
 
     from geotessera.web import check_rgb_mosaic
-    from geotessera.web.tiles import tile_list
 
     tms = morecantile.tms.get("WebMercatorQuad")
     info = check_rgb_mosaic(state.mosaic)
     written = 0
     with rasterio.open(state.mosaic) as vrt:  # already Web Mercator: window reads, boundless at the edges
-        for t in tile_list(info.bounds, ZOOMS):
+        w, s, e, n = info.bounds  # every tile of the mosaic's bounds, as the published client cuts
+        for t in tms.tiles(w, s, e, n, list(range(ZOOMS[0], ZOOMS[1] + 1)), truncate=True):
             b = tms.xy_bounds(t)
             win = from_bounds(b.left, b.bottom, b.right, b.top, vrt.transform)
             data = vrt.read(
