@@ -3,8 +3,10 @@
 Requests are resolved against the served root after percent-decoding; any path whose
 real location (symbolic links followed) is not inside the root is answered 404, as are
 ``..`` segments, encoded or not, and absolute paths. Directory listings are given for
-directories inside the root only. The standard library's threading HTTP server does
-the rest.
+directories inside the root only. A request naming another host (``Host:`` other than
+127.0.0.1, localhost or [::1]) is answered 403: a web page whose name was re-pointed at
+127.0.0.1 (DNS rebinding) cannot read the served files. The standard library's threading
+HTTP server does the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ from ..errors import InvalidInputError, OutputError
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+_LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def _local_host(header: str | None) -> bool:
+    """Whether a ``Host`` header names this machine's loopback (absent: HTTP/1.0, allowed)."""
+    if header is None:
+        return True
+    name = header.strip().lower()
+    if name.startswith("["):  # [::1]:port
+        name = name.split("]", 1)[0] + "]"
+    else:
+        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    return name.rstrip(".") in _LOCAL_NAMES
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -49,6 +64,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         return real
 
     def send_head(self) -> Any:
+        if not _local_host(self.headers.get("Host")):
+            self.send_error(403, "Only requests for 127.0.0.1 or localhost are served")
+            return None
         if self._inside(self.path) is None:
             self.send_error(404, "File not found")
             return None

@@ -95,3 +95,36 @@ def test_stop_is_clean_and_idempotent(site: Path) -> None:
     srv.stop()
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _get_host(port: int, host: str | None) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("GET", "/index.html", skip_host=True, skip_accept_encoding=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("LOCALHOST", 200),
+        ("[::1]:{port}", 200),
+        (None, 200),  # HTTP/1.0 style: no Host
+        ("evil.example:{port}", 403),  # DNS rebinding: a page of another site re-pointed here
+        ("127.0.0.1.evil.example", 403),
+        ("localhost.evil.example:{port}", 403),
+        ("", 403),
+    ],
+)
+def test_only_requests_for_the_loopback_host_are_served(site: Path, host: str | None, status: int) -> None:
+    with StaticServer(site, 0) as srv:
+        assert _get_host(srv.port, None if host is None else host.format(port=srv.port)) == status
