@@ -206,6 +206,39 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         "bad allocation": ["extract", str(table), "-o", str(tmp_path / "t.parquet"), "--allocation", "cubic"],
         "missing labels": ["extract", str(tmp_path / "none.csv"), "-o", str(tmp_path / "t.parquet"), *src],
         "table not parquet or csv": ["extract", str(table), "-o", str(tmp_path / "t.xlsx"), *src],
+        "map not a GeoTIFF (cluster)": [
+            "cluster",
+            "--bbox",
+            BBOX,
+            "-k",
+            "3",
+            "-o",
+            str(tmp_path / "k.png"),
+            *src,
+        ],
+        "map not a GeoTIFF (change)": [
+            "change",
+            "--bbox",
+            BBOX,
+            "--years",
+            "2023,2024",
+            "-o",
+            str(tmp_path / "c.jpg"),
+            *src,
+        ],
+        "map not a GeoTIFF (classify)": [
+            "classify",
+            str(table),
+            "--label",
+            "landcover",
+            "-o",
+            str(tmp_path / "model_png"),
+            "--predict",
+            BBOX,
+            "-o",
+            str(tmp_path / "m.png"),
+            *src,
+        ],
         "label not in labels": [
             "extract",
             str(table),
@@ -224,6 +257,10 @@ def test_bad_inputs_get_one_error_line_and_exit_2(table: Path, tiny_store: Path,
         assert "Traceback" not in r.stderr
         if name == "table not parquet or csv":
             assert "expected a name ending in .parquet" in lines[0] and not (tmp_path / "t.xlsx").exists()
+        if name.startswith("map not a GeoTIFF"):
+            assert "maps are GeoTIFFs" in lines[0], (name, lines[0])
+            assert not (tmp_path / "model_png").exists()  # refused before training
+            assert not [p for p in tmp_path.iterdir() if p.suffix in (".png", ".jpg")]
         if name == "two regions":
             assert "exactly one of --region, --bbox, --tile, --region-file, --country" in lines[0]
             assert "(got --bbox, --country)" in lines[0], lines[0]
@@ -342,3 +379,13 @@ def test_similar_outputs_need_the_option_that_makes_them(
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and word in lines[0], r.stderr  # not silently unwritten
     assert not (tmp_path / "s.tif").exists()
+
+
+def test_similar_refuses_a_map_name_that_is_not_a_geotiff(tiny_store: Path, tmp_path: Path) -> None:
+    ex = tmp_path / "ex.csv"
+    ex.write_text("lon,lat\n0.05,52.05\n")
+    args = ["similar", "--exemplars", str(ex), "--bbox", BBOX, "-o", str(tmp_path / "s.png")]
+    r = CliRunner().invoke(cli, [*args, *_source(tiny_store, tmp_path)])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "maps are GeoTIFFs" in lines[0], r.stderr
+    assert not (tmp_path / "s.png").exists()

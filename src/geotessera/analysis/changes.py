@@ -21,7 +21,7 @@ import numpy.typing as npt
 from ..errors import InvalidInputError, OutputError
 from ..progress import ProgressSink
 from .grids import DEFAULT_BLOCK, OutputGrid
-from .rasters import RasterSpec
+from .rasters import RasterSpec, check_map_path
 from .regionops import make_runner, plan, run
 
 DEFAULT_THRESHOLD = 0.3
@@ -95,6 +95,7 @@ def change(
     progress: ProgressSink | None = None,
 ) -> ChangeResult:
     """Cosine distance between two years over ``region`` (see the module docstring)."""
+    check_map_path(output)
     ys = [int(y) for y in years]
     if len(ys) != 2 or ys[0] == ys[1]:
         raise InvalidInputError(f"change needs two different years, got {', '.join(map(str, ys)) or 'none'}")

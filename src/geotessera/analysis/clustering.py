@@ -23,7 +23,7 @@ from .._optional import require
 from ..errors import InvalidInputError, OutputError
 from ..progress import ProgressSink
 from .grids import DEFAULT_BLOCK
-from .rasters import RasterSpec, colour_table
+from .rasters import RasterSpec, check_map_path, colour_table
 from .regionops import Plan, finite_rows, make_runner, plan, run
 
 
@@ -87,6 +87,7 @@ def cluster(
     progress: ProgressSink | None = None,
 ) -> ClusterResult:
     """k-means clusters of the embeddings over ``region`` for ``year`` (see the module docstring)."""
+    check_map_path(output)
     cl = require("sklearn.cluster", "ml")
     if not 2 <= int(k) <= 254:
         raise InvalidInputError(f"k must be between 2 and 254, got {k}")

@@ -25,7 +25,7 @@ from ..errors import InvalidInputError, OutputError
 from ..progress import ProgressSink
 from .grids import DEFAULT_BLOCK
 from .models import TrainedModel, load_model
-from .rasters import BlockWriter, RasterSpec, colour_table
+from .rasters import BlockWriter, RasterSpec, check_map_path, colour_table
 from .regionops import finite_rows, make_runner, plan
 
 
@@ -100,6 +100,7 @@ def predict(
     Returns:
         The GeoTIFFs written (class/value maps first, then probability maps).
     """
+    check_map_path(output)
     m = model if isinstance(model, TrainedModel) else load_model(model)
     if proba and m.task != "classification":
         raise InvalidInputError("probabilities exist for classification models only")

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._version import __version__
-from ..errors import OutputError
+from ..errors import InvalidInputError, OutputError
 from ..export import check_written_geotiff
 from ..files import begin_path, commit_path
 from .grids import OutputGrid
@@ -69,6 +69,20 @@ class RasterSpec:
     colormap: dict[int, tuple[int, int, int, int]] | None = None
     descriptions: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+
+
+MAP_SUFFIXES = (".tif", ".tiff")
+
+
+def check_map_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a map to write, refused (:class:`InvalidInputError`) unless it ends in ``.tif``
+    or ``.tiff`` (maps are GeoTIFFs): checked before any work."""
+    p = Path(path)
+    if p.suffix.lower() not in MAP_SUFFIXES:
+        raise InvalidInputError(
+            f"cannot write a map to {p}: maps are GeoTIFFs, expected a name ending in .tif or .tiff"
+        )
+    return p
 
 
 def output_path(path: str | os.PathLike[str], grid: OutputGrid, n_grids: int) -> Path:

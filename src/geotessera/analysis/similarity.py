@@ -25,7 +25,7 @@ from ..files import atomic_path
 from ..progress import ProgressSink
 from .extraction import EMB_COLUMNS, extract
 from .grids import DEFAULT_BLOCK, OutputGrid
-from .rasters import BlockWriter, RasterSpec
+from .rasters import BlockWriter, RasterSpec, check_map_path
 from .regionops import finite_rows, make_runner, plan, run
 
 MODES = ("mean", "max")
@@ -220,6 +220,7 @@ def similar(
     written and, with ``top_k``, the table of the most similar locations (also written to
     ``top_k_output``, default ``STEM_top.parquet``).
     """
+    check_map_path(output)
     if mode not in MODES:
         raise InvalidInputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if threshold is not None and not -1.0 <= float(threshold) <= 1.0:

@@ -72,6 +72,7 @@ def command(
     """Train a model on an extraction TABLE (spatial block CV), optionally predict a map."""
     from ..analysis import predict, save_model, train
     from ..analysis.report import report_text, write_report
+    from ..analysis.rasters import check_map_path
     from .analysis_options import one_year
     from .render import stderr
 
@@ -83,6 +84,8 @@ def command(
         raise click.UsageError("--predict REGION and a map path (-o MAP.tif or --map) go together")
     if proba and predict_region is None:
         raise click.UsageError("--proba writes probabilities of a predicted map: give --predict REGION too")
+    if map_out is not None:
+        check_map_path(map_out)  # before training: a map can only be a GeoTIFF
     area = parse_area_text(predict_region) if predict_region is not None else None
     year = one_year(years) if area is not None and years is not None else 0
     source = open_source(source_args) if area is not None else None
