@@ -71,8 +71,8 @@ def command(
 ) -> None:
     """Train a model on an extraction TABLE (spatial block CV), optionally predict a map."""
     from ..analysis import predict, save_model, train
-    from ..analysis.report import report_text, write_report
     from ..analysis.rasters import check_map_path
+    from ..analysis.report import report_text, write_report
     from .analysis_options import one_year
     from .render import stderr
 
