@@ -24,6 +24,7 @@ from geotessera.datasets import DatasetId
 from geotessera.errors import CorruptDataError
 from geotessera.sample.build import build_store
 from geotessera.store import GeoTesseraZarr, build_zarr
+from geotessera.store.shard_record import RECORD_ATTR
 from support.outputs import run_cli, run_together, start_cli
 
 DS = DatasetId.parse("v1")
@@ -130,6 +131,20 @@ def test_a_store_without_checksums_keeps_working(sample: Path, reference: Path, 
     with GeoTesseraZarr(reference) as gz:
         zone = gz.zone(31)
         assert zone is not None and zone.embeddings.inner_crc
+
+
+def test_zarr_build_no_checksums_writes_a_store_like_the_published_ones(sample: Path, tmp_path: Path) -> None:
+    plain, checked = tmp_path / "plain.zarr", tmp_path / "checked.zarr"
+    base = ["zarr", "build", str(sample)]
+    assert run_cli([*base, str(plain), "--no-checksums"]).returncode == 0
+    assert run_cli([*base, str(checked)]).returncode == 0
+    for store, crc in ((plain, False), (checked, True)):
+        for name in ("embeddings", "scales"):
+            meta = json.loads((store / "utm31" / name / "zarr.json").read_text())
+            inner = meta["codecs"][0]["configuration"]["codecs"]
+            assert any(c["name"] == "crc32c" for c in inner) is crc, (store.name, name)
+            assert (RECORD_ATTR in meta.get("attributes", {})) is crc, (store.name, name)
+    np.testing.assert_array_equal(_values(plain), _values(checked))
 
 
 def test_two_concurrent_zarr_builds_into_one_new_store_both_succeed(

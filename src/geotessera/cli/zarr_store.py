@@ -100,6 +100,13 @@ class _Phases:
     help="Also render the store's preview pyramid (global_rgb: RGB of a PCA, EPSG:4326, 10 levels) "
     "of YEAR, replacing any other year's.",
 )
+@click.option(
+    "--checksums/--no-checksums",
+    default=True,
+    show_default=True,
+    help="End every inner chunk of new arrays with its crc32c and record which shards hold data, "
+    "so damage and lost shards are reported; --no-checksums writes stores like the published ones.",
+)
 @dataset_options
 @verbose_option
 def build(
@@ -111,6 +118,7 @@ def build(
     download_dir: Path | None,
     depths_text: str | None,
     preview_year: int | None,
+    checksums: bool,
     dataset_version: str | None,
     dataset_variant: str | None,
 ) -> None:
@@ -140,6 +148,7 @@ def build(
             settings=Settings.resolve(),
             progress=bars,
             depths=depths,
+            checksums=checksums,
         )
     click.echo(
         f"{store}: {plural(report.shards_written, 'shard')} written, "
