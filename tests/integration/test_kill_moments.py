@@ -1,0 +1,96 @@
+"""Commands killed at each of their file-system moments, in turn, are finished by a plain rerun.
+
+``test_kill.py`` kills downloads at random moments: they land in the transfers, and only by luck
+in the milliseconds of the manifest cache, the sidecar, a receipt, a GeoTIFF's rename, its export
+record or the removal of the quantised arrays. Here every one of those moments is the moment of
+a SIGKILL, in turn (``support.killpoints``): of a download (npy, tiff), a ``sample build`` and a
+``registry build``. After each kill nothing wrong may sit at a final path, and a plain rerun
+must end with what an uninterrupted run makes, leaving no temporary behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from geotessera.sample.serve import SampleServer
+from support.killpoints import Run, count_moments, run_killed_at
+from support.outputs import assert_complete, check_final_paths
+
+BBOX = "0.0,52.0,0.2,52.1"
+"""Two tiles (grid_0.05_52.05, grid_0.15_52.05)."""
+TIFF_BANDS = "0,1,2"
+"""GeoTIFFs of three bands: the same steps as 128, a fortieth of the conversion time."""
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.part")) if root.exists() else []
+
+
+def _killed(args: list[str], at: int, moments: int, scratch: Path) -> str:
+    """Run ``args`` killed at moment ``at``; returns the words that say where."""
+    run = run_killed_at(args, at, scratch)
+    assert run.killed, f"moment {at} of {moments} never came (exit {run.code}): {run.log}"
+    return f"killed at moment {at} of {moments}, {run.moment}"
+
+
+def _rerun(args: list[str], where: str, scratch: Path) -> Run:
+    run = run_killed_at(args, None, scratch)
+    assert run.code == 0, f"{where}; the rerun failed: {run.log}"
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["npy", "tiff"])
+def test_a_download_killed_at_each_moment_is_finished_by_a_rerun(
+    fmt: str, s3_endpoint: SampleServer, tiny_store: Path, tmp_path: Path
+) -> None:
+    out, cache, scratch = tmp_path / "out", tmp_path / "cache", tmp_path / "scratch"
+    args = ["download", "-o", str(out), "--bbox", BBOX, "-f", fmt, "--base-url", s3_endpoint.base_url]
+    args += ["--cache-dir", str(cache), *(["--bands", TIFF_BANDS] if fmt == "tiff" else [])]
+    moments = count_moments(args, scratch).moments
+    assert moments >= 30  # the cache, the sidecar, the files, their receipts (and the GeoTIFFs)
+    reference = tmp_path / "reference"
+    out.rename(reference)  # the GeoTIFFs of an uninterrupted run (npy files equal the store's)
+    for at in range(1, moments + 1):
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(cache)
+        where = _killed(args, at, moments, scratch)
+        try:
+            check_final_paths(out, tiny_store, reference)
+        except AssertionError as exc:
+            raise AssertionError(f"{where}: {exc}") from exc
+        rerun = _rerun(args, where, scratch)
+        try:
+            assert_complete(out, tiny_store, fmt, reference, n_tiles=2)
+            assert _temporaries(cache) == []
+        except AssertionError as exc:
+            raise AssertionError(f"{where}; after the rerun: {exc}\n{rerun.log}") from exc
+
+
+SAMPLE = ["--bbox", "0.0,52.0,0.1,52.1", "--years", "2023,2024", "--versions", "v1", "--pixel-size", "500"]
+SAMPLE += ["--no-edge-tiles"]
+
+
+def test_a_registry_build_killed_at_each_moment_is_finished_by_a_rerun(tmp_path: Path) -> None:
+    store, out, scratch = tmp_path / "store", tmp_path / "out", tmp_path / "scratch"
+    assert run_killed_at(["sample", "build", str(store), *SAMPLE], None, scratch).code == 0
+    args = ["registry", "build", str(store), "-o", str(out)]
+    moments = count_moments(args, scratch).moments
+    assert moments >= 4  # manifest.parquet and landmasks.parquet
+    reference = tmp_path / "reference"
+    out.rename(reference)
+    names = ("manifest.parquet", "landmasks.parquet")
+    for at in range(1, moments + 1):
+        shutil.rmtree(out, ignore_errors=True)
+        where = _killed(args, at, moments, scratch)
+        for name in names:  # whole or absent
+            if (out / name).exists():
+                assert pq.read_table(out / name).equals(pq.read_table(reference / name)), f"{where}: {name}"
+        _rerun(args, where, scratch)
+        assert sorted(p.name for p in out.iterdir()) == sorted(names), where
+        for name in names:
+            assert (out / name).read_bytes() == (reference / name).read_bytes(), f"{where}: {name}"
