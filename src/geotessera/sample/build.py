@@ -264,10 +264,11 @@ def build_store(
         lm = sorted(landmask_rows[vpath], key=lambda r: (r["lat_i"], r["lon_i"]))
         w.parquet(S3_LAYOUT.landmasks_manifest_key(ds), pa.Table.from_pylist(lm, schema=LANDMASKS_SCHEMA))
     w.json(f"{GROUND_TRUTH_DIR}/classes.json", _classes_doc(plan, pixel, observed, pixel_counts))
-    w.json(MARKER_FILE, _marker(plan, options, complete=True))
     _remove_stale(root_path, set(w.sizes))
     write_store_checksums(root_path, NON_STORE_ENTRIES)  # what `sample serve` will send as CRC64NVMe
     w.record(CHECKSUM_SIDECAR)
+    # last: a store marked complete is whole (`make demo` skips building such a store)
+    w.json(MARKER_FILE, _marker(plan, options, complete=True))
 
     order = {ds: i for i, ds in enumerate(plan.datasets)}
     written.sort(key=lambda t: (order[t[0]], t[1], t[2].iy, t[2].ix))
