@@ -10,6 +10,7 @@ must end with what an uninterrupted run makes, leaving no temporary behind.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -71,8 +72,76 @@ def test_a_download_killed_at_each_moment_is_finished_by_a_rerun(
             raise AssertionError(f"{where}; after the rerun: {exc}\n{rerun.log}") from exc
 
 
-SAMPLE = ["--bbox", "0.0,52.0,0.1,52.1", "--years", "2023,2024", "--versions", "v1", "--pixel-size", "500"]
-SAMPLE += ["--no-edge-tiles"]
+SMALL = ["--versions", "v1", "--pixel-size", "500", "--no-edge-tiles"]
+SAMPLE = ["--bbox", "0.0,52.0,0.1,52.1", "--years", "2023,2024", *SMALL]
+"""One tile in two years: every kind of file a sample store holds, in a tenth of a second."""
+OLD_SAMPLE = ["--bbox", "0.0,52.0,0.2,52.1", "--years", "2022,2023", *SMALL]
+"""A store built before with other options: a rebuild over it removes what it no longer holds."""
+
+
+def _store_files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (temporaries too) by its path relative to ``root``."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _final_files(root: Path) -> dict[str, bytes]:
+    return {rel: data for rel, data in _store_files(root).items() if not rel.endswith(".part")}
+
+
+def _checksums(root: Path) -> dict[str, str]:
+    """Each file's CRC64NVMe in ``sample_checksums.json`` (its times are the files' own)."""
+    files = json.loads((root / "sample_checksums.json").read_text())["files"]
+    return {rel: entry[3] for rel, entry in files.items()}
+
+
+def _assert_same_store(root: Path, reference: Path, *, final: bool = False) -> None:
+    """``root`` holds what ``reference`` does (with ``final``: at its final paths)."""
+    got, want = (_final_files if final else _store_files)(root), _store_files(reference)
+    assert sorted(got) == sorted(want)
+    del got["sample_checksums.json"], want["sample_checksums.json"]
+    assert [k for k in want if got[k] != want[k]] == []
+    assert _checksums(root) == _checksums(reference)
+
+
+@pytest.mark.parametrize("case", ["new", "rebuild"])
+def test_a_sample_build_killed_at_each_moment_is_finished_by_a_rerun(case: str, tmp_path: Path) -> None:
+    """After every kill each file at a final path is the reference's or the old store's, and a
+    store whose marker says ``complete`` is the reference, whole (``make demo`` skips the build
+    of such a store); a plain rerun ends with the reference store."""
+    root, old, scratch = tmp_path / "store", tmp_path / "old", tmp_path / "scratch"
+    args = ["sample", "build", str(root), *SAMPLE]
+    moments = count_moments(args, scratch).moments
+    reference = tmp_path / "reference"
+    root.rename(reference)
+    if case == "rebuild":
+        assert run_killed_at(["sample", "build", str(old), *OLD_SAMPLE], None, scratch).code == 0
+        moments = count_moments(_start(old, root, args), scratch).moments
+    want, before = _store_files(reference), _store_files(old) if old.exists() else {}
+    for at in range(1, moments + 1):
+        where = _killed(_start(old, root, args), at, moments, scratch)
+        try:
+            for rel, data in _final_files(root).items():
+                if rel not in ("sample_store.json", "sample_checksums.json"):
+                    assert data in (want.get(rel), before.get(rel)), f"{rel} is neither the old nor the new"
+            marker = root / "sample_store.json"
+            if marker.exists() and json.loads(marker.read_text())["complete"]:
+                is_old = marker.read_bytes() == before.get("sample_store.json")
+                _assert_same_store(root, old if is_old else reference, final=True)
+        except AssertionError as exc:
+            raise AssertionError(f"{where}: {exc}") from exc
+        rerun = _rerun(args, where, scratch)
+        try:
+            _assert_same_store(root, reference)
+        except AssertionError as exc:
+            raise AssertionError(f"{where}; after the rerun: {exc}\n{rerun.log}") from exc
+
+
+def _start(old: Path, root: Path, args: list[str]) -> list[str]:
+    """``args``, after putting the starting store in place: none, or a copy of ``old``."""
+    shutil.rmtree(root, ignore_errors=True)
+    if old.exists():
+        shutil.copytree(old, root)
+    return args
 
 
 def test_a_registry_build_killed_at_each_moment_is_finished_by_a_rerun(tmp_path: Path) -> None:

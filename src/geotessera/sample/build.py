@@ -48,6 +48,7 @@ import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 from .._version import __version__
 from ..datasets import DatasetId
 from ..errors import OutputError
+from ..files import remove_stale_temps
 from ..grid import Cell, PixelGrid
 from ..layouts import S3_LAYOUT
 from ..progress import ItemDone, PlanReady, ProgressSink, emit
@@ -133,6 +134,8 @@ def _prepare_root(root: Path) -> None:
     """Create ``root``; refuse a non-empty directory that is not a sample store."""
     if root.exists() and not root.is_dir():
         raise OutputError(f"{root} exists and is not a directory")
+    if root.is_dir():  # a build killed before its marker was in place left only the marker's temporary
+        remove_stale_temps(root / MARKER_FILE)
     if root.is_dir() and any(root.iterdir()) and not (root / MARKER_FILE).is_file():
         raise OutputError(f"{root} is not empty and holds no {MARKER_FILE}; choose an empty directory")
     try:
