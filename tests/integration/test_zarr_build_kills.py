@@ -24,6 +24,7 @@ import zarr.storage._local as zarr_local
 from geotessera.datasets import DatasetId
 from geotessera.sample.build import build_store
 from geotessera.store import GeoTesseraZarr, build_zarr
+from support.killpoints import count_moments, run_killed_at
 
 DS = DatasetId.parse("v1")
 BBOX = (5.8, 51.9, 6.2, 52.1)  # both sides of the zone 31/32 seam at 6 E
@@ -142,3 +143,34 @@ def test_a_build_killed_at_each_metadata_write_is_finished_by_a_rerun(
         build_zarr(sample, store, dataset=DS, years=[build_year], workers=1)
         _assert_same_store(store, references[case], years)
         shutil.rmtree(store)
+
+
+@pytest.mark.slow
+def test_a_build_killed_at_each_shard_and_receipt_moment_is_finished_by_a_rerun(
+    sample: Path, references: dict[str, Path], tmp_path: Path
+) -> None:
+    """The shard phase, by real SIGKILLs (``support.killpoints``): just before and after each
+    shard's and each receipt's rename into place, and before each unlink. After every kill each
+    shard at a final path is the reference's; a plain rerun gives the reference store."""
+    store, scratch = tmp_path / "v1.zarr", tmp_path / "scratch"
+    args = ["zarr", "build", str(sample), str(store), "--dataset-version", "v1", "--years", "2023"]
+    args += ["--workers", "1"]
+    trace = count_moments(args, scratch).trace
+    # zarr-python's writes (its *.partial unlinks among them) are the metadata phase, killed
+    # in-process at each write above: here the shards and receipts of geotessera.files
+    moments = [at for at, what in enumerate(trace, 1) if not what.endswith(".partial")]
+    assert len(moments) >= 16  # two zones: a shard of each array and its receipt, before and after
+    want = _files(references["first"])
+    for at in moments:
+        shutil.rmtree(store)
+        run = run_killed_at(args, at, scratch)
+        where = f"killed at moment {at} of {len(trace)}, {run.moment}"
+        assert run.killed, f"moment {at} never came (exit {run.code}): {run.log}"
+        got = {k: v for k, v in _files(store).items() if not k.endswith(".part")}  # final paths
+        assert [k for k in got if got[k] != want.get(k)] == [], where
+        rerun = run_killed_at(args, None, scratch)
+        assert rerun.code == 0, f"{where}; the rerun failed: {rerun.log}"
+        try:
+            _assert_same_store(store, references["first"], (2023,))
+        except AssertionError as exc:
+            raise AssertionError(f"{where}; after the rerun: {exc}") from exc

@@ -31,11 +31,27 @@ from typing import Any
 PRELOAD = [
     *("geotessera.cli", "geotessera.cli.render", "geotessera.client", "geotessera.regions"),
     *("rasterio", "pyarrow.parquet", "pandas", "rich.progress", "dateutil.parser", "encodings.idna"),
+    *("zarr", "geotessera.store", "geotessera.cli.zarr_store", "geotessera.sample.build"),
     *("zoneinfo", "_strptime", "tarfile", "difflib", "support.killpoints"),
 ]
 """Imported once by the forkserver: what every run would import otherwise (half a second)."""
 _ctx = multiprocessing.get_context("forkserver")
 _ctx.set_forkserver_preload(PRELOAD)
+
+
+def _make_shared_locks() -> None:
+    """Numcodecs' Blosc makes a multiprocessing lock (a semaphore the resource tracker follows)
+    at its first use; made once here, in the forkserver, it is not left behind by every run
+    killed while encoding (the tracker would warn of them when the tests end)."""
+    try:
+        import numcodecs.blosc
+
+        numcodecs.blosc.get_mutex()
+    except (ImportError, AttributeError):  # another numcodecs: at worst, that warning
+        pass
+
+
+_make_shared_locks()
 
 
 @dataclass(frozen=True)
