@@ -7,7 +7,9 @@ and just after every rename into place of :mod:`geotessera.files` (the temporary
 its final path / the file in place and nothing after it done), and just before every unlink of
 a file that is there. :func:`run_killed_at` kills the run with SIGKILL at moment ``n``: no
 ``finally`` block runs, temporaries stay, locks are released by the kernel alone, as a real
-kill leaves them. The moments of a run are counted by a run to its end (:func:`count_moments`).
+kill leaves them; :class:`Started` with ``stop`` stops the run there instead (SIGSTOP), for
+another run to work meanwhile, then resumes it. The moments of a run are counted by a run to its
+end (:func:`count_moments`).
 Runs with threads number their moments in the order they come, which may differ between runs;
 every moment is still a moment of the run.
 
@@ -23,7 +25,8 @@ import os
 import pathlib
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,13 +77,14 @@ class Run:
 
 class _Moments:
     """Counts the moments (and, with ``trace``, lists them); at moment ``at`` the process writes
-    what the moment is to ``said`` and kills itself."""
+    what the moment is to ``said`` and kills itself (``stop``: stops, until a SIGCONT)."""
 
-    def __init__(self, at: int | None, said: Path, trace: bool) -> None:
+    def __init__(self, at: int | None, said: Path, trace: bool, stop: bool = False) -> None:
         self.at = at
         self.n = 0
         self.said = said
         self.trace: list[str] | None = [] if trace else None
+        self.signal = signal.SIGSTOP if stop else signal.SIGKILL
         self._lock = threading.Lock()
 
     def __call__(self, what: str) -> None:
@@ -90,7 +94,7 @@ class _Moments:
                 self.trace.append(what)
             if self.n == self.at:
                 self.said.write_text(what)
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), self.signal)
 
 
 def _install(moments: _Moments) -> None:
@@ -113,13 +117,13 @@ def _install(moments: _Moments) -> None:
     pathlib.Path.unlink = unlink_at_moments  # type: ignore[method-assign]
 
 
-def _child(args: Sequence[str], at: int | None, scratch: Path) -> None:
+def _child(args: Sequence[str], at: int | None, scratch: Path, stop: bool) -> None:
     fd = os.open(scratch / "log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     for name in [k for k in os.environ if k.startswith("GEOTESSERA_")]:
         del os.environ[name]
-    moments = _Moments(at, scratch / "moment", trace=at is None)
+    moments = _Moments(at, scratch / "moment", trace=at is None, stop=stop)
     _install(moments)
     from geotessera.cli import cli
 
@@ -130,27 +134,63 @@ def _child(args: Sequence[str], at: int | None, scratch: Path) -> None:
         (scratch / "moments").write_text("".join(f"{line}\n" for line in told))
 
 
+class Started:
+    """``geotessera ARGS`` running in a forked process, stopped or killed at moment ``at``
+    (``None``: never); ``scratch`` is a directory of its own for its output and what it tells."""
+
+    def __init__(self, args: Sequence[str], at: int | None, scratch: Path, *, stop: bool = False) -> None:
+        self.args, self.at, self.scratch = list(args), at, scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        for name in ("log", "moment", "moments"):
+            (scratch / name).unlink(missing_ok=True)
+        self._proc: Any = _ctx.Process(target=_child, args=(self.args, at, scratch, stop))
+        self._proc.start()
+
+    def read(self, name: str) -> str:
+        p = self.scratch / name
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    @property
+    def running(self) -> bool:
+        return bool(self._proc.is_alive())
+
+    @property
+    def stopped(self) -> bool:
+        """True while the process is stopped (at its moment)."""
+        try:
+            stat = Path(f"/proc/{self._proc.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rpartition(")")[2].split()[0] in ("T", "t")
+
+    def resume(self) -> None:
+        os.kill(self._proc.pid, signal.SIGCONT)
+
+    def wait(self, timeout: float = 300) -> Run:
+        """Wait for the end of the run; how it ended."""
+        self._proc.join(timeout)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+            raise AssertionError(f"geotessera {' '.join(self.args)} still running after {timeout} s")
+        moment = self.read("moment")
+        trace = self.read("moments").splitlines() if self.at is None else []
+        code = self._proc.exitcode
+        return Run(code, (self.at or 0) if moment else len(trace), moment, trace, self.read("log"))
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Wait (polling) until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.005)
+
+
 def run_killed_at(args: Sequence[str], at: int | None, scratch: Path, *, timeout: float = 300) -> Run:
     """Run ``geotessera ARGS`` in a forked process, killed at moment ``at`` (``None``: never);
     ``scratch`` is a directory for its output and what it tells."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    for name in ("log", "moment", "moments"):
-        (scratch / name).unlink(missing_ok=True)
-    proc: Any = _ctx.Process(target=_child, args=(list(args), at, scratch))
-    proc.start()
-    proc.join(timeout)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-        raise AssertionError(f"geotessera {' '.join(args)} still running after {timeout} s")
-
-    def read(name: str) -> str:
-        p = scratch / name
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    moment = read("moment")
-    trace = read("moments").splitlines() if at is None else []
-    return Run(proc.exitcode, at if moment else len(trace), moment, trace, read("log"))
+    return Started(args, at, scratch).wait(timeout)
 
 
 def count_moments(args: Sequence[str], scratch: Path) -> Run:
@@ -158,3 +198,19 @@ def count_moments(args: Sequence[str], scratch: Path) -> Run:
     run = run_killed_at(args, None, scratch)
     assert run.code == 0, run.log
     return run
+
+
+def run_beside_stopped(
+    args: Sequence[str], at: int, other: Sequence[str], scratch: Path, *, waits: str
+) -> tuple[Run, Run]:
+    """Run ``args`` stopped at its moment ``at``; meanwhile run ``other`` until it ends or logs
+    ``waits`` (it waits for a lock the stopped run holds); then let the first go on. Returns
+    both runs (the first one's ``moment`` says where it was stopped)."""
+    first = Started(args, at, scratch / "first", stop=True)
+    until(lambda: first.stopped or not first.running, f"moment {at}")
+    second = Started(other, None, scratch / "second")
+    until(lambda: not second.running or waits in second.read("log"), "the other run to end or wait")
+    moment = first.read("moment")
+    first.resume()
+    ran = first.wait()
+    return Run(ran.code, ran.moments, moment, ran.trace, ran.log), second.wait()
