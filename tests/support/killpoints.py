@@ -20,6 +20,7 @@ and a run starts in milliseconds.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import pathlib
@@ -35,6 +36,7 @@ PRELOAD = [
     *("geotessera.cli", "geotessera.cli.render", "geotessera.client", "geotessera.regions"),
     *("rasterio", "pyarrow.parquet", "pandas", "rich.progress", "dateutil.parser", "encodings.idna"),
     *("zarr", "geotessera.store", "geotessera.cli.zarr_store", "geotessera.sample.build"),
+    *("geotessera.analysis.models", "sklearn.neighbors", "skops.io"),
     *("zoneinfo", "_strptime", "tarfile", "difflib", "support.killpoints"),
 ]
 """Imported once by the forkserver: what every run would import otherwise (half a second)."""
@@ -117,7 +119,19 @@ def _install(moments: _Moments) -> None:
     pathlib.Path.unlink = unlink_at_moments  # type: ignore[method-assign]
 
 
-def _child(args: Sequence[str], at: int | None, scratch: Path, stop: bool) -> None:
+@dataclass(frozen=True)
+class Call:
+    """A run that is a call of a function (``"module:name"``, importable by the forkserver's
+    children) with ``args``, instead of a ``geotessera`` command line; it ends with exit 0."""
+
+    target: str
+    args: tuple[Any, ...] = ()
+
+    def __str__(self) -> str:
+        return self.target
+
+
+def _child(args: Sequence[str] | Call, at: int | None, scratch: Path, stop: bool) -> None:
     fd = os.open(scratch / "log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -125,26 +139,37 @@ def _child(args: Sequence[str], at: int | None, scratch: Path, stop: bool) -> No
         del os.environ[name]
     moments = _Moments(at, scratch / "moment", trace=at is None, stop=stop)
     _install(moments)
-    from geotessera.cli import cli
-
     try:
-        cli.main(list(args), prog_name="geotessera", standalone_mode=True)
+        if isinstance(args, Call):
+            module, _, name = args.target.partition(":")
+            getattr(importlib.import_module(module), name)(*args.args)
+        else:
+            from geotessera.cli import cli
+
+            cli.main(list(args), prog_name="geotessera", standalone_mode=True)
     finally:
         told = moments.trace if moments.trace is not None else [str(moments.n)]
         (scratch / "moments").write_text("".join(f"{line}\n" for line in told))
 
 
 class Started:
-    """``geotessera ARGS`` running in a forked process, stopped or killed at moment ``at``
-    (``None``: never); ``scratch`` is a directory of its own for its output and what it tells."""
+    """``geotessera ARGS`` (or a :class:`Call`) running in a forked process, stopped or killed at
+    moment ``at`` (``None``: never); ``scratch`` is a directory of its own for its output and what
+    it tells."""
 
-    def __init__(self, args: Sequence[str], at: int | None, scratch: Path, *, stop: bool = False) -> None:
-        self.args, self.at, self.scratch = list(args), at, scratch
+    def __init__(
+        self, args: Sequence[str] | Call, at: int | None, scratch: Path, *, stop: bool = False
+    ) -> None:
+        self.args = args if isinstance(args, Call) else list(args)
+        self.at, self.scratch = at, scratch
         scratch.mkdir(parents=True, exist_ok=True)
         for name in ("log", "moment", "moments"):
             (scratch / name).unlink(missing_ok=True)
         self._proc: Any = _ctx.Process(target=_child, args=(self.args, at, scratch, stop))
         self._proc.start()
+
+    def __str__(self) -> str:
+        return str(self.args) if isinstance(self.args, Call) else f"geotessera {' '.join(self.args)}"
 
     def read(self, name: str) -> str:
         p = self.scratch / name
@@ -172,7 +197,7 @@ class Started:
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
-            raise AssertionError(f"geotessera {' '.join(self.args)} still running after {timeout} s")
+            raise AssertionError(f"{self} still running after {timeout} s")
         moment = self.read("moment")
         trace = self.read("moments").splitlines() if self.at is None else []
         code = self._proc.exitcode
@@ -187,13 +212,13 @@ def until(condition: Callable[[], bool], what: str, timeout: float = 120) -> Non
         time.sleep(0.005)
 
 
-def run_killed_at(args: Sequence[str], at: int | None, scratch: Path, *, timeout: float = 300) -> Run:
-    """Run ``geotessera ARGS`` in a forked process, killed at moment ``at`` (``None``: never);
-    ``scratch`` is a directory for its output and what it tells."""
+def run_killed_at(args: Sequence[str] | Call, at: int | None, scratch: Path, *, timeout: float = 300) -> Run:
+    """Run ``geotessera ARGS`` (or a :class:`Call`) in a forked process, killed at moment ``at``
+    (``None``: never); ``scratch`` is a directory for its output and what it tells."""
     return Started(args, at, scratch).wait(timeout)
 
 
-def count_moments(args: Sequence[str], scratch: Path) -> Run:
+def count_moments(args: Sequence[str] | Call, scratch: Path) -> Run:
     """Run ``geotessera ARGS`` to its end, listing its moments; it must succeed."""
     run = run_killed_at(args, None, scratch)
     assert run.code == 0, run.log

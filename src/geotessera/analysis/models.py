@@ -28,7 +28,7 @@ from .._optional import require
 from .._version import __version__
 from ..datasets import DatasetId
 from ..errors import CorruptDataError, InvalidInputError, MixedDatasetError, OutputError
-from ..files import atomic_path
+from ..files import atomic_path, write_atomic
 from .spatial_cv import spatial_blocks, spatial_folds
 
 log = logging.getLogger(__name__)
@@ -258,10 +258,14 @@ def save_model(model: TrainedModel, directory: str | os.PathLike[str]) -> Path:
     """Write ``model.skops`` and ``model.json`` into ``directory`` (created); returns it."""
     sio = require("skops.io", EXTRA)
     d = Path(directory)
+    meta = json.dumps(model.metadata(), indent=2, default=_json_default).encode()
     try:
+        # the description names the classes of the estimator beside it: gone before the estimator
+        # is replaced, written after (a kill in between leaves no model, never a mix of two)
+        (d / META_FILE).unlink(missing_ok=True)
         with atomic_path(d / MODEL_FILE) as tmp:
             sio.dump(model.estimator, tmp)
-        (d / META_FILE).write_text(json.dumps(model.metadata(), indent=2, default=_json_default))
+        write_atomic(d / META_FILE, meta)
     except OSError as exc:
         raise OutputError(f"cannot write the model into {d}: {exc}") from exc
     return d
