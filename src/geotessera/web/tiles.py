@@ -6,7 +6,9 @@ spreads over the cores. Pixels without data are transparent; only tiles that mee
 data are cut (:mod:`.footprint`), and one that still holds no data is not written (the viewer
 shows nothing there). Each PNG is written atomically, so an
 interrupted run leaves only whole tiles; a rerun keeps them unless ``force`` (or the
-mosaic has changed since, which ``tiles.json`` records).
+mosaic has changed since, which ``tiles.json`` records before the first tile is cut: a rebuild
+for another mosaic that was interrupted is done again whole, and tiles without a record are
+cut again).
 """
 
 from __future__ import annotations
@@ -118,20 +120,20 @@ def render_web_tiles(
     tiles = tiles_over(cells, zooms, MAX_TILES)  # only where the mosaic has data
     out = Path(output_dir)
     meta_path = out / META_FILE
-    if not force and meta_path.is_file():
-        try:
-            old = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            old = {}
-        if old.get("source") != info.fingerprint:
-            log.warning(
-                "the tiles in %s were made from another mosaic (or an older one); rebuilding them", out
-            )
-            force = True
+    force = force or _tiles_may_be_stale(out, meta_path, info.fingerprint)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {out}: {exc}") from exc
+    meta = {
+        "source": info.fingerprint,
+        "zooms": list(zooms),
+        "bounds": list(info.bounds),
+        "format": "xyz-png-256",
+    }
+    # recorded before the first tile, so that a rerun after an interruption knows where the
+    # tiles there come from; ``rewrite``: they replace another mosaic's, which some still are
+    _write_meta(meta_path, {**meta, "complete": False, "rewrite": force})
     report = TileReport(zooms=zooms, bounds=info.bounds, footprint=merge_cells(cells))
     emit(progress, PlanReady(len(tiles), 0, "tiles"))
     lock = threading.Lock()
@@ -175,14 +177,27 @@ def render_web_tiles(
                 f.result()
     except OSError as exc:
         raise OutputError(f"cannot write tiles into {out}: {exc}") from exc
-    meta = {
-        "source": info.fingerprint,
-        "zooms": list(zooms),
-        "bounds": list(info.bounds),
-        "format": "xyz-png-256",
-    }
-    meta_path.write_text(json.dumps(meta, indent=2))
+    _write_meta(meta_path, {**meta, "complete": True})
     return report
+
+
+def _tiles_may_be_stale(out: Path, meta_path: Path, fingerprint: dict[str, Any]) -> bool:
+    """True when tiles in ``out`` may have been cut from another mosaic than ``fingerprint``'s:
+    every tile is then cut again."""
+    try:
+        old = json.loads(meta_path.read_text())
+    except FileNotFoundError:  # tiles without a record (another program's, an older version's)
+        return any(out.glob("[0-9]*/[0-9]*/*.png"))
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict) or old.get("source") != fingerprint:
+        log.warning("the tiles in %s were made from another mosaic (or an older one); rebuilding them", out)
+        return True
+    return bool(old.get("rewrite")) and not old.get("complete", True)  # an interrupted rebuild
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(meta, indent=2).encode(), fsync=False)
 
 
 def geotiff_to_web_tiles(
