@@ -288,3 +288,67 @@ def test_max_mode_takes_the_best_exemplar(store: GeoTesseraZarr, tmp_path: Path)
         rasterio.open(one[1].rasters[0]) as a1,
     ):
         np.testing.assert_allclose(b.read(1), np.fmax(a0.read(1), a1.read(1)), rtol=1e-6)
+
+
+class _Killed(BaseException):
+    """A simulated kill (nothing in the library catches it)."""
+
+
+SMALL = (0.1, 52.1, 0.2, 52.2)
+
+
+def _describing(what: str, trained: Any, client: GeoTessera, store: GeoTesseraZarr) -> tuple[Any, str]:
+    """(run(output, variant) writing a map and its JSON description, the description's suffix)."""
+    if what == "predict":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        from geotessera.analysis import TrainedModel
+
+        x = np.random.default_rng(0).normal(size=(20, 128))
+        other = TrainedModel(
+            KNeighborsClassifier(3).fit(x, np.arange(20) % 2),
+            "classification",
+            "knn",
+            "crop",
+            ["wheat", "barley"],
+            list(range(128)),
+            [2024],
+            None,
+        )
+        models = {0: trained[0], 1: other}
+        return (lambda out, v: predict(models[v], client, SMALL, 2024, out)), ".tif.classes.json"
+    if what == "cluster":
+        return (
+            lambda out, v: cluster(store, SMALL, 2024, 3, out, sample_size=300, seed=v)
+        ), "_centroids.json"
+    return (lambda out, v: change(client, SMALL, (2023, 2024), out, threshold=0.2 + v / 10)), ".json"
+
+
+@pytest.mark.parametrize("what", ["predict", "cluster", "change"])
+def test_a_map_written_again_and_interrupted_keeps_no_description_of_the_run_before(
+    what: str, trained: Any, client: GeoTessera, store: GeoTesseraZarr, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A map's JSON description (classes, centroids, statistics) must not outlive the map it
+    describes: a run killed just after its map was moved into place must leave no description,
+    or its own, never the one the run before wrote for another map (another model's classes)."""
+    import geotessera.analysis.rasters as rasters
+
+    run, suffix = _describing(what, trained, client, store)
+    out, ref = tmp_path / "map.tif", tmp_path / "ref" / "map.tif"
+    run(out, 0)
+    run(ref, 1)
+    described, want = out.with_name("map" + suffix), ref.with_name("map" + suffix).read_text()
+    assert described.read_text() != want
+    commit = rasters.commit_path
+
+    def commit_then_die(tmp: Path, path: Path, **kw: Any) -> None:
+        commit(tmp, path, **kw)
+        raise _Killed(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(rasters, "commit_path", commit_then_die)
+        with pytest.raises(_Killed):
+            run(out, 1)
+    assert not described.exists() or described.read_text() == want
+    run(out, 1)
+    assert described.read_text() == want and out.read_bytes() == ref.read_bytes()

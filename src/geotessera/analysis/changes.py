@@ -9,7 +9,6 @@ Only tiles holding data in both years are compared.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidInputError, OutputError
+from ..errors import InvalidInputError
 from ..progress import ProgressSink
 from .grids import DEFAULT_BLOCK, OutputGrid
-from .rasters import RasterSpec, check_map_path
+from .rasters import RasterSpec, check_map_path, drop_description, write_description
 from .regionops import make_runner, plan, run
 
 DEFAULT_THRESHOLD = 0.3
@@ -114,14 +113,11 @@ def change(
         paths = p.paths(output)
         tags = {"TESSERA_YEARS": f"{ys[0]},{ys[1]}", "MEASURE": "cosine distance"}
         spec = RasterSpec("float32", 1, float("nan"), descriptions=("cosine distance",), tags=tags)
+        summary_path = Path(output).with_suffix(".json")
+        drop_description(summary_path)
         written = run(p, arrays, paths, spec, runner, sinks=[stats.add], progress=progress)
     finally:
         runner.close()
     summary = stats.summary((ys[0], ys[1]))
-    out = Path(output)
-    summary_path = out.with_suffix(".json")
-    try:
-        summary_path.write_text(json.dumps(summary, indent=2))
-    except OSError as exc:
-        raise OutputError(f"cannot write {summary_path}: {exc}") from exc
+    write_description(summary_path, summary)
     return ChangeResult(written, summary_path, summary)

@@ -9,7 +9,6 @@ centroids, the sample size and seed).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,10 @@ import numpy.typing as npt
 import shapely
 
 from .._optional import require
-from ..errors import InvalidInputError, OutputError
+from ..errors import InvalidInputError
 from ..progress import ProgressSink
 from .grids import DEFAULT_BLOCK
-from .rasters import RasterSpec, check_map_path, colour_table
+from .rasters import RasterSpec, check_map_path, colour_table, drop_description, write_description
 from .regionops import Plan, finite_rows, make_runner, plan, run
 
 
@@ -114,11 +113,12 @@ def cluster(
         paths = p.paths(output)
         tags = {"TESSERA_YEAR": str(year), "CLUSTERS": f"k-means, k={k}, seed={seed}, sample={len(x)}"}
         spec = RasterSpec("uint8", 1, 255, colour_table(int(k)), ("cluster",), tags)
+        out = Path(output)
+        cpath = out.with_name(f"{out.stem}_centroids.json")
+        drop_description(cpath)
         written = run(p, arrays, paths, spec, runner, progress=progress)
     finally:
         runner.close()
-    out = Path(output)
-    cpath = out.with_name(f"{out.stem}_centroids.json")
     doc = {
         "k": int(k),
         "year": int(year),
@@ -128,8 +128,5 @@ def cluster(
         "inertia": float(model.inertia_),
         "centroids": centroids.tolist(),
     }
-    try:
-        cpath.write_text(json.dumps(doc))
-    except OSError as exc:
-        raise OutputError(f"cannot write {cpath}: {exc}") from exc
+    write_description(cpath, doc, indent=None)
     return ClusterResult(written, cpath, centroids)

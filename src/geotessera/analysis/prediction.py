@@ -21,11 +21,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidInputError, OutputError
+from ..errors import InvalidInputError
 from ..progress import ProgressSink
 from .grids import DEFAULT_BLOCK
 from .models import TrainedModel, load_model
-from .rasters import BlockWriter, RasterSpec, check_map_path, colour_table
+from .rasters import (
+    BlockWriter,
+    RasterSpec,
+    check_map_path,
+    colour_table,
+    drop_description,
+    write_description,
+)
 from .regionops import finite_rows, make_runner, plan
 
 
@@ -128,6 +135,8 @@ def predict(
                 )
             )
         paths = p.paths(output)
+        for path in paths:
+            drop_description(_classes_path(path))
         tags = {"TESSERA_YEAR": str(year), "LABEL": m.label, "MODEL": m.kind}
         if m.dataset:
             tags["TESSERA_DATASET"] = f"{m.dataset['version']}/{m.dataset['variant']}"
@@ -196,14 +205,14 @@ def _run_with_proba(
     return [*paths, *proba_paths]
 
 
+def _classes_path(path: Path) -> Path:
+    return path.with_name(path.name + ".classes.json")
+
+
 def _write_classes(path: Path, names: list[str], label: str) -> None:
-    side = path.with_name(path.name + ".classes.json")
     doc = {
         "label": label,
         "nodata": 255 if len(names) <= 254 else 65535,
         "classes": [{"id": i, "name": n} for i, n in enumerate(names)],
     }
-    try:
-        side.write_text(json.dumps(doc, indent=2))
-    except OSError as exc:
-        raise OutputError(f"cannot write {side}: {exc}") from exc
+    write_description(_classes_path(path), doc)

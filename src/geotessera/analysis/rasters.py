@@ -11,6 +11,7 @@ them. No time stamps go into the file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy.typing as npt
 from .._version import __version__
 from ..errors import InvalidInputError, OutputError
 from ..export import check_written_geotiff
-from ..files import begin_path, commit_path
+from ..files import begin_path, commit_path, write_atomic
 from .grids import OutputGrid
 
 TILE = 256
@@ -83,6 +84,23 @@ def check_map_path(path: str | os.PathLike[str]) -> Path:
             f"cannot write a map to {p}: maps are GeoTIFFs, expected a name ending in .tif or .tiff"
         )
     return p
+
+
+def drop_description(path: Path) -> None:
+    """Remove the JSON file ``path`` that describes maps (their classes, centroids, statistics)
+    before those maps are written again: it vouches for the maps beside it, so it goes before they
+    are replaced and comes back after (:func:`write_description`). An interrupted run leaves maps
+    without a description, never beside another run's."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot remove {path}: {exc}") from exc
+
+
+def write_description(path: Path, doc: Any, *, indent: int | None = 2) -> Path:
+    """Write the JSON description of maps (see :func:`drop_description`), atomically."""
+    write_atomic(path, json.dumps(doc, indent=indent).encode(), fsync=False)
+    return path
 
 
 def output_path(path: str | os.PathLike[str], grid: OutputGrid, n_grids: int) -> Path:
