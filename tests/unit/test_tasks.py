@@ -14,12 +14,15 @@ from geotessera.tasks import map_bounded
 
 def _run(settle: bool) -> tuple[list[str], threading.Event]:
     finished: list[str] = []
-    started = threading.Event()
+    started, returned = threading.Event(), threading.Event()
 
     def task(name: str) -> None:
         if name == "slow":
             started.set()
-            time.sleep(0.3)
+            if settle:
+                time.sleep(0.3)  # still running when "bad" fails: the call must wait for it
+            else:
+                returned.wait(5)  # still running when the call returns, however slow the machine
             finished.append(name)
         elif name == "bad":
             started.wait(5)
@@ -31,6 +34,7 @@ def _run(settle: bool) -> tuple[list[str], threading.Event]:
         with pytest.raises(RuntimeError, match="boom"):
             map_bounded(pool, task, ["slow", "bad", "later"], limit=2, settle=settle)
         seen = list(finished)  # what had finished when the call returned
+        returned.set()
     return seen, started
 
 
