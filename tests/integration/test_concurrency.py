@@ -51,6 +51,7 @@ def test_a_download_stopped_at_each_moment_while_another_runs_into_its_directory
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(cache)
         ran_a, ran_b = run_beside_stopped(args, at, args, tmp_path, waits=WAITING)
+        assert ran_a.moment, f"download A never came to moment {at} of {moments}: {ran_a.log}"
         where = f"A stopped at moment {at} of {moments}, {ran_a.moment}"
         assert ran_a.code == 0 and ran_b.code == 0, f"{where}:\nA: {ran_a.log}\nB: {ran_b.log}"
         try:

@@ -36,7 +36,7 @@ PRELOAD = [
     *("geotessera.cli", "geotessera.cli.render", "geotessera.client", "geotessera.regions"),
     *("rasterio", "pyarrow.parquet", "pandas", "rich.progress", "dateutil.parser", "encodings.idna"),
     *("zarr", "geotessera.store", "geotessera.cli.zarr_store", "geotessera.sample.build"),
-    *("geotessera.analysis.models", "sklearn.neighbors", "skops.io"),
+    *("geotessera.analysis.models", "sklearn.neighbors", "skops.io", "geotessera.web", "rio_tiler.io"),
     *("zoneinfo", "_strptime", "tarfile", "difflib", "support.killpoints"),
 ]
 """Imported once by the forkserver: what every run would import otherwise (half a second)."""
