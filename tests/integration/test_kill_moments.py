@@ -27,8 +27,9 @@ TIFF_BANDS = "0,1,2"
 """GeoTIFFs of three bands: the same steps as 128, a fortieth of the conversion time."""
 
 
-def _temporaries(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.part")) if root.exists() else []
+def _names(root: Path) -> list[str]:
+    """Every file under ``root``, hidden ones too (receipts, records; any leftover)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
 def _killed(args: list[str], at: int, moments: int, scratch: Path) -> str:
@@ -54,11 +55,12 @@ def test_a_download_killed_at_each_moment_is_finished_by_a_rerun(
     args += ["--cache-dir", str(cache), *(["--bands", TIFF_BANDS] if fmt == "tiff" else [])]
     moments = count_moments(args, scratch).moments
     assert moments >= 30  # the cache, the sidecar, the files, their receipts (and the GeoTIFFs)
-    reference = tmp_path / "reference"
+    reference, cached = tmp_path / "reference", tmp_path / "cached"
     out.rename(reference)  # the GeoTIFFs of an uninterrupted run (npy files equal the store's)
+    cache.rename(cached)
     for at in range(1, moments + 1):
         shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(cache)
+        shutil.rmtree(cache, ignore_errors=True)
         where = _killed(args, at, moments, scratch)
         try:
             check_final_paths(out, tiny_store, reference)
@@ -67,7 +69,8 @@ def test_a_download_killed_at_each_moment_is_finished_by_a_rerun(
         rerun = _rerun(args, where, scratch)
         try:
             assert_complete(out, tiny_store, fmt, reference, n_tiles=2)
-            assert _temporaries(cache) == []
+            assert _names(out) == _names(reference)  # nothing left over, not even a hidden file
+            assert _names(cache) == _names(cached)
         except AssertionError as exc:
             raise AssertionError(f"{where}; after the rerun: {exc}\n{rerun.log}") from exc
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
-import uuid
 from pathlib import Path
 
 from ..errors import OutputError
+from ..files import begin_path
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -53,7 +53,9 @@ def make_output_dir(path: str | os.PathLike[str]) -> Path:
     p = check_output_dir(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".geotessera-write-test-{uuid.uuid4().hex[:8]}"
+        # a temporary name of the package's (writer's host and pid): the probe of a run killed
+        # while probing is removed by the next one, never left in the directory
+        probe = begin_path(p / ".geotessera-write-test")
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
