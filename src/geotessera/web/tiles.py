@@ -4,8 +4,8 @@ Tiles are read with rio-tiler (``Reader.tile``: a warped read through the mosaic
 overviews) on a thread pool, one reader per thread; GDAL releases the GIL, so the work
 spreads over the cores. Pixels without data are transparent; only tiles that meet the mosaic's
 data are cut (:mod:`.footprint`), and one that still holds no data is not written (the viewer
-shows nothing there). Each PNG is written atomically, so an
-interrupted run leaves only whole tiles; a rerun keeps them unless ``force`` (or the
+shows nothing there). Each PNG is written atomically, so an interrupted run leaves only whole
+tiles (a rerun removes a killed run's temporaries); a rerun keeps them unless ``force`` (or the
 mosaic has changed since, which ``tiles.json`` records before the first tile is cut: a rebuild
 for another mosaic that was interrupted is done again whole, and tiles without a record are
 cut again).
@@ -25,7 +25,7 @@ from typing import Any
 
 from .._optional import require
 from ..errors import InvalidInputError, OutputError
-from ..files import write_atomic
+from ..files import remove_stale_temps_under, write_atomic
 from ..progress import ItemDone, ItemSkipped, PlanReady, ProgressSink, emit
 from .footprint import data_cells, merge_cells, tiles_over
 
@@ -125,6 +125,7 @@ def render_web_tiles(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {out}: {exc}") from exc
+    remove_stale_temps_under(out)  # tiles a killed run was writing (one walk, not a listing per tile)
     meta = {
         "source": info.fingerprint,
         "zooms": list(zooms),

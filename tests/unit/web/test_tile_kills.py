@@ -78,5 +78,7 @@ def test_tiles_killed_at_each_moment_then_cut_again(start: str, rerun: str, tmp_
             _mosaic(mosaic, shades["rerun"])
         cut(str(mosaic), str(out))
         got = _tiles(out)
+        where = f"killed at moment {at} of {moments}, {run.moment}"
         stale = sorted(k for k in tiles["rerun"] if got.get(k) != tiles["rerun"][k])
-        assert stale == [], f"killed at moment {at} of {moments}, {run.moment}: tiles of another mosaic"
+        assert stale == [], f"{where}: tiles of another mosaic"
+        assert sorted(out.rglob("*.part")) == [], f"{where}: temporaries left"
