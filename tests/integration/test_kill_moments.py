@@ -166,3 +166,31 @@ def test_a_registry_build_killed_at_each_moment_is_finished_by_a_rerun(tmp_path:
         assert sorted(p.name for p in out.iterdir()) == sorted(names), where
         for name in names:
             assert (out / name).read_bytes() == (reference / name).read_bytes(), f"{where}: {name}"
+
+
+def test_a_visualize_killed_at_each_moment_leaves_nothing_a_rerun_does_not_clear(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    """visualize draws into a work directory beside its output (a scratch canvas: gigabytes for
+    a large region); killed at any moment, the rerun must end with the mosaic and quick-look of
+    an uninterrupted run and nothing else in the output's directory."""
+    tiles, out, scratch = tmp_path / "tiles", tmp_path / "out", tmp_path / "scratch"
+    for cell in ("grid_0.05_52.05", "grid_0.15_52.05"):
+        src = tiny_store / "v1" / "global_0.1_degree_representation" / "2024" / cell
+        shutil.copytree(src, tiles / "global_0.1_degree_representation" / "2024" / cell)
+        lm = tiny_store / "v1" / "global_0.1_degree_tiff_all" / f"{cell}.tiff"
+        (tiles / "global_0.1_degree_tiff_all").mkdir(exist_ok=True)
+        shutil.copy(lm, tiles / "global_0.1_degree_tiff_all" / lm.name)
+    args = ["visualize", str(tiles), str(out / "mosaic.tif")]
+    moments = count_moments(args, scratch).moments
+    assert moments >= 4  # the mosaic and its quick-look, before and after their renames
+    reference = tmp_path / "reference"
+    out.rename(reference)
+    want = _store_files(reference)
+    for at in range(1, moments + 1):
+        shutil.rmtree(out, ignore_errors=True)
+        where = _killed(args, at, moments, scratch)
+        rerun = _rerun(args, where, scratch)
+        got = _store_files(out)
+        assert sorted(got) == sorted(want), f"{where}; after the rerun:\n{rerun.log}"
+        assert [k for k in want if got[k] != want[k]] == [], where

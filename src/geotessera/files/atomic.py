@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,13 +89,17 @@ def _unlink_stale(candidates: list[Path], older_than_s: float) -> int:
     for part in candidates:
         if _stale(part, now, older_than_s):
             with contextlib.suppress(OSError):
-                part.unlink()
+                if part.is_dir() and not part.is_symlink():  # a writer's work directory
+                    shutil.rmtree(part)
+                else:
+                    part.unlink()
                 removed += 1
     return removed
 
 
 def remove_stale_temps(path: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S) -> int:
-    """Delete temporary files of ``path`` left by writers that can never finish them.
+    """Delete temporary files of ``path`` left by writers that can never finish them (and the work
+    directories of such writers, named the same way: :func:`begin_path`, then ``mkdir``).
 
     Stale: written by a process of this machine that has exited, or untouched for
     ``older_than_s`` seconds (default 10 minutes); a writer still at work keeps its file.

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from affine import Affine
 
 from ..errors import InvalidInputError, OutputError
 from ..export import check_written_geotiff
-from ..files import commit_path
+from ..files import begin_path, commit_path
 from ._progress import Reporter
 from .colour import ColourStretch
 from .tilesets import EmbeddingTile
@@ -209,7 +208,10 @@ def render_mosaic(
     rep.plan(len(tiles), "tiles")
     a, b = projection
     try:
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        # named as a temporary of ``out`` (writer's host and pid): the work directory of a run
+        # killed while drawing (its scratch canvas may be gigabytes) is removed by the next run
+        work = begin_path(out)
+        work.mkdir()
     except OSError as exc:
         raise OutputError(f"cannot write into {out.parent}: {exc}") from exc
     try:

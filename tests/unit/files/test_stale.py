@@ -86,3 +86,15 @@ def test_a_lock_holder_takes_another_librarys_temporaries_however_recent(tmp_pat
     kw = {"foreign": lambda n: n.endswith(".partial"), "foreign_older_than_s": 0.0}
     assert remove_stale_temps_under(tmp_path, **kw) == 1  # type: ignore[arg-type]
     assert not fresh.exists() and mine.exists()
+
+
+def test_a_killed_writers_work_directory_goes_a_live_ones_stays(tmp_path: Path) -> None:
+    """A writer whose files are written by others (GDAL's scratch canvas, the COG, its
+    quick-look) works in a directory named as a temporary of its output; killed, it leaves it."""
+    final = tmp_path / "mosaic.tif"
+    killed, live = _temp_of(final, _dead_pid()), _temp_of(final, os.getppid())
+    for d in (killed, live):
+        d.mkdir()
+        (d / "scratch.tif").write_bytes(b"canvas")
+    assert remove_stale_temps(final) == 1
+    assert not killed.exists() and (live / "scratch.tif").exists()
