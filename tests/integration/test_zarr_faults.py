@@ -14,6 +14,7 @@ import random
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,29 @@ def test_a_rerun_removes_zarr_temporaries_a_kill_left_moments_ago(
     assert report.shards_written == 0 and report.shards_skipped > 0
     assert not any(p.exists() for p in leftovers)
     _assert_same_store(store, reference)
+
+
+def test_where_the_store_cannot_be_locked_a_fresh_zarr_temporary_is_left_alone(
+    sample: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem without locks (some network filesystems) builds run unlocked, so a fresh
+    ``*.partial`` may be another build's metadata write in flight: removing it makes that write
+    fail. Only one untouched for ten minutes is a leftover there."""
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store = _copy(reference, tmp_path)
+    fresh = store / "utm31" / "zarr.5e1d2c3b4a5968778695a4b3c2d1e0f9.partial"
+    old = store / "zarr.0f1e2d3c4b5a69788796a5b4c3d2e1f0.partial"
+    for p in (fresh, old):
+        p.write_bytes(b"{")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    build_zarr(sample, store, dataset=DS, workers=1)
+    assert fresh.exists() and not old.exists()
 
 
 def test_a_preview_removes_zarr_temporaries_a_kill_left(reference: Path, tmp_path: Path) -> None:

@@ -241,11 +241,13 @@ def consolidate(store: Path) -> None:
         zarr.consolidate_metadata(store)
 
 
-def sweep_temporaries(store: Path) -> None:
+def sweep_temporaries(store: Path, *, locked: bool = True) -> None:
     """Delete the shards a killed build left half-written, and zarr-python's ``*.partial``
-    temporaries. Called with the store lock held: every zarr-python write into a store we build
-    happens under that lock, so any such file is a leftover of a killed process, however recent."""
-    remove_stale_temps_under(store, foreign=_is_zarr_temp, foreign_older_than_s=0.0)
+    temporaries. ``locked``: the store lock is held (:func:`store_lock` gave True): every
+    zarr-python write into a store we build happens under that lock, so any such file is a
+    leftover of a killed process, however recent. Without it (a filesystem that cannot lock),
+    a recent one may be another build's write in flight, and only old ones are removed."""
+    remove_stale_temps_under(store, foreign=_is_zarr_temp, foreign_older_than_s=0.0 if locked else None)
 
 
 def _is_zarr_temp(name: str) -> bool:
@@ -253,10 +255,12 @@ def _is_zarr_temp(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def store_lock(store: Path) -> Iterator[None]:
+def store_lock(store: Path) -> Iterator[bool]:
+    """The store's :func:`~geotessera.files.directory_lock`: True when it is held (False: the
+    filesystem cannot lock, and the block runs unlocked)."""
     try:
-        with directory_lock(store):
-            yield
+        with directory_lock(store) as held:
+            yield held
     except OSError as exc:
         if isinstance(exc, OutputError):
             raise

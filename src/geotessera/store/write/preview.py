@@ -336,8 +336,8 @@ def build_preview(
     store = Path(store_path)
     report = PreviewReport(int(year), int(levels))
     # opened first, so that a missing store is refused before the lock would create its directory
-    with GeoTesseraZarr(store) as gz, store_lock(store):  # every zarr-python write: under the lock
-        sweep_temporaries(store)
+    with GeoTesseraZarr(store) as gz, store_lock(store) as locked:  # every zarr-python write: under it
+        sweep_temporaries(store, locked=locked)
         gz._require_year(year)
         present = _present_chunks(gz, store, int(year))
         sample = _sample(gz, present, int(year), sample_pixels, seed)
