@@ -197,7 +197,8 @@ _ZONE_DONE = "spatial:transform"
 def _new_zone_group(root: Any, name: str, shape: tuple[int, int], checksums: bool) -> Any:
     """Group ``name`` with empty (no year yet) ``embeddings``, ``scales``, ``band``, ``time``."""
     h, w = shape
-    group = root.create_group(name)
+    # overwrite: whatever a removal cut short by a kill left there (arrays without their group)
+    group = root.create_group(name, overwrite=True)
     group.create_array(
         "embeddings",
         shape=(0, N_BANDS, h, w),
