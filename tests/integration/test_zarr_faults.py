@@ -243,6 +243,45 @@ def test_a_preview_removes_zarr_temporaries_a_kill_left(reference: Path, tmp_pat
     assert not list(store.rglob("*.partial")) and not list(store.rglob(".*.part"))
 
 
+def test_a_preview_killed_midway_is_no_preview_until_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuilding a preview removes the old one's chunks first; killed before the new one's
+    attributes are written, the store must not go on announcing the old preview (its year, its
+    colours) over levels now empty or half new: a reader finds none, and a rerun makes it."""
+    from geotessera.store.write import preview
+
+    build_store(
+        tmp_path / "s",
+        bbox=(5.80, 51.90, 5.84, 51.92),
+        years=(2024,),
+        versions=("v1",),
+        pixel_size_m=100.0,
+        edge_tiles=False,
+    )
+    store = tmp_path / "v1.zarr"
+    build_zarr(tmp_path / "s", store, dataset=DS, workers=1)
+    preview.build_preview(store, 2024, levels=2)
+    with GeoTesseraZarr(store) as gz:
+        bbox = gz.preview_info["bbox"]
+        want = [gz.preview(bbox, level=lv) for lv in range(2)]
+    assert all(w[..., 3].any() for w in want)
+
+    def killed(*args: object) -> bool:
+        raise KeyboardInterrupt  # the process stops here, between level 0 and level 1
+
+    with monkeypatch.context() as m:
+        m.setattr(preview, "_downsample", killed)
+        with pytest.raises(KeyboardInterrupt):
+            preview.build_preview(store, 2024, levels=2, seed=1)
+    with GeoTesseraZarr(store) as gz:
+        assert gz.preview_info is None
+    preview.build_preview(store, 2024, levels=2)
+    with GeoTesseraZarr(store) as gz:
+        for lv in range(2):
+            np.testing.assert_array_equal(gz.preview(bbox, level=lv), want[lv])
+
+
 ZARR_KILLS = 8
 """SIGKILLs of ``zarr build`` at random moments (downloads take 24 in tests/integration/test_kill.py)."""
 

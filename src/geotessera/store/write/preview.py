@@ -336,8 +336,8 @@ def build_preview(
     store = Path(store_path)
     report = PreviewReport(int(year), int(levels))
     # opened first, so that a missing store is refused before the lock would create its directory
-    with GeoTesseraZarr(store) as gz, store_lock(store) as locked:  # every zarr-python write: under it
-        sweep_temporaries(store, locked=locked)
+    with GeoTesseraZarr(store) as gz, store_lock(store):  # every zarr-python write: under the lock
+        sweep_temporaries(store)
         gz._require_year(year)
         present = _present_chunks(gz, store, int(year))
         sample = _sample(gz, present, int(year), sample_pixels, seed)
@@ -347,7 +347,12 @@ def build_preview(
         report.sample_pixels = len(sample)
         level0 = _level0_chunks(gz, present)
         report.chunks_level0 = len(level0)
-        shutil.rmtree(store / GROUP, ignore_errors=True)  # one preview year at a time
+        if (store / GROUP).exists():  # one preview year at a time
+            # readers stop finding the old pyramid (the consolidated metadata too) before any of it
+            # goes: a kill from here until the new attributes leaves no preview, never a wrong one
+            (store / GROUP / "zarr.json").unlink(missing_ok=True)
+            consolidate(store)
+            shutil.rmtree(store / GROUP, ignore_errors=True)
         root = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
         group = root.create_group(GROUP)
         arrays = []
