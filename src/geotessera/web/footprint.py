@@ -47,27 +47,66 @@ def data_cells(mosaic: str | os.PathLike[str], *, cell_px: int = CELL_PX) -> npt
             cells = pad.reshape(pad.shape[0] // cell_px, cell_px, n_cx, cell_px).any(axis=(1, 3))
             has[r0 // cell_px : r0 // cell_px + cells.shape[0]] = cells
         cy, cx = np.nonzero(has)
-        if cy.size == 0:
-            return np.empty((0, 4), dtype=np.float64)
-        t = ds.transform
-        col0, col1 = cx * cell_px, np.minimum((cx + 1) * cell_px, ds.width)
-        row0, row1 = cy * cell_px, np.minimum((cy + 1) * cell_px, ds.height)
-        # nine points of each cell (corners, edge midpoints, centre) in longitude/latitude: in
-        # EPSG:4326 or 3857 the corners bound the cell; elsewhere its edges may bow a little
-        fr = np.array([0.0, 0.5, 1.0])
-        cols = (col0[:, None] + (col1 - col0)[:, None] * np.tile(fr, 3)[None, :]).astype(np.float64)
-        rws = (row0[:, None] + (row1 - row0)[:, None] * np.repeat(fr, 3)[None, :]).astype(np.float64)
-        xs = t.c + cols * t.a + rws * t.b
-        ys = t.f + cols * t.d + rws * t.e
-        lon, lat = _to_lonlat(ds.crs, xs.ravel(), ys.ravel())
+        boxes = [
+            _cell_boxes(ds, cy[i : i + _BATCH], cx[i : i + _BATCH], cell_px)
+            for i in range(0, cy.size, _BATCH)
+        ]
+    return np.concatenate(boxes) if boxes else np.empty((0, 4), dtype=np.float64)
+
+
+_BATCH = 65_536
+"""Cells placed on the map at once (memory: a few MB of coordinates per batch)."""
+
+
+def _cell_boxes(ds: Any, cy: npt.NDArray[Any], cx: npt.NDArray[Any], cell_px: int) -> npt.NDArray[np.float64]:
+    """Lon/lat boxes of cells (rows ``cy``, columns ``cx``) of the open mosaic ``ds``; a cell
+    across the 180th meridian gives two boxes, one each side."""
+    t = ds.transform
+    col0, col1 = cx * cell_px, np.minimum((cx + 1) * cell_px, ds.width)
+    row0, row1 = cy * cell_px, np.minimum((cy + 1) * cell_px, ds.height)
+    # nine points of each cell (corners, edge midpoints, centre) in longitude/latitude: in
+    # EPSG:4326 or 3857 the corners bound the cell; elsewhere its edges may bow a little
+    fr = np.array([0.0, 0.5, 1.0])
+    cols = (col0[:, None] + (col1 - col0)[:, None] * np.tile(fr, 3)[None, :]).astype(np.float64)
+    rws = (row0[:, None] + (row1 - row0)[:, None] * np.repeat(fr, 3)[None, :]).astype(np.float64)
+    xs = t.c + cols * t.a + rws * t.b
+    ys = t.f + cols * t.d + rws * t.e
+    lon, lat = _to_lonlat(ds.crs, xs.ravel(), ys.ravel())
     lon, lat = lon.reshape(-1, 9), lat.reshape(-1, 9)
+    # longitudes unwrapped about each cell's centre: one across the 180th meridian spans 179 to
+    # 181 degrees, say, where its raw values (-179 and 179) would span the whole world
+    centre = lon[:, 4:5]
+    lon = centre + (lon - centre + 180.0) % 360.0 - 180.0
     eps = 1e-9
     out = np.stack(
         [lon.min(axis=1) - eps, lat.min(axis=1) - eps, lon.max(axis=1) + eps, lat.max(axis=1) + eps], axis=1
     )
+    for pole in (90.0, -90.0):  # a cell holding a pole meets every longitude up to it
+        hit = _cell_at(ds, cy, cx, cell_px, pole)
+        out[hit, 0], out[hit, 2] = -180.0, 180.0
+        out[hit, 3 if pole > 0 else 1] = pole
+    west, east = out[:, 0] < -180.0, out[:, 2] > 180.0  # the part past the meridian, wrapped
+    out = np.concatenate([out, out[west] + [360.0, 0.0, 360.0, 0.0], out[east] - [360.0, 0.0, 360.0, 0.0]])
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], -180.0, 180.0)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], -_MAX_LAT, _MAX_LAT)
-    return out
+    return out[out[:, 0] < out[:, 2]]
+
+
+def _cell_at(
+    ds: Any, cy: npt.NDArray[Any], cx: npt.NDArray[Any], cell_px: int, lat: float
+) -> npt.NDArray[np.bool_]:
+    """Which of the cells holds the pole at latitude ``lat`` (none, where it has no place in the
+    mosaic's CRS)."""
+    from pyproj import Transformer
+
+    if ds.crs.to_epsg() == 4326:
+        return np.zeros(cy.shape, dtype=bool)
+    with np.errstate(all="ignore"):
+        x, y = Transformer.from_crs("EPSG:4326", ds.crs.to_wkt(), always_xy=True).transform(0.0, lat)
+        col, row = ~ds.transform * (x, y)
+    if not (np.isfinite(col) and np.isfinite(row) and 0 <= col < ds.width and 0 <= row < ds.height):
+        return np.zeros(cy.shape, dtype=bool)
+    return (cy == math.floor(row) // cell_px) & (cx == math.floor(col) // cell_px)
 
 
 def _to_lonlat(crs: Any, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[Any, Any]:
