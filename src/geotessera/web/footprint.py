@@ -132,21 +132,37 @@ def tiles_over(cells: npt.NDArray[np.float64], zooms: tuple[int, int], max_tiles
     w, s, e, n = (cells[:, i] for i in range(4))
     for z in range(zooms[0], zooms[1] + 1):
         side = 2**z
-        x0, x1 = _tile_x(w, side), _tile_x(e, side)
-        y0, y1 = _tile_y(n, side), _tile_y(s, side)  # north is the smaller y
+        # each cell's range of tiles; at low zooms many cells share one, so count distinct ranges
+        ranges = np.unique(
+            np.stack([_tile_x(w, side), _tile_x(e, side), _tile_y(n, side), _tile_y(s, side)], 1), axis=0
+        )
+        x0, x1, y0, y1 = (ranges[:, i] for i in range(4))  # north is the smaller y
         nx, ny = x1 - x0 + 1, y1 - y0 + 1
         counts = nx * ny
-        if int(counts.sum()) > 4 * max_tiles:  # before the union: adjacent cells share tiles
+        room = max_tiles - len(out)
+        if int(counts.max()) > room:  # one range alone: its tiles are all distinct
             raise _too_many(zooms, z, max_tiles)
-        cell = np.repeat(np.arange(len(cells)), counts)
-        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        xs = x0[cell] + offset % nx[cell]
-        ys = y0[cell] + offset // nx[cell]
-        keys = np.unique(xs.astype(np.int64) * side + ys)
-        if len(out) + keys.size > max_tiles:
-            raise _too_many(zooms, z, max_tiles)
+        keys = np.empty(0, dtype=np.int64)
+        ends = np.cumsum(counts)
+        start = 0
+        while start < len(ranges):  # expanded a batch of ranges at a time, so memory stays bounded
+            stop = int(np.searchsorted(ends, ends[start] - counts[start] + _EXPAND, side="right"))
+            stop = max(stop, start + 1)
+            c, off = counts[start:stop], np.arange(int(counts[start:stop].sum()))
+            cell = np.repeat(np.arange(start, stop), c)
+            off -= np.repeat(np.cumsum(c) - c, c)
+            xs = x0[cell] + off % nx[cell]
+            ys = y0[cell] + off // nx[cell]
+            keys = np.union1d(keys, xs.astype(np.int64) * side + ys)
+            if keys.size > room:
+                raise _too_many(zooms, z, max_tiles)
+            start = stop
         out.extend(morecantile.Tile(int(k // side), int(k % side), z) for k in keys)
     return out
+
+
+_EXPAND = 1 << 20
+"""Tiles listed at once before their union is taken."""
 
 
 def _tile_x(lon: npt.NDArray[np.float64], side: int) -> npt.NDArray[np.int64]:

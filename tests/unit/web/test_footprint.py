@@ -200,3 +200,12 @@ def test_a_cell_across_the_antimeridian_meets_tiles_on_both_sides_only(crs: str,
     assert {x for x, _, z in got if z == 9} <= set(range(0, 12)) | set(range(500, 512))  # none in between
     if crs == "EPSG:32760":  # the seed's zooms: the tiles of a 500 x 500 km mosaic, not of the world
         assert len(tiles_over(data_cells(path), (8, 15), 2_000_000)) < 400_000
+
+
+def test_the_tile_limit_counts_distinct_tiles_not_cells() -> None:
+    # a big mosaic at a low zoom: many cells, each in one of a few tiles (here 50 cells in 1)
+    cells = np.array([[10.0 + i * 0.01, 50.0, 10.0 + i * 0.01 + 0.005, 50.005] for i in range(50)])
+    assert [(t.x, t.y, t.z) for t in tiles_over(cells, (3, 3), 10)] == [(4, 2, 3)]
+    assert len(tiles_over(cells, (3, 10), 10)) == 9  # one a zoom up to 9, then two
+    with pytest.raises(InvalidInputError, match="zoom 11 passes"):
+        tiles_over(cells, (3, 11), 10)  # and three or four at zoom 11
