@@ -73,10 +73,11 @@ def _cell_boxes(ds: Any, cy: npt.NDArray[Any], cx: npt.NDArray[Any], cell_px: in
     ys = t.f + cols * t.d + rws * t.e
     lon, lat = _to_lonlat(ds.crs, xs.ravel(), ys.ravel())
     lon, lat = lon.reshape(-1, 9), lat.reshape(-1, 9)
-    # longitudes unwrapped about each cell's centre: one across the 180th meridian spans 179 to
-    # 181 degrees, say, where its raw values (-179 and 179) would span the whole world
-    centre = lon[:, 4:5]
-    lon = centre + (lon - centre + 180.0) % 360.0 - 180.0
+    if ds.crs.to_epsg() != 4326:  # (a mosaic in degrees has them continuous already)
+        # longitudes unwrapped about each cell's centre: one across the 180th meridian spans 179
+        # to 181 degrees, say, where its raw values (-179 and 179) would span the whole world
+        centre = lon[:, 4:5]
+        lon = centre + (lon - centre + 180.0) % 360.0 - 180.0
     eps = 1e-9
     out = np.stack(
         [lon.min(axis=1) - eps, lat.min(axis=1) - eps, lon.max(axis=1) + eps, lat.max(axis=1) + eps], axis=1

@@ -209,3 +209,23 @@ def test_the_tile_limit_counts_distinct_tiles_not_cells() -> None:
     assert len(tiles_over(cells, (3, 10), 10)) == 9  # one a zoom up to 9, then two
     with pytest.raises(InvalidInputError, match="zoom 11 passes"):
         tiles_over(cells, (3, 11), 10)  # and three or four at zoom 11
+
+
+def test_a_coarse_world_mosaic_in_degrees_meets_every_tile(tmp_path: Path) -> None:
+    # 64 x 32 pixels of 5.625 degrees: one cell spans the whole world, -170 to 190
+    path = tmp_path / "world.tif"
+    profile = {
+        "driver": "GTiff",
+        "width": 64,
+        "height": 32,
+        "count": 4,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": from_origin(-170.0, 90.0, 5.625, 5.625),
+        "photometric": "RGB",
+        "alpha": "YES",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((4, 32, 64), 200, dtype=np.uint8))
+    got = {(t.x, t.y, t.z) for t in tiles_over(data_cells(path), (0, 2), 1000)}
+    assert got == {(x, y, z) for z in range(3) for x in range(2**z) for y in range(2**z)}
