@@ -22,7 +22,7 @@ import pytest
 import zarr
 
 from geotessera.datasets import DatasetId
-from geotessera.errors import CorruptDataError
+from geotessera.errors import CorruptDataError, OutputError
 from geotessera.sample.build import build_store
 from geotessera.store import GeoTesseraZarr, build_zarr
 from geotessera.store.shard_record import RECORD_ATTR
@@ -229,6 +229,32 @@ def test_where_the_store_cannot_be_locked_a_fresh_zarr_temporary_is_left_alone(
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     build_zarr(sample, store, dataset=DS, workers=1)
     assert fresh.exists() and not old.exists()
+
+
+def test_a_build_into_a_directory_that_is_no_store_removes_nothing_there(
+    sample: Path, tmp_path: Path
+) -> None:
+    """The sweep of temporaries is for a store's own leftovers: pointed by mistake at a directory
+    of other files (a downloads folder), the build refuses it and deletes none of them."""
+    folder = tmp_path / "Downloads"
+    files = [folder / "film.mkv.partial", folder / "sub" / "data.zip.partial", folder / "notes.txt"]
+    for p in files:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"someone else's")
+    with pytest.raises(OutputError, match="not a Zarr store"):
+        build_zarr(sample, folder, dataset=DS, workers=1)
+    assert all(p.exists() for p in files)
+
+
+def test_a_first_build_killed_at_its_first_write_is_finished_by_a_rerun(
+    sample: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Killed while writing the root's metadata, a new store holds only zarr-python's temporary."""
+    store = tmp_path / "v1.zarr"
+    store.mkdir()
+    (store / "zarr.2b3c4d5e6f708192a3b4c5d6e7f80910.partial").write_bytes(b'{"zarr_fo')
+    build_zarr(sample, store, dataset=DS, workers=1)
+    _assert_same_store(store, reference)
 
 
 def test_a_preview_removes_zarr_temporaries_a_kill_left(reference: Path, tmp_path: Path) -> None:

@@ -247,7 +247,13 @@ def sweep_temporaries(store: Path, *, locked: bool = True) -> None:
     temporaries. ``locked``: the store lock is held (:func:`store_lock` gave True): every
     zarr-python write into a store we build happens under that lock, so any such file is a
     leftover of a killed process, however recent. Without it (a filesystem that cannot lock),
-    a recent one may be another build's write in flight, and only old ones are removed."""
+    a recent one may be another build's write in flight, and only old ones are removed.
+
+    Nothing is removed from a directory that is no store (no ``zarr.json``) and holds anything
+    but such a temporary (a first build killed at its first write): :func:`open_root` refuses it.
+    """
+    if not (store / "zarr.json").is_file() and any(not _is_zarr_temp(p.name) for p in store.iterdir()):
+        return
     remove_stale_temps_under(store, foreign=_is_zarr_temp, foreign_older_than_s=0.0 if locked else None)
 
 
