@@ -45,7 +45,8 @@ class RetryPolicy:
     - ``total_timeout_s``: no retry starts later than this after the first attempt (default 300 s).
 
     Retried: HTTP 429, 500, 502, 503, 504, connection errors and resets, read timeouts,
-    truncated bodies. Never retried: 403, 404 and checksum failures.
+    truncated bodies. Never retried: 403, 404 and checksum failures. A refused connection or an
+    unknown host name, to a host that has not answered yet, is retried at most twice.
     """
 
     max_retries: int = 5

@@ -83,10 +83,13 @@ def _load(browser: object, directory: Path, page_name: str, shot: Path) -> tuple
     try:
         page = browser.new_page(viewport=VIEWPORT)  # type: ignore[attr-defined]
         requests: list[str] = []
+        errors: list[str] = []  # uncaught script errors, from the start (a listener added later misses them)
         page.on("request", lambda r: requests.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(served.url + page_name)
         page.wait_for_function("document.body.dataset.tilesLoaded === '1'", timeout=30_000)
         page.wait_for_timeout(300)  # let the last tiles fade in
+        assert not errors, f"script errors on {page_name}: {errors}"
         page.screenshot(path=str(shot))
         keep = os.environ.get("GEOTESSERA_SCREENSHOTS")
         if keep:

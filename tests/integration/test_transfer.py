@@ -229,6 +229,40 @@ def test_unreachable_endpoint_fails_quickly(tmp_path: Path) -> None:
     assert _parts(tmp_path) == []
 
 
+def test_a_refused_first_contact_is_given_up_soon_and_a_known_host_retried_fully(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    """A wrong or unreachable endpoint is reported after FIRST_CONTACT_RETRIES retries (about a
+    second with the default backoff), not the whole policy; a host that has answered before is
+    retried as the policy says when it starts refusing (a restart, an overload)."""
+    from geotessera.transfer.http import FIRST_CONTACT_RETRIES
+
+    policy = RetryPolicy(max_retries=5, initial_backoff_s=0.01, max_backoff_s=0.02, total_timeout_s=30)
+    port = _closed_port()
+    first = rf"\({FIRST_CONTACT_RETRIES + 1} attempts"
+    with (
+        HttpSource(f"http://127.0.0.1:{port}/bucket", retry=policy, connect_timeout_s=1) as src,
+        pytest.raises(UnreachableError, match=first),
+    ):
+        src.get("v1/a.npy", dest_path=tmp_path / "a")
+    with HttpSource(server.url, retry=policy, connect_timeout_s=1) as src:
+        src.get(KEYS[0], dest_path=tmp_path / "b")  # the host answers once...
+        server.stop()  # ...then refuses every new connection
+        src.close()  # (drop the kept-alive one, which the server's handler thread would still serve)
+        with pytest.raises(UnreachableError, match=r"\(6 attempts"):
+            src.get(KEYS[1], dest_path=tmp_path / "c")
+    assert _parts(tmp_path) == []
+
+
+def test_an_unreachable_endpoint_with_the_default_policy_is_reported_within_seconds(tmp_path: Path) -> None:
+    port = _closed_port()
+    with HttpSource(f"http://127.0.0.1:{port}/bucket", connect_timeout_s=1) as src:  # RetryPolicy()
+        t0 = time.monotonic()
+        with pytest.raises(UnreachableError):
+            src.get("v1/a.npy", dest_path=tmp_path / "a")
+        assert time.monotonic() - t0 < 4  # 2 retries: at most 0.5 + 1.0 s of backoff (8-15 s before)
+
+
 # -- batches -------------------------------------------------------------------------------
 
 

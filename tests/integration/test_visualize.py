@@ -170,3 +170,15 @@ def test_the_mosaic_is_a_web_mercator_rgba_cog_where_the_tiles_are(
     png = mosaics["npy"].with_suffix(".png")
     with rasterio.open(png) as q:
         assert q.count == 4 and max(q.width, q.height) <= 2048
+
+
+def test_a_tile_set_and_its_geotiff_export_give_the_same_colours(mosaics: dict[str, Path]) -> None:
+    """Sampling reads the same pixels of an NPY tile and of its GeoTIFF export (random 256-pixel
+    blocks, uniformly within each), so the PCA and the stretch are the same and so are the
+    colours; only float rounding of the projection may move a channel by one level."""
+    with rasterio.open(mosaics["npy"]) as a, rasterio.open(mosaics["tiff"]) as b:
+        x, y = a.read().astype(int), b.read().astype(int)
+    np.testing.assert_array_equal(x[3], y[3])
+    valid = x[3] == 255
+    diff = np.abs(x[:3] - y[:3]).max(axis=0)[valid]
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99, (diff.max(), (diff == 0).mean())

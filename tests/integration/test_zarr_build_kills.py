@@ -60,10 +60,12 @@ class _KillAt:
     def __init__(self, at: int | None) -> None:
         self.at = at
         self.writes = 0
+        self.paths: list[Path] = []
         self._put = zarr_local._put
 
     def __call__(self, path: Path, value: Any, exclusive: bool = False) -> int:
         self.writes += 1
+        self.paths.append(path)
         if self.writes == self.at:
             data = bytes(value.as_buffer_like())
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,36 @@ def test_a_build_killed_at_each_metadata_write_is_finished_by_a_rerun(
         build_zarr(sample, store, dataset=DS, years=[build_year], workers=1)
         _assert_same_store(store, references[case], years)
         shutil.rmtree(store)
+
+
+def test_a_rerun_killed_while_removing_a_zone_cut_short_is_finished_by_the_next(
+    sample: Path, references: dict[str, Path], tmp_path: Path, kill_at: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first kill leaves zone group utm31 with some arrays but no attributes; the rerun removes
+    it to make it again, and is itself killed once that removal took the group's ``zarr.json``
+    but not its arrays (``shutil.rmtree`` goes in directory order). The next rerun must not find
+    an array in the way of the group it makes."""
+    store = tmp_path / "twice.zarr"
+    killer = kill_at(None)
+    build_zarr(sample, tmp_path / "count.zarr", dataset=DS, years=[2023], workers=1)
+    at = 1 + killer.paths.index(tmp_path / "count.zarr" / "utm31" / "scales" / "zarr.json")
+    kill_at(at)
+    with pytest.raises(Killed):
+        build_zarr(sample, store, dataset=DS, years=[2023], workers=1)
+    kill_at(None)
+    assert (store / "utm31" / "embeddings" / "zarr.json").is_file()
+
+    def rmtree_cut_short(path: Any, *args: Any, **kwargs: Any) -> None:
+        Path(path, "zarr.json").unlink()
+        raise Killed(f"killed while removing {path}")
+
+    with monkeypatch.context() as m:
+        m.setattr(shutil, "rmtree", rmtree_cut_short)
+        with pytest.raises(Killed):
+            build_zarr(sample, store, dataset=DS, years=[2023], workers=1)
+    assert not (store / "utm31" / "zarr.json").exists() and (store / "utm31" / "embeddings").is_dir()
+    build_zarr(sample, store, dataset=DS, years=[2023], workers=1)
+    _assert_same_store(store, references["first"], (2023,))
 
 
 @pytest.mark.slow

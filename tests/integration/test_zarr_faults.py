@@ -14,6 +14,7 @@ import random
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pytest
 import zarr
 
 from geotessera.datasets import DatasetId
-from geotessera.errors import CorruptDataError
+from geotessera.errors import CorruptDataError, OutputError
 from geotessera.sample.build import build_store
 from geotessera.store import GeoTesseraZarr, build_zarr
 from geotessera.store.shard_record import RECORD_ATTR
@@ -207,6 +208,55 @@ def test_a_rerun_removes_zarr_temporaries_a_kill_left_moments_ago(
     _assert_same_store(store, reference)
 
 
+def test_where_the_store_cannot_be_locked_a_fresh_zarr_temporary_is_left_alone(
+    sample: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem without locks (some network filesystems) builds run unlocked, so a fresh
+    ``*.partial`` may be another build's metadata write in flight: removing it makes that write
+    fail. Only one untouched for ten minutes is a leftover there."""
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store = _copy(reference, tmp_path)
+    fresh = store / "utm31" / "zarr.5e1d2c3b4a5968778695a4b3c2d1e0f9.partial"
+    old = store / "zarr.0f1e2d3c4b5a69788796a5b4c3d2e1f0.partial"
+    for p in (fresh, old):
+        p.write_bytes(b"{")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    build_zarr(sample, store, dataset=DS, workers=1)
+    assert fresh.exists() and not old.exists()
+
+
+def test_a_build_into_a_directory_that_is_no_store_removes_nothing_there(
+    sample: Path, tmp_path: Path
+) -> None:
+    """The sweep of temporaries is for a store's own leftovers: pointed by mistake at a directory
+    of other files (a downloads folder), the build refuses it and deletes none of them."""
+    folder = tmp_path / "Downloads"
+    files = [folder / "film.mkv.partial", folder / "sub" / "data.zip.partial", folder / "notes.txt"]
+    for p in files:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"someone else's")
+    with pytest.raises(OutputError, match="not a Zarr store"):
+        build_zarr(sample, folder, dataset=DS, workers=1)
+    assert all(p.exists() for p in files)
+
+
+def test_a_first_build_killed_at_its_first_write_is_finished_by_a_rerun(
+    sample: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Killed while writing the root's metadata, a new store holds only zarr-python's temporary."""
+    store = tmp_path / "v1.zarr"
+    store.mkdir()
+    (store / "zarr.2b3c4d5e6f708192a3b4c5d6e7f80910.partial").write_bytes(b'{"zarr_fo')
+    build_zarr(sample, store, dataset=DS, workers=1)
+    _assert_same_store(store, reference)
+
+
 def test_a_preview_removes_zarr_temporaries_a_kill_left(reference: Path, tmp_path: Path) -> None:
     """The preview writes through zarr-python too, under the same store lock, and sweeps first."""
     from geotessera.store.write.preview import build_preview
@@ -217,6 +267,45 @@ def test_a_preview_removes_zarr_temporaries_a_kill_left(reference: Path, tmp_pat
     build_preview(store, 2024, levels=2)
     assert not leftover.exists()
     assert not list(store.rglob("*.partial")) and not list(store.rglob(".*.part"))
+
+
+def test_a_preview_killed_midway_is_no_preview_until_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuilding a preview removes the old one's chunks first; killed before the new one's
+    attributes are written, the store must not go on announcing the old preview (its year, its
+    colours) over levels now empty or half new: a reader finds none, and a rerun makes it."""
+    from geotessera.store.write import preview
+
+    build_store(
+        tmp_path / "s",
+        bbox=(5.80, 51.90, 5.84, 51.92),
+        years=(2024,),
+        versions=("v1",),
+        pixel_size_m=100.0,
+        edge_tiles=False,
+    )
+    store = tmp_path / "v1.zarr"
+    build_zarr(tmp_path / "s", store, dataset=DS, workers=1)
+    preview.build_preview(store, 2024, levels=2)
+    with GeoTesseraZarr(store) as gz:
+        bbox = gz.preview_info["bbox"]
+        want = [gz.preview(bbox, level=lv) for lv in range(2)]
+    assert all(w[..., 3].any() for w in want)
+
+    def killed(*args: object) -> bool:
+        raise KeyboardInterrupt  # the process stops here, between level 0 and level 1
+
+    with monkeypatch.context() as m:
+        m.setattr(preview, "_downsample", killed)
+        with pytest.raises(KeyboardInterrupt):
+            preview.build_preview(store, 2024, levels=2, seed=1)
+    with GeoTesseraZarr(store) as gz:
+        assert gz.preview_info is None
+    preview.build_preview(store, 2024, levels=2)
+    with GeoTesseraZarr(store) as gz:
+        for lv in range(2):
+            np.testing.assert_array_equal(gz.preview(bbox, level=lv), want[lv])
 
 
 ZARR_KILLS = 8

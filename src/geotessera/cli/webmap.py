@@ -112,7 +112,9 @@ def command(
         _check_initial_zoom(initial_zoom, min_zoom, max_zoom)
     assert min_zoom is not None and max_zoom is not None
     with ProgressBars("tiles") as bars:
-        report = render_web_tiles(mosaic, out / "tiles", (min_zoom, max_zoom), force=force, progress=bars)
+        report = render_web_tiles(
+            mosaic, out / "tiles", (min_zoom, max_zoom), force=force, progress=bars, footprint=from_store
+        )
     w, s, e, n = info.bounds
     page = create_simple_web_viewer(
         out / "tiles",
@@ -126,7 +128,7 @@ def command(
         max_zoom=max_zoom,
         bounds=info.bounds,
         # a store's data may be specks on its extent: outline it until zoomed in on it
-        footprint=report.footprint if from_store else (),
+        footprint=report.footprint,
         footprint_max_zoom=min_zoom + 2,
     )
     click.echo(

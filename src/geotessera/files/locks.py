@@ -37,31 +37,33 @@ def _in_process_lock(path: str) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def directory_lock(path: str | os.PathLike[str], *, poll_s: float = 0.05) -> Iterator[None]:
+def directory_lock(path: str | os.PathLike[str], *, poll_s: float = 0.05) -> Iterator[bool]:
     """Hold an exclusive lock on the directory ``path`` (created if missing) while the block runs.
 
     Waits for the holder (another thread or process) to release it; ``poll_s`` is the interval
-    between attempts. Raises :class:`OSError` only when the directory cannot be created.
+    between attempts. Raises :class:`OSError` only when the directory cannot be created. Gives
+    True when other processes are locked out, False when the directory could not be locked
+    (the block runs anyway).
     """
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     key = os.path.abspath(directory)
     with _in_process_lock(key):
         if fcntl is None:
-            yield
+            yield False
             return
         try:
             fd = os.open(directory, os.O_RDONLY)
         except OSError as exc:
             log.debug("cannot open %s to lock it (%s): going on unlocked", directory, exc)
-            yield
+            yield False
             return
         try:
             if not _acquire(fd, directory, poll_s):
-                yield
+                yield False
                 return
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:

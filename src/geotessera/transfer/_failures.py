@@ -39,12 +39,15 @@ class Transient(Exception):
         status: int | None = None,
         retry_after_s: float | None = None,
         network: bool = False,
+        max_retries: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.retry_after_s = retry_after_s
         self.network = network
+        self.max_retries = max_retries
+        """At most this many retries for this failure, whatever the policy allows (None: no cap)."""
 
 
 NETWORK_ERRORS = (Urllib3HTTPError, OSError, http.client.HTTPException)
@@ -128,7 +131,10 @@ def retrying(
             retry = attempt  # this would be retry number `attempt`
             delay = policy.backoff_s(retry, exc.retry_after_s)
             elapsed = time.monotonic() - started
-            if retry > policy.max_retries or elapsed + delay > policy.total_timeout_s:
+            limit = policy.max_retries
+            if exc.max_retries is not None:
+                limit = min(limit, exc.max_retries)
+            if retry > limit or elapsed + delay > policy.total_timeout_s:
                 raise give_up(url, key, exc, attempt, elapsed) from exc
             log.info("retrying %s in %.2f s (retry %d): %s", key, delay, retry, exc.reason)
             emit(progress, Retrying(key=key, attempt=retry, delay_s=delay, reason=exc.reason))

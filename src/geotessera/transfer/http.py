@@ -62,10 +62,26 @@ DEFAULT_CHUNK_SIZE: Final = 1024 * 1024
 loopback, 1 MiB reads sustain about 600-700 MB/s per stream through write + CRC, while 2-8 MiB
 reads were often 2-3x slower (a fresh multi-MiB allocation per read)."""
 _NO_RETRY: Final = RetryPolicy(max_retries=0)
+FIRST_CONTACT_RETRIES: Final = 2
+"""Retries of a refused connection, or a host name that does not resolve, to a host that has not
+answered this client yet: a wrong or unreachable endpoint is reported in about a second, not
+after the whole retry policy (8-15 s). Once a host has answered, its refusals are retried fully."""
 
 _Slice = Callable[[bytes], bytes]
 """Cuts the requested range out of a whole-object answer (a server that ignored ``Range``)."""
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _refused(reason: BaseException) -> bool:
+    """A connection refused, or a host name that does not resolve (not a timeout)."""
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return True
+    seen: BaseException | None = reason
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "Connection refused" in str(reason)
 
 
 def _restart(sink: Sink, key: str, progress: ProgressSink | None) -> None:
@@ -121,6 +137,8 @@ class HttpClient:
             respect_retry_after_header=False,
         )
         self.pool = urllib3.PoolManager(num_pools=8, maxsize=pool_size, block=False, headers=base_headers)
+        self._answered: set[str] = set()
+        """Hosts (``host:port``) that have answered this client at least once."""
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -129,8 +147,9 @@ class HttpClient:
     def _request(
         self, method: str, url: str, headers: dict[str, str], timeout_s: float | None = None
     ) -> urllib3.BaseHTTPResponse:
+        host = urllib3.util.parse_url(url).netloc or ""
         try:
-            return self.pool.request(
+            resp = self.pool.request(
                 method,
                 url,
                 headers={**self._headers, **headers},
@@ -142,10 +161,15 @@ class HttpClient:
         except MaxRetryError as exc:
             reason = exc.reason
             if isinstance(reason, NewConnectionError | urllib3.exceptions.ConnectTimeoutError):
-                raise Transient(f"cannot connect: {describe_network_error(exc)}", network=True) from exc
+                cap = None if host in self._answered or not _refused(reason) else FIRST_CONTACT_RETRIES
+                raise Transient(
+                    f"cannot connect: {describe_network_error(exc)}", network=True, max_retries=cap
+                ) from exc
             raise Transient(describe_network_error(exc), network=True) from exc
         except NETWORK_ERRORS as exc:
             raise Transient(describe_network_error(exc), network=True) from exc
+        self._answered.add(host)
+        return resp
 
     # -- HEAD -----------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Every kind answers the two questions a mosaic asks, without holding more than a row
 block of a tile in memory:
 
-- :meth:`EmbeddingTile.sample` draws random valid pixels (N, B) float32, for fitting;
+- :meth:`EmbeddingTile.sample` draws random valid pixels (N, B) float32, for fitting: the
+  same pixels whatever the tile's format (a few random 256 x 256 blocks, uniformly within
+  each), so a tile and its GeoTIFF export give the same colours;
 - :meth:`EmbeddingTile.project` applies a linear map ``x @ A + b`` to every pixel and
   returns (K, H, W) float32 with NaN for nodata (water, non-finite or implausible scales).
 
@@ -13,9 +15,10 @@ as a whole; GeoTIFFs are read in row strips.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,13 @@ log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 _BLOCK_ROWS = 32
+#: Sampling reads this many random blocks of :data:`SAMPLE_BLOCK` x :data:`SAMPLE_BLOCK` pixels
+#: of a tile (the GeoTIFF exports' own blocks: each is decompressed once), all when fewer.
+SAMPLE_BLOCKS = 8
+SAMPLE_BLOCK = 256
+WindowReader = Callable[[int, int, int, int], F32]
+"""``read(r0, r1, c0, c1)``: the pixels of rows r0:r1, columns c0:c1 as (N, B) float32, row
+major, NaN in every band of a pixel without data."""
 LANDMASK_DIR = "global_0.1_degree_tiff_all"
 
 
@@ -56,8 +66,31 @@ class EmbeddingTile:
         return min(xs), min(ys), max(xs), max(ys)
 
     def sample(self, rng: np.random.Generator, n: int) -> F32:
-        """Up to ``n`` random valid pixels (M, B) float32, M <= n (nodata pixels are dropped)."""
+        """Up to ``n`` random valid pixels (M, B) float32, M <= n (nodata pixels are dropped).
+
+        Drawn from :data:`SAMPLE_BLOCKS` random blocks of the tile's 256-pixel grid, an equal
+        share uniformly within each: the same pixels for the same ``rng`` whatever the format.
+        """
+        side = SAMPLE_BLOCK
+        nby, nbx = -(-self.height // side), -(-self.width // side)
+        picked = np.sort(rng.choice(nby * nbx, size=min(SAMPLE_BLOCKS, nby * nbx), replace=False))
+        share = -(-n // len(picked))
+        parts = []
+        with self._window_reader() as read:
+            for k in picked:
+                by, bx = divmod(int(k), nbx)
+                r0, c0 = by * side, bx * side
+                x = read(r0, min(r0 + side, self.height), c0, min(c0 + side, self.width))
+                take = np.sort(rng.choice(x.shape[0], size=min(share, x.shape[0]), replace=False))
+                parts.append(x[take])
+        x = np.concatenate(parts)
+        return np.ascontiguousarray(x[np.isfinite(x).all(axis=1)][:n], dtype=np.float32)
+
+    @contextlib.contextmanager
+    def _window_reader(self) -> Iterator[WindowReader]:
+        """A :data:`WindowReader` of this tile, open while the block runs."""
         raise NotImplementedError
+        yield  # pragma: no cover
 
     def project(self, a: F32, b: F32) -> F32:
         """``pixel @ a + b`` for every pixel: (K, H, W) float32, NaN where there is no data.
@@ -116,16 +149,19 @@ class NpyTile(EmbeddingTile):
         self.crs = f"EPSG:{grid.epsg}"
         self.transform = grid.transform
 
-    def sample(self, rng: np.random.Generator, n: int) -> F32:
+    @contextlib.contextmanager
+    def _window_reader(self) -> Iterator[WindowReader]:
         arrays = load_tile_arrays(self.path, self.scales_path)
-        total = self.height * self.width
-        idx = np.sort(rng.choice(total, size=min(n, total), replace=False))
-        q = arrays.quantized.reshape(total, self.bands)[idx].astype(np.float32)
-        s = np.asarray(arrays.scales).reshape(total, -1)[idx].astype(np.float32)
-        with np.errstate(invalid="ignore", over="ignore"):
-            x = q * s
-        ok = np.isfinite(s).all(axis=1) & ~invalid_scale_mask(s).any(axis=1)
-        return np.ascontiguousarray(x[ok])
+
+        def read(r0: int, r1: int, c0: int, c1: int) -> F32:
+            q = np.asarray(arrays.quantized[r0:r1, c0:c1]).reshape(-1, self.bands).astype(np.float32)
+            sc = np.asarray(arrays.scales[r0:r1, c0:c1], dtype=np.float32).reshape(q.shape[0], -1)
+            with np.errstate(invalid="ignore", over="ignore"):
+                x = q * sc  # as the GeoTIFF export dequantises: the same float32 values
+            x[~np.isfinite(sc).all(axis=1) | invalid_scale_mask(sc).any(axis=1)] = np.nan
+            return x
+
+        yield read
 
     def project(self, a: F32, b: F32) -> F32:
         k = int(np.shape(a)[1])
@@ -177,26 +213,22 @@ class GeoTiffTile(EmbeddingTile):
             x[x == self.nodata] = np.nan
         return np.asarray(x, np.float32)  # (B, rows, W)
 
-    def sample(self, rng: np.random.Generator, n: int) -> F32:
+    @contextlib.contextmanager
+    def _window_reader(self) -> Iterator[WindowReader]:
         import rasterio
         from rasterio.windows import Window
 
-        # a few random square windows: reading (and decompressing) a whole tile to sample it is wasteful
-        side = 128
-        n_win = 4
-        out = []
         with rasterio.open(self.path) as ds:
-            for _ in range(n_win):
-                r0 = int(rng.integers(0, max(1, self.height - side + 1)))
-                c0 = int(rng.integers(0, max(1, self.width - side + 1)))
-                w = Window(c0, r0, min(side, self.width - c0), min(side, self.height - r0))
-                x = ds.read(window=w, out_dtype="float32").reshape(self.bands, -1).T
+
+            def read(r0: int, r1: int, c0: int, c1: int) -> F32:
+                x = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0), out_dtype="float32")
+                x = np.ascontiguousarray(x.reshape(self.bands, -1).T)
                 if self.nodata is not None and np.isfinite(self.nodata):
                     x[x == self.nodata] = np.nan
-                take = rng.choice(x.shape[0], size=min(x.shape[0], -(-n // n_win)), replace=False)
-                out.append(x[take])
-        x = np.concatenate(out)
-        return np.ascontiguousarray(x[np.isfinite(x).all(axis=1)], dtype=np.float32)
+                x[~np.isfinite(x).all(axis=1)] = np.nan
+                return x
+
+            yield read
 
     def project(self, a: F32, b: F32) -> F32:
         import rasterio
@@ -230,11 +262,12 @@ class ArrayTile(EmbeddingTile):
         if not isinstance(self.transform, Affine):
             self.transform = Affine(*list(self.transform)[:6])
 
-    def sample(self, rng: np.random.Generator, n: int) -> F32:
-        flat = self.data.reshape(-1, self.bands)
-        idx = np.sort(rng.choice(flat.shape[0], size=min(n, flat.shape[0]), replace=False))
-        x = np.asarray(flat[idx], np.float32)
-        return np.ascontiguousarray(x[np.isfinite(x).all(axis=1)])
+    @contextlib.contextmanager
+    def _window_reader(self) -> Iterator[WindowReader]:
+        def read(r0: int, r1: int, c0: int, c1: int) -> F32:
+            return np.asarray(self.data[r0:r1, c0:c1], np.float32).reshape(-1, self.bands)
+
+        yield read
 
     def project(self, a: F32, b: F32) -> F32:
         k = int(np.shape(a)[1])

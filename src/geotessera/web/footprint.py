@@ -47,27 +47,67 @@ def data_cells(mosaic: str | os.PathLike[str], *, cell_px: int = CELL_PX) -> npt
             cells = pad.reshape(pad.shape[0] // cell_px, cell_px, n_cx, cell_px).any(axis=(1, 3))
             has[r0 // cell_px : r0 // cell_px + cells.shape[0]] = cells
         cy, cx = np.nonzero(has)
-        if cy.size == 0:
-            return np.empty((0, 4), dtype=np.float64)
-        t = ds.transform
-        col0, col1 = cx * cell_px, np.minimum((cx + 1) * cell_px, ds.width)
-        row0, row1 = cy * cell_px, np.minimum((cy + 1) * cell_px, ds.height)
-        # nine points of each cell (corners, edge midpoints, centre) in longitude/latitude: in
-        # EPSG:4326 or 3857 the corners bound the cell; elsewhere its edges may bow a little
-        fr = np.array([0.0, 0.5, 1.0])
-        cols = (col0[:, None] + (col1 - col0)[:, None] * np.tile(fr, 3)[None, :]).astype(np.float64)
-        rws = (row0[:, None] + (row1 - row0)[:, None] * np.repeat(fr, 3)[None, :]).astype(np.float64)
-        xs = t.c + cols * t.a + rws * t.b
-        ys = t.f + cols * t.d + rws * t.e
-        lon, lat = _to_lonlat(ds.crs, xs.ravel(), ys.ravel())
+        boxes = [
+            _cell_boxes(ds, cy[i : i + _BATCH], cx[i : i + _BATCH], cell_px)
+            for i in range(0, cy.size, _BATCH)
+        ]
+    return np.concatenate(boxes) if boxes else np.empty((0, 4), dtype=np.float64)
+
+
+_BATCH = 65_536
+"""Cells placed on the map at once (memory: a few MB of coordinates per batch)."""
+
+
+def _cell_boxes(ds: Any, cy: npt.NDArray[Any], cx: npt.NDArray[Any], cell_px: int) -> npt.NDArray[np.float64]:
+    """Lon/lat boxes of cells (rows ``cy``, columns ``cx``) of the open mosaic ``ds``; a cell
+    across the 180th meridian gives two boxes, one each side."""
+    t = ds.transform
+    col0, col1 = cx * cell_px, np.minimum((cx + 1) * cell_px, ds.width)
+    row0, row1 = cy * cell_px, np.minimum((cy + 1) * cell_px, ds.height)
+    # nine points of each cell (corners, edge midpoints, centre) in longitude/latitude: in
+    # EPSG:4326 or 3857 the corners bound the cell; elsewhere its edges may bow a little
+    fr = np.array([0.0, 0.5, 1.0])
+    cols = (col0[:, None] + (col1 - col0)[:, None] * np.tile(fr, 3)[None, :]).astype(np.float64)
+    rws = (row0[:, None] + (row1 - row0)[:, None] * np.repeat(fr, 3)[None, :]).astype(np.float64)
+    xs = t.c + cols * t.a + rws * t.b
+    ys = t.f + cols * t.d + rws * t.e
+    lon, lat = _to_lonlat(ds.crs, xs.ravel(), ys.ravel())
     lon, lat = lon.reshape(-1, 9), lat.reshape(-1, 9)
+    if ds.crs.to_epsg() != 4326:  # (a mosaic in degrees has them continuous already)
+        # longitudes unwrapped about each cell's centre: one across the 180th meridian spans 179
+        # to 181 degrees, say, where its raw values (-179 and 179) would span the whole world
+        centre = lon[:, 4:5]
+        lon = centre + (lon - centre + 180.0) % 360.0 - 180.0
     eps = 1e-9
     out = np.stack(
         [lon.min(axis=1) - eps, lat.min(axis=1) - eps, lon.max(axis=1) + eps, lat.max(axis=1) + eps], axis=1
     )
+    for pole in (90.0, -90.0):  # a cell holding a pole meets every longitude up to it
+        hit = _cell_at(ds, cy, cx, cell_px, pole)
+        out[hit, 0], out[hit, 2] = -180.0, 180.0
+        out[hit, 3 if pole > 0 else 1] = pole
+    west, east = out[:, 0] < -180.0, out[:, 2] > 180.0  # the part past the meridian, wrapped
+    out = np.concatenate([out, out[west] + [360.0, 0.0, 360.0, 0.0], out[east] - [360.0, 0.0, 360.0, 0.0]])
     out[:, [0, 2]] = np.clip(out[:, [0, 2]], -180.0, 180.0)
     out[:, [1, 3]] = np.clip(out[:, [1, 3]], -_MAX_LAT, _MAX_LAT)
-    return out
+    return out[out[:, 0] < out[:, 2]]
+
+
+def _cell_at(
+    ds: Any, cy: npt.NDArray[Any], cx: npt.NDArray[Any], cell_px: int, lat: float
+) -> npt.NDArray[np.bool_]:
+    """Which of the cells holds the pole at latitude ``lat`` (none, where it has no place in the
+    mosaic's CRS)."""
+    from pyproj import Transformer
+
+    if ds.crs.to_epsg() == 4326:
+        return np.zeros(cy.shape, dtype=bool)
+    with np.errstate(all="ignore"):
+        x, y = Transformer.from_crs("EPSG:4326", ds.crs.to_wkt(), always_xy=True).transform(0.0, lat)
+        col, row = ~ds.transform * (x, y)
+    if not (np.isfinite(col) and np.isfinite(row) and 0 <= col < ds.width and 0 <= row < ds.height):
+        return np.zeros(cy.shape, dtype=bool)
+    return (cy == math.floor(row) // cell_px) & (cx == math.floor(col) // cell_px)
 
 
 def _to_lonlat(crs: Any, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[Any, Any]:
@@ -93,21 +133,37 @@ def tiles_over(cells: npt.NDArray[np.float64], zooms: tuple[int, int], max_tiles
     w, s, e, n = (cells[:, i] for i in range(4))
     for z in range(zooms[0], zooms[1] + 1):
         side = 2**z
-        x0, x1 = _tile_x(w, side), _tile_x(e, side)
-        y0, y1 = _tile_y(n, side), _tile_y(s, side)  # north is the smaller y
+        # each cell's range of tiles; at low zooms many cells share one, so count distinct ranges
+        ranges = np.unique(
+            np.stack([_tile_x(w, side), _tile_x(e, side), _tile_y(n, side), _tile_y(s, side)], 1), axis=0
+        )
+        x0, x1, y0, y1 = (ranges[:, i] for i in range(4))  # north is the smaller y
         nx, ny = x1 - x0 + 1, y1 - y0 + 1
         counts = nx * ny
-        if int(counts.sum()) > 4 * max_tiles:  # before the union: adjacent cells share tiles
+        room = max_tiles - len(out)
+        if int(counts.max()) > room:  # one range alone: its tiles are all distinct
             raise _too_many(zooms, z, max_tiles)
-        cell = np.repeat(np.arange(len(cells)), counts)
-        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        xs = x0[cell] + offset % nx[cell]
-        ys = y0[cell] + offset // nx[cell]
-        keys = np.unique(xs.astype(np.int64) * side + ys)
-        if len(out) + keys.size > max_tiles:
-            raise _too_many(zooms, z, max_tiles)
+        keys = np.empty(0, dtype=np.int64)
+        ends = np.cumsum(counts)
+        start = 0
+        while start < len(ranges):  # expanded a batch of ranges at a time, so memory stays bounded
+            stop = int(np.searchsorted(ends, ends[start] - counts[start] + _EXPAND, side="right"))
+            stop = max(stop, start + 1)
+            c, off = counts[start:stop], np.arange(int(counts[start:stop].sum()))
+            cell = np.repeat(np.arange(start, stop), c)
+            off -= np.repeat(np.cumsum(c) - c, c)
+            xs = x0[cell] + off % nx[cell]
+            ys = y0[cell] + off // nx[cell]
+            keys = np.union1d(keys, xs.astype(np.int64) * side + ys)
+            if keys.size > room:
+                raise _too_many(zooms, z, max_tiles)
+            start = stop
         out.extend(morecantile.Tile(int(k // side), int(k % side), z) for k in keys)
     return out
+
+
+_EXPAND = 1 << 20
+"""Tiles listed at once before their union is taken."""
 
 
 def _tile_x(lon: npt.NDArray[np.float64], side: int) -> npt.NDArray[np.int64]:

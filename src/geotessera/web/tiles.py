@@ -89,7 +89,7 @@ def check_zooms(zoom_levels: Sequence[int]) -> tuple[int, int]:
 @dataclass
 class TileReport:
     """Outcome of :func:`render_web_tiles`: tiles ``written``, ``kept`` (already there) and ``empty``;
-    ``footprint``: boxes (min_lon, min_lat, max_lon, max_lat) around the mosaic's data (``[]``
+    ``footprint``: boxes (min_lon, min_lat, max_lon, max_lat) around the mosaic's data, when asked (``[]``
     when there would be more than 2000)."""
 
     written: int = 0
@@ -108,8 +108,13 @@ def render_web_tiles(
     force: bool = False,
     workers: int | None = None,
     progress: ProgressSink | None = None,
+    footprint: bool = False,
 ) -> TileReport:
-    """Cut ``output_dir/{z}/{x}/{y}.png`` from an RGB(A) mosaic on ``workers`` threads (default: cores)."""
+    """Cut ``output_dir/{z}/{x}/{y}.png`` from an RGB(A) mosaic on ``workers`` threads (default: cores).
+
+    ``footprint``: also give, in the report, boxes around the mosaic's data (for a page to
+    outline them).
+    """
     require("rio_tiler", "viz")
     from rio_tiler.errors import TileOutsideBounds
     from rio_tiler.io import Reader
@@ -135,7 +140,7 @@ def render_web_tiles(
     # recorded before the first tile, so that a rerun after an interruption knows where the
     # tiles there come from; ``rewrite``: they replace another mosaic's, which some still are
     _write_meta(meta_path, {**meta, "complete": False, "rewrite": force})
-    report = TileReport(zooms=zooms, bounds=info.bounds, footprint=merge_cells(cells))
+    report = TileReport(zooms=zooms, bounds=info.bounds, footprint=merge_cells(cells) if footprint else [])
     emit(progress, PlanReady(len(tiles), 0, "tiles"))
     lock = threading.Lock()
     queue = iter(tiles)

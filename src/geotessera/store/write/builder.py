@@ -169,8 +169,8 @@ def _build(
         store, zones=sorted(by_zone), years=sorted({t.year for t in tiles}), tiles=len(tiles)
     )
     all_tasks: list[ShardTask] = []
-    with store_lock(store):  # builds into one store create and grow its groups and arrays in turn
-        sweep_temporaries(store)  # first: a build killed at its first write leaves only these
+    with store_lock(store) as locked:  # builds into one store create and grow its groups and arrays in turn
+        sweep_temporaries(store, locked=locked)  # first: a build killed at its first write leaves only these
         root, depths = open_root(store, ds, res, depths)
         for zone, ztiles in sorted(by_zone.items()):
             zg = zone_grid(zone, ztiles, res)

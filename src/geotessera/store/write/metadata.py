@@ -197,7 +197,8 @@ _ZONE_DONE = "spatial:transform"
 def _new_zone_group(root: Any, name: str, shape: tuple[int, int], checksums: bool) -> Any:
     """Group ``name`` with empty (no year yet) ``embeddings``, ``scales``, ``band``, ``time``."""
     h, w = shape
-    group = root.create_group(name)
+    # overwrite: whatever a removal cut short by a kill left there (arrays without their group)
+    group = root.create_group(name, overwrite=True)
     group.create_array(
         "embeddings",
         shape=(0, N_BANDS, h, w),
@@ -241,11 +242,19 @@ def consolidate(store: Path) -> None:
         zarr.consolidate_metadata(store)
 
 
-def sweep_temporaries(store: Path) -> None:
+def sweep_temporaries(store: Path, *, locked: bool = True) -> None:
     """Delete the shards a killed build left half-written, and zarr-python's ``*.partial``
-    temporaries. Called with the store lock held: every zarr-python write into a store we build
-    happens under that lock, so any such file is a leftover of a killed process, however recent."""
-    remove_stale_temps_under(store, foreign=_is_zarr_temp, foreign_older_than_s=0.0)
+    temporaries. ``locked``: the store lock is held (:func:`store_lock` gave True): every
+    zarr-python write into a store we build happens under that lock, so any such file is a
+    leftover of a killed process, however recent. Without it (a filesystem that cannot lock),
+    a recent one may be another build's write in flight, and only old ones are removed.
+
+    Nothing is removed from a directory that is no store (no ``zarr.json``) and holds anything
+    but such a temporary (a first build killed at its first write): :func:`open_root` refuses it.
+    """
+    if not (store / "zarr.json").is_file() and any(not _is_zarr_temp(p.name) for p in store.iterdir()):
+        return
+    remove_stale_temps_under(store, foreign=_is_zarr_temp, foreign_older_than_s=0.0 if locked else None)
 
 
 def _is_zarr_temp(name: str) -> bool:
@@ -253,10 +262,12 @@ def _is_zarr_temp(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def store_lock(store: Path) -> Iterator[None]:
+def store_lock(store: Path) -> Iterator[bool]:
+    """The store's :func:`~geotessera.files.directory_lock`: True when it is held (False: the
+    filesystem cannot lock, and the block runs unlocked)."""
     try:
-        with directory_lock(store):
-            yield
+        with directory_lock(store) as held:
+            yield held
     except OSError as exc:
         if isinstance(exc, OutputError):
             raise

@@ -347,7 +347,12 @@ def build_preview(
         report.sample_pixels = len(sample)
         level0 = _level0_chunks(gz, present)
         report.chunks_level0 = len(level0)
-        shutil.rmtree(store / GROUP, ignore_errors=True)  # one preview year at a time
+        if (store / GROUP).exists():  # one preview year at a time
+            # readers stop finding the old pyramid (the consolidated metadata too) before any of it
+            # goes: a kill from here until the new attributes leaves no preview, never a wrong one
+            (store / GROUP / "zarr.json").unlink(missing_ok=True)
+            consolidate(store)
+            shutil.rmtree(store / GROUP, ignore_errors=True)
         root = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
         group = root.create_group(GROUP)
         arrays = []
