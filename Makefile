@@ -16,7 +16,7 @@ $(ASSETS): assets/package.json assets/package-lock.json assets/assets.json asset
 
 assets: $(ASSETS)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/geotessera/export/_lzw.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[all,dev]'

@@ -1,4 +1,5 @@
-"""Build hook: the run-time assets under src/geotessera/_data/ are made from assets/ before packaging.
+"""Build hook: the run-time assets under src/geotessera/_data/ are made from assets/ before packaging,
+and the optional C extension ``geotessera.export._lzw`` is compiled.
 
 Everything else is in pyproject.toml. Every wheel, sdist or editable build first runs
 ``assets/build.py`` (npm registry packages -> country shapes and ISO codes), before setuptools
@@ -13,7 +14,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 ROOT = Path(__file__).resolve().parent
 
@@ -32,4 +33,6 @@ def _ensure_assets() -> None:
 
 
 _ensure_assets()
-setup()
+# The GeoTIFF export's LZW encoder (libtiff's bit stream, faster). Optional: without a C compiler
+# the package still installs and GDAL encodes LZW instead (slower, the same bytes).
+setup(ext_modules=[Extension("geotessera.export._lzw", ["src/geotessera/export/_lzw.c"], optional=True)])

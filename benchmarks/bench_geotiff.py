@@ -13,12 +13,15 @@ Timed cases (sample tile unless named realistic):
   pixel-interleaved (GDAL's default), no predictor, no nodata;
 - today's defaults before this change: ``write_embedding_geotiff`` band-interleaved with the
   floating-point predictor (3), lzw;
-- ``write_embedding_geotiff`` with each ``--compress`` (lzw is the default).
+- ``write_embedding_geotiff`` with each ``--compress`` (lzw is the default: pixel-interleaved,
+  no predictor, tiles encoded by ``geotessera.export._lzw`` in a thread per core);
+- the default layout again with GDAL's (libtiff's) LZW encoder, ours switched off.
 
 Each case reports the file's bytes and CPU seconds (GDAL's threads included). Layout matrix
 cases write the tile once per interleave (band/pixel) x predictor (1 none, 2 horizontal on the
 32-bit integer view, 3 floating point) x compression (lzw, deflate 1/6, zstd 1/9) with
-``NUM_THREADS=ALL_CPUS``, and the main layouts again on one thread; ``summary()`` prints them as
+``NUM_THREADS=ALL_CPUS`` (pixel/1/lzw goes through our encoder), and the main layouts again on
+one thread; ``summary()`` prints them as
 tables with size and time ratios (size against the published layout, time against today's
 defaults). The machine is shared: CPU seconds are steadier than wall times.
 """
@@ -47,6 +50,7 @@ TAGS = {"TESSERA_DATASET_VERSION": "1.0", "TESSERA_YEAR": str(YEAR), "TESSERA_DE
 
 PUBLISHED = "published client (pixel, lzw, no predictor)"
 TODAY = "today's defaults (band, predictor 3, lzw)"
+GDAL_LZW = "ours lzw, GDAL's encoder"
 COMPRESSIONS = ("lzw", "deflate", "deflate:1", "zstd", "zstd:9", "none")
 MATRIX_CODECS = ("lzw", "deflate:1", "deflate:6", "zstd:1", "zstd:9")
 ONE_THREAD = (("pixel", 1, "lzw"), ("band", 3, "lzw"), ("pixel", 1, "deflate:6"), ("band", 3, "zstd:1"))
@@ -140,6 +144,17 @@ def _write(state: _State, compress: str, **layout: Any) -> dict[str, float]:
     return {"bytes": state.out.stat().st_size, "cpu_s": _cpu_s() - c0, "wall_s": time.perf_counter() - t0}
 
 
+def _write_gdal_lzw(state: _State) -> dict[str, float]:
+    """The default layout with GDAL's LZW encoder (ours switched off): the encoder's own gain."""
+    from geotessera.export import lzw_tiles
+
+    saved, lzw_tiles._encoder = lzw_tiles._encoder, None
+    try:
+        return _write(state, "lzw")
+    finally:
+        lzw_tiles._encoder = saved
+
+
 def _run_matrix(state: _State) -> dict[str, float]:
     """Every layout once; metrics ``{interleave}|{predictor}|{codec}|{threads}|bytes`` (and cpu_s, wall_s)."""
     runs = [(il, p, c, "all") for il in ("band", "pixel") for p in (1, 2, 3) for c in MATRIX_CODECS]
@@ -178,6 +193,7 @@ def cases() -> list[Case]:
     ]
     out += [_case(f"ours {c}", "sample", lambda s, c=c: _write(s, c)) for c in COMPRESSIONS]
     out += [
+        _case(GDAL_LZW, "sample", _write_gdal_lzw, description="default layout, libtiff's encoder"),
         _case(f"{PUBLISHED}, realistic", "realistic", _run_published),
         _case(f"{TODAY}, realistic", "realistic", lambda s: _write(s, "lzw", **today)),
         _case("ours lzw, realistic", "realistic", lambda s: _write(s, "lzw")),
@@ -194,7 +210,7 @@ def _ratio_lines(results: dict[str, CaseResult], suffix: str) -> list[str]:
     if pub is None or today is None:
         return []
     lines = []
-    for name in [TODAY, *(f"ours {c}" for c in COMPRESSIONS)]:
+    for name in [TODAY, GDAL_LZW, *(f"ours {c}" for c in COMPRESSIONS)]:
         r = results.get(name + suffix)
         if r is None:
             continue

@@ -14,7 +14,10 @@ comes with the layout that measured smallest for it on Tessera tiles
 deflate are pixel-interleaved without a predictor (for lzw this is the
 published client's layout, byte for byte the same tiles), zstd is
 band-interleaved with the floating-point predictor, none is band-interleaved.
-Compression runs on all cores (GDAL ``NUM_THREADS``).
+Compression runs on all cores (GDAL ``NUM_THREADS``). The default lzw tiles are encoded by
+:mod:`~geotessera.export.lzw_tiles` (our C encoder, libtiff's bit stream, in parallel
+threads) into a header GDAL writes; the other options, or a build without the C encoder,
+go through GDAL.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +36,10 @@ from ..errors import InvalidInputError, OutputError
 from ..files import atomic_path
 from ..grid import PixelGrid
 from ..tiles.dequantize import check_shapes, dequantize_band_major
+from . import lzw_tiles
 from ._outputs import output_error
 from ._verify import check_written_geotiff, reserve_space
+from .tile_index import TiffLayoutError
 
 log = logging.getLogger(__name__)
 
@@ -242,26 +247,70 @@ def write_embedding_strips(
         **creation_options(compress, interleave=interleave, predictor=predictor, threads=threads),
     }
     final = Path(path)
-    buf = np.empty(0, dtype=np.float32)
     need = h * w * len(out_bands) * 4 + (1 << 20)  # uncompressed, plus room for the header
+    # The default layout's tiles are encoded by our parallel LZW encoder (the same bytes as
+    # GDAL's, faster): GDAL then writes only the header, every tile left empty to be filled.
+    fast = (
+        profile.get("compress") == "lzw"
+        and profile.get("interleave") == "pixel"
+        and "predictor" not in profile
+        and lzw_tiles.usable(w, len(out_bands))
+    )
+    if fast:
+        profile["sparse_ok"] = True
+        if need * 3 // 2 >= 1 << 32:  # LZW may grow noise by half: past a classic TIFF's offsets
+            profile["bigtiff"] = "YES"
     with reserve_space(final, need), atomic_path(final) as tmp:
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
                 dst.update_tags(**dict(tags or {}))
                 for i, b in enumerate(out_bands, start=1):
                     dst.set_band_description(i, f"Tessera_Band_{b}")
-                for r0, q, sc in strips:
-                    n = q.shape[0]
-                    if q.shape[1:] != (w, n_bands) or r0 < 0 or r0 + n > h:
-                        raise OutputError(f"{final}: strip of {q.shape} at row {r0} does not fit {h} x {w}")
-                    if buf.size < len(out_bands) * n * w:
-                        buf = np.empty(len(out_bands) * n * w, dtype=np.float32)
-                    part = buf[: len(out_bands) * n * w].reshape(len(out_bands), n, w)
-                    dequantize_band_major(q, sc, part, bands=band_list, name=final.name)
-                    dst.write(part, window=rasterio.windows.Window(0, r0, w, n))
-            # GDAL may close a file cut short by a full disk without an error: prove it whole
-            check_written_geotiff(tmp, count=len(out_bands), height=h, width=w, name=final, needed=need)
+                if not fast:
+                    _write_strips(dst, strips, (h, w), n_bands, band_list, final)
+            if fast:
+                lzw_tiles.fill_lzw_tiles(
+                    tmp, (h, w), n_bands, strips, bands=band_list, threads=threads, name=final.name
+                )
+            # GDAL may close a file cut short by a full disk without an error: prove it whole (the
+            # tiles we wrote ourselves raised on any failed write: their places are checked only)
+            check_written_geotiff(
+                tmp,
+                count=len(out_bands),
+                height=h,
+                width=w,
+                name=final,
+                needed=need,
+                decode_last_block=not fast,
+            )
         except (rasterio.errors.RasterioError, OSError) as exc:
             raise output_error(exc, f"writing {final}") from exc
+        except TiffLayoutError as exc:  # GDAL's header is not what the encoder fills
+            raise OutputError(f"writing {final}: {exc}") from exc
     log.debug("wrote %s (%d bands, %s)", final, len(out_bands), compress)
     return final
+
+
+def _write_strips(
+    dst: Any,
+    strips: Iterable[tuple[int, npt.NDArray[np.int8], npt.NDArray[np.float32]]],
+    shape: tuple[int, int],
+    n_bands: int,
+    band_list: list[int] | None,
+    final: Path,
+) -> None:
+    """Dequantise each strip band-major and write it through GDAL (every layout but the default)."""
+    import rasterio.windows
+
+    h, w = shape
+    nout = n_bands if band_list is None else len(band_list)
+    buf = np.empty(0, dtype=np.float32)
+    for r0, q, sc in strips:
+        n = q.shape[0]
+        if q.shape[1:] != (w, n_bands) or r0 < 0 or r0 + n > h:
+            raise OutputError(f"{final}: strip of {q.shape} at row {r0} does not fit {h} x {w}")
+        if buf.size < nout * n * w:
+            buf = np.empty(nout * n * w, dtype=np.float32)
+        part = buf[: nout * n * w].reshape(nout, n, w)
+        dequantize_band_major(q, sc, part, bands=band_list, name=final.name)
+        dst.write(part, window=rasterio.windows.Window(0, r0, w, n))

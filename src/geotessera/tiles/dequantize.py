@@ -82,6 +82,11 @@ def _rows(
     return int(bad.sum())
 
 
+def report_implausible(n_bad: int, name: str) -> None:
+    """Log and warn (:class:`~geotessera.errors.ScaleWarning`) how many pixels had implausible scales."""
+    _report(n_bad, name)
+
+
 def _report(n_bad: int, name: str) -> None:
     if n_bad:
         msg = f"{name}: {n_bad} pixels have implausible scales outside [0, 1); they are set to NaN"
@@ -98,7 +103,7 @@ def dequantize_embedding(
     threads: int | None = None,
     name: str = "tile",
 ) -> npt.NDArray[np.float32]:
-    """Dequantise an int8 embedding.
+    """Dequantise an int8 embedding (see :func:`dequantize_counting` for the rules).
 
     Args:
         quantized: int8 array (H, W, 128) (memory-mapped arrays are fine).
@@ -110,6 +115,25 @@ def dequantize_embedding(
 
     Returns:
         float32 array (H, W, B): ``q * scale``; NaN where the scale is non-finite or implausible.
+    """
+    res, n_bad = dequantize_counting(quantized, scales, out=out, bands=bands, threads=threads, name=name)
+    _report(n_bad, name)
+    return res
+
+
+def dequantize_counting(
+    quantized: npt.NDArray[np.integer],
+    scales: npt.NDArray[np.floating],
+    *,
+    out: npt.NDArray[np.float32] | None = None,
+    bands: npt.ArrayLike | None = None,
+    threads: int | None = None,
+    name: str = "tile",
+) -> tuple[npt.NDArray[np.float32], int]:
+    """:func:`dequantize_embedding` without the warning: returns ``(values, implausible pixels)``.
+
+    For writers that dequantise a file in many pieces and report once per file
+    (:func:`report_implausible`). ``out`` may be a strided view (e.g. part of a padded tile).
     """
     check_shapes(quantized.shape, scales.shape, name=name)
     h, w, nb = quantized.shape
@@ -132,8 +156,7 @@ def dequantize_embedding(
             n_bad = sum(pool.map(block, starts))
     else:
         n_bad = sum(block(r0) for r0 in starts)
-    _report(n_bad, name)
-    return res
+    return res, n_bad
 
 
 def dequantize_band_major(

