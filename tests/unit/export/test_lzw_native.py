@@ -1,0 +1,101 @@
+"""The LZW encoder's C core built on its own (``-DLZW_CORE_ONLY``), where a toolchain allows:
+
+- with AddressSanitizer and UndefinedBehaviorSanitizer on this host: input and output buffers
+  allocated to their exact sizes (the output to ``lzw_bound``), so a read past the input, a
+  store past the bound (the 4-byte stores at the end) or a table index out of range aborts;
+- for a big-endian host (s390x, run under qemu-user), where the stream must be the same bytes.
+
+Both compare with the extension the package runs (itself checked against libtiff in
+``test_lzw_encoder.py``). Skipped when the compiler (or the cross compiler and qemu) is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geotessera.export import lzw_tiles
+from geotessera.export.lzw_tiles import encode_tile
+
+SOURCE = Path(lzw_tiles.__file__).with_name("_lzw.c")
+
+HARNESS = r"""
+#define LZW_CORE_ONLY
+#include "%s"
+#include <stdio.h>
+/* stdin -> one LZW segment on stdout; every buffer exactly as large as the encoder may use */
+int main(void) {
+    size_t cap = 1 << 20, n = 0, got;
+    uint8_t *buf = malloc(cap), *src, *dst;
+    lzw_table t;
+    while ((got = fread(buf + n, 1, cap - n, stdin)) > 0) {
+        n += got;
+        if (n == cap) buf = realloc(buf, cap *= 2);
+    }
+    src = malloc(n ? n : 1);
+    memcpy(src, buf, n);
+    free(buf);
+    dst = malloc((size_t)lzw_bound((Py_ssize_t)n));
+    t.child = calloc(N_CHILD, sizeof(uint16_t));
+    t.used = malloc(sizeof(uint32_t) * 4096);
+    t.zeros = malloc(sizeof(uint16_t) * 4096);
+    n = (size_t)lzw_encode(src, (Py_ssize_t)n, dst, &t);
+    fwrite(dst, 1, n, stdout);
+    free(src); free(dst); free(t.child); free(t.used); free(t.zeros);
+    return 0;
+}
+"""
+
+
+def _inputs() -> list[bytes]:
+    """Streams at the encoder's edges: zero runs at the start, the end, right after a Clear,
+    longer than any known run many times over, noise (ratio Clears, 12-bit codes), one byte."""
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    return [
+        b"\x00",
+        b"\x05",
+        bytes(8),
+        bytes(3_000_000) + b"\x01" + bytes(17),
+        noise,
+        noise[:30_001] + bytes(500_000) + noise[:5] + bytes(9),
+        b"".join(bytes([k % 3]) * (k * 37 % 5000 + 1) + bytes(k % 11) for k in range(3000)),
+        rng.integers(0, 2, 100_000, dtype=np.uint8).tobytes(),
+    ]
+
+
+def _build(cc: str, tmp_path: Path, *flags: str) -> Path:
+    c = tmp_path / "harness.c"
+    c.write_text(HARNESS % SOURCE.as_posix())
+    exe = tmp_path / f"harness-{Path(cc).name}"
+    run = subprocess.run([cc, "-O1", "-g", *flags, str(c), "-o", str(exe)], capture_output=True, text=True)
+    if run.returncode != 0:
+        pytest.skip(f"{cc} cannot build the harness here: {run.stderr.strip()[-300:]}")
+    return exe
+
+
+def _check(cmd: list[str]) -> None:
+    for raw in _inputs():
+        run = subprocess.run(cmd, input=raw, capture_output=True, timeout=300)
+        assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
+        assert run.stdout == encode_tile(np.frombuffer(raw, dtype=np.uint8)), f"{len(raw)}-byte input"
+
+
+def test_the_core_is_memory_safe_under_sanitizers(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.skip("no C compiler")
+    exe = _build(cc, tmp_path, "-fsanitize=address,undefined", "-fno-sanitize-recover=all")
+    _check([str(exe)])
+
+
+def test_a_big_endian_host_writes_the_same_stream(tmp_path: Path) -> None:
+    cc, qemu = shutil.which("s390x-linux-gnu-gcc"), shutil.which("qemu-s390x")
+    if cc is None or qemu is None or not Path("/usr/s390x-linux-gnu").is_dir():
+        pytest.skip("no s390x cross compiler and qemu-user (apt: gcc-s390x-linux-gnu qemu-user)")
+    exe = _build(cc, tmp_path)
+    _check([qemu, "-L", "/usr/s390x-linux-gnu", str(exe)])
