@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Final
@@ -74,6 +75,17 @@ def worker_count(threads: int | str) -> int:
         return 1
 
 
+@contextmanager
+def _cancelled_on_error(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """On an error, a full disk or Ctrl-C, drop the queued tiles (up to a row of tiles, seconds
+    of encoding) instead of encoding them for nothing before the error goes on."""
+    try:
+        yield
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+
+
 def fill_lzw_tiles(
     path: str | os.PathLike[str],
     shape: tuple[int, int],
@@ -109,7 +121,11 @@ def fill_lzw_tiles(
     n_bad = 0
     row_tiles: list[npt.NDArray[np.float32]] = []
     next_row = 0
-    with TileAppender(path) as out, ThreadPoolExecutor(workers, thread_name_prefix="lzw") as pool:
+    with (
+        TileAppender(path) as out,
+        ThreadPoolExecutor(workers, thread_name_prefix="lzw") as pool,
+        _cancelled_on_error(pool),
+    ):
         if out.tile_count != -(-h // BLOCK) * n_cols:
             raise OutputError(
                 f"{name}: the header holds {out.tile_count} tiles, not {-(-h // BLOCK) * n_cols}"

@@ -277,3 +277,31 @@ def test_a_header_the_encoder_cannot_fill_is_an_output_error(
     with pytest.raises(OutputError, match=r"t\.tif: not a tiled TIFF"):
         write_embedding_geotiff(tmp_path / "t.tif", q, s, grid)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_append_does_not_encode_the_queued_tiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or Ctrl-C) while a row of tiles waits: the error comes at once, as a disk
+    full OutputError with no file left, without encoding the rest of the row first."""
+    import errno
+
+    from geotessera.export import lzw_tiles, tile_index
+
+    encoded = []
+    real = lzw_tiles.encode_tile
+
+    def counted(tile: np.ndarray) -> bytes:
+        encoded.append(1)
+        return real(tile)
+
+    def full(self: object, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lzw_tiles, "encode_tile", counted)
+    monkeypatch.setattr(tile_index.TileAppender, "append", full)
+    q, s, grid = _tile(h=16, w=256 * 12)
+    with pytest.raises(OutputError, match="disk full"):
+        write_embedding_geotiff(tmp_path / "t.tif", q, s, grid, bands=[0], threads=1)
+    assert list(tmp_path.iterdir()) == []
+    assert len(encoded) <= 3, f"{len(encoded)} of the row's 12 tiles encoded after the disk filled"
