@@ -140,13 +140,14 @@ class TileAppender:
         """
         if len(self._offsets) >= self.tile_count:
             raise TiffLayoutError(f"{self.path}: more than {self.tile_count} tiles appended")
+        size = memoryview(data).nbytes  # len() of a typed buffer counts its items, not bytes
         self._f.seek(self._end)
         self._f.write(data)
         self._f.flush()
-        start_writeback(self._f.fileno(), self._end, len(data))
+        start_writeback(self._f.fileno(), self._end, size)
         self._offsets.append(self._end)
-        self._sizes.append(len(data))
-        self._end += len(data)
+        self._sizes.append(size)
+        self._end += size
 
     def finish(self) -> None:
         """Write the tile offsets and byte counts; raises unless every tile was appended."""

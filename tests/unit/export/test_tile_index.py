@@ -144,3 +144,17 @@ def test_a_striped_tiff_is_refused(tmp_path: Path) -> None:
             dst.write(np.zeros((1, 10, 10), np.uint8))
     with pytest.raises(TiffLayoutError, match="not a tiled TIFF"), TileAppender(path):
         pass
+
+
+def test_a_tile_given_as_a_typed_buffer_is_recorded_at_its_size_in_bytes(tmp_path: Path) -> None:
+    """append takes any bytes-like object: a memoryview of a non-byte array has fewer elements
+    than bytes, and its byte count is what the file must record."""
+    path = tmp_path / "t.tif"
+    _sparse(path, 100, 100, 1)
+    encoded = np.frombuffer(encode_tile(np.ones((256, 256, 1), dtype=np.float32)), dtype=np.uint8)
+    padded = np.concatenate([encoded, np.zeros(-len(encoded) % 4, np.uint8)]).view(np.uint32)
+    with TileAppender(path) as out:
+        out.append(memoryview(padded))
+    with rasterio.open(path) as ds:
+        assert int(ds.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=1)) == padded.nbytes
+        np.testing.assert_array_equal(ds.read(1), np.ones((100, 100), np.float32))
