@@ -125,8 +125,10 @@ def test_webmap_bad_inputs(tmp_path: Path, rgb: Path, taken_port: int) -> None:
     txt.write_text("not a tiff")
     _one_error(*_invoke("webmap", str(txt)), "not a readable raster")
     _one_error(*_invoke("webmap", str(rgb), "--min-zoom", "12", "--max-zoom", "8"), "zoom")
-    _one_error(*_invoke("webmap", str(rgb), "--max-zoom", "30"), "zoom")
-    _one_error(*_invoke("webmap", str(rgb), "--min-zoom", "-1"), "zoom")
+    _one_error(
+        *_invoke("webmap", str(rgb), "--max-zoom", "30"), "'--max-zoom': 30 is not in the range 0<=x<=24"
+    )
+    _one_error(*_invoke("webmap", str(rgb), "--min-zoom", "-1"), "'--min-zoom': -1 is not in the range")
     _one_error(*_invoke("webmap", str(rgb), "--max-zoom", "24"), "--max-zoom")  # millions of tiles
     _one_error(*_invoke("webmap", str(rgb), "--initial-zoom", "3"), "--initial-zoom")
     _one_error(*_invoke("webmap", str(rgb), "--serve", "--port", str(taken_port)), "already in use")

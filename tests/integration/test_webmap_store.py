@@ -74,3 +74,21 @@ def test_given_zooms_are_kept_and_too_many_tiles_still_refused(spread_store: Pat
         cli, ["webmap", str(spread_store), "-o", str(tmp_path / "b"), "--initial-zoom", "20"]
     )
     assert bad.exit_code == 2 and "--initial-zoom" in bad.output and "Traceback" not in bad.output
+
+
+def test_bad_zooms_and_output_are_said_before_the_preview_is_made(spread_store: Path, tmp_path: Path) -> None:
+    """Each bad option is named as given (not as a filled-in default), and an output directory
+    that cannot be written is one error line, before any preview or tile is written."""
+    runner = CliRunner()
+    for args, code, words in [
+        (["--max-zoom", "30"], 2, "'--max-zoom': 30 is not in the range 0<=x<=24"),
+        (["--initial-zoom", "40"], 2, "'--initial-zoom': 40 is not in the range 0<=x<=26"),
+        (["-o", "/proc/geotessera-no/web"], 1, "cannot write in output directory /proc/geotessera-no/web"),
+    ]:
+        out = tmp_path / "web"
+        result = runner.invoke(cli, ["webmap", str(spread_store), "-o", str(out), *args])
+        assert result.exit_code == code, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.output, result.output
+        assert "min 0" not in result.output
+        assert not out.exists()

@@ -22,18 +22,21 @@ from .serve import bind_server, port_option, serve_until_interrupted
 )
 @click.option(
     "--min-zoom",
-    type=int,
+    type=click.IntRange(0, 24),
     default=None,
     help="Lowest zoom of the web tiles  [default: 8; for a STORE, lower if needed to show all its data].",
 )
 @click.option(
     "--max-zoom",
-    type=int,
+    type=click.IntRange(0, 24),
     default=None,
     help="Highest zoom of the web tiles  [default: 15; for a STORE, one past its preview's resolution].",
 )
 @click.option(
-    "--initial-zoom", type=int, default=None, help="Zoom the page opens at [default: fit the mosaic]."
+    "--initial-zoom",
+    type=click.IntRange(0, 26),
+    default=None,
+    help="Zoom the page opens at [default: fit the mosaic].",
 )
 @click.option("--force/--no-force", default=False, show_default=True, help="Rebuild tiles that exist.")
 @click.option("--serve/--no-serve", default=False, show_default=True, help="Serve the map when done.")
@@ -64,6 +67,7 @@ def command(
     (the level at which the store's data is at most 8192 pixels across, saved as
     preview.tif in the output directory).
     """
+    from ..export import make_output_dir
     from ..web import (
         check_rgb_mosaic,
         check_zooms,
@@ -100,11 +104,11 @@ def command(
         out = output if output is not None else mosaic.with_name(f"{mosaic.stem}_web")
         info = check_rgb_mosaic(mosaic)
     server = None
+    if serve or from_store:  # an output directory that cannot be written is said before any work
+        make_output_dir(out)
     if serve:  # a taken port is reported before any work
-        out.mkdir(parents=True, exist_ok=True)
         server = bind_server(out, port)
     if from_store:
-        out.mkdir(parents=True, exist_ok=True)
         preview = store_preview_mosaic(rgb_mosaic, mosaic, reader_args={"endpoint_url": endpoint_url})
         click.echo(f"{rgb_mosaic}: preview of {preview.year}, pyramid level {preview.level}: {mosaic}")
         info = check_rgb_mosaic(mosaic)

@@ -16,6 +16,7 @@ typedef ptrdiff_t Py_ssize_t;
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #endif
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,19 @@ PyDoc_STRVAR(encode_doc,
              "Encode a bytes-like object as one TIFF LZW segment (a tile or strip); returns bytes.\n"
              "The GIL is released while encoding.");
 
+static int alloc_table(lzw_table *table) {
+    table->child = calloc(N_CHILD, sizeof(uint16_t));
+    table->used = malloc(sizeof(uint32_t) * 4096);
+    table->zeros = malloc(sizeof(uint16_t) * 4096);
+    return table->child != NULL && table->used != NULL && table->zeros != NULL;
+}
+
+static void free_table(lzw_table *table) {
+    free(table->child);
+    free(table->used);
+    free(table->zeros);
+}
+
 static PyObject *encode(PyObject *module, PyObject *arg) {
     Py_buffer view;
     lzw_table table;
@@ -274,30 +288,148 @@ static PyObject *encode(PyObject *module, PyObject *arg) {
     (void)module;
     if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     out = PyBytes_FromStringAndSize(NULL, lzw_bound(view.len));
-    table.child = calloc(N_CHILD, sizeof(uint16_t));
-    table.used = malloc(sizeof(uint32_t) * 4096);
-    table.zeros = malloc(sizeof(uint16_t) * 4096);
-    if (out == NULL || table.child == NULL || table.used == NULL || table.zeros == NULL) {
-        free(table.child);
-        free(table.used);
-        free(table.zeros);
-        Py_XDECREF(out);
+    if (!alloc_table(&table) || out == NULL) {
+        free_table(&table);
         PyBuffer_Release(&view);
-        return out == NULL ? NULL : PyErr_NoMemory();
+        if (out == NULL) return NULL;
+        Py_DECREF(out);
+        return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
     written = lzw_encode((const uint8_t *)view.buf, view.len, (uint8_t *)PyBytes_AS_STRING(out), &table);
     Py_END_ALLOW_THREADS
-    free(table.child);
-    free(table.used);
-    free(table.zeros);
+    free_table(&table);
     PyBuffer_Release(&view);
     if (_PyBytes_Resize(&out, written) < 0) return NULL;
     return out;
 }
 
+/* The float32 NaN numpy writes for nodata (np.float32(np.nan)): the same bytes as GDAL's file. */
+static const uint32_t NAN_BITS = 0x7fc00000u;
+
+/* Dequantise a block of int8 (h, w, n) with per-pixel float32 scales (h, w) into a zeroed
+ * size x size x nout float32 tile, as geotessera.tiles.dequantize does: float32(q) * scale; a
+ * pixel whose scale is not finite, or finite outside [0, 1) (counted), is NaN. */
+static long dequantize(const Py_buffer *q, const Py_buffer *s, const int32_t *bands, Py_ssize_t nout,
+                       Py_ssize_t size, float *tile) {
+    Py_ssize_t h = q->shape[0], w = q->shape[1];
+    Py_ssize_t q0 = q->strides[0], q1 = q->strides[1], q2 = q->strides[2];
+    Py_ssize_t s0 = s->strides[0], s1 = s->strides[1];
+    float nan_value;
+    long bad = 0;
+
+    memcpy(&nan_value, &NAN_BITS, 4);
+    for (Py_ssize_t r = 0; r < h; r++) {
+        for (Py_ssize_t c = 0; c < w; c++) {
+            const int8_t *qp = (const int8_t *)((const char *)q->buf + r * q0 + c * q1);
+            float sc, *o = tile + (r * size + c) * nout;
+            memcpy(&sc, (const char *)s->buf + r * s0 + c * s1, 4);
+            if (isfinite(sc) && sc >= 0.0f && sc < 1.0f) {
+                if (bands != NULL) {
+                    for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[bands[b] * q2] * sc;
+                } else if (q2 == 1) {
+                    for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[b] * sc;
+                } else {
+                    for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[b * q2] * sc;
+                }
+            } else {
+                bad += isfinite(sc) ? 1 : 0;
+                for (Py_ssize_t b = 0; b < nout; b++) o[b] = nan_value;
+            }
+        }
+    }
+    return bad;
+}
+
+static int check_format(const Py_buffer *view, const char *codes, Py_ssize_t itemsize, int ndim, const char *what) {
+    const char *f = view->format == NULL ? "B" : view->format;
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (view->ndim != ndim || view->itemsize != itemsize || strlen(f) != 1 || strchr(codes, *f) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s must be a %d-dimensional array of %s", what, ndim,
+                     itemsize == 1 ? "int8" : (ndim == 1 ? "int32" : "float32"));
+        return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(encode_quantized_doc,
+             "encode_quantized(quantized, scales, bands, size, /)\n--\n\n"
+             "Dequantise and LZW-encode one pixel-interleaved float32 tile of size x size pixels.\n\n"
+             "quantized: int8 (h, w, n), any strides, h and w at most size; scales: float32 (h, w);\n"
+             "bands: int32 (nout,) indices into n, C-contiguous, or None for all n. Pixels past\n"
+             "(h, w) are zeros (GDAL's padding). Returns (encoded bytes, pixels whose finite scale\n"
+             "was outside [0, 1)). The GIL is released while working.");
+
+static PyObject *encode_quantized(PyObject *module, PyObject *args) {
+    PyObject *q_obj, *s_obj, *b_obj, *out = NULL;
+    Py_ssize_t size, nout, raw;
+    Py_buffer q, s, b;
+    int have_b = 0;
+    float *tile = NULL;
+    lzw_table table = {NULL, NULL, NULL};
+    Py_ssize_t written = 0;
+    long bad = 0;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOOn", &q_obj, &s_obj, &b_obj, &size)) return NULL;
+    if (PyObject_GetBuffer(q_obj, &q, PyBUF_RECORDS_RO) < 0) return NULL;
+    if (PyObject_GetBuffer(s_obj, &s, PyBUF_RECORDS_RO) < 0) {
+        PyBuffer_Release(&q);
+        return NULL;
+    }
+    if (b_obj != Py_None) {
+        if (PyObject_GetBuffer(b_obj, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) goto done;
+        have_b = 1;
+    }
+    if (!check_format(&q, "b", 1, 3, "quantized") || !check_format(&s, "f", 4, 2, "scales") ||
+        (have_b && !check_format(&b, "iil", 4, 1, "bands")))
+        goto done;
+    if (s.shape[0] != q.shape[0] || s.shape[1] != q.shape[1] || size <= 0 || q.shape[0] > size ||
+        q.shape[1] > size) {
+        PyErr_SetString(PyExc_ValueError, "quantized and scales must share (h, w), at most size x size");
+        goto done;
+    }
+    nout = have_b ? b.shape[0] : q.shape[2];
+    if (have_b) {
+        const int32_t *bi = (const int32_t *)b.buf;
+        for (Py_ssize_t k = 0; k < nout; k++) {
+            if (bi[k] < 0 || bi[k] >= q.shape[2]) {
+                PyErr_Format(PyExc_ValueError, "band index %d outside 0..%zd", (int)bi[k], q.shape[2] - 1);
+                goto done;
+            }
+        }
+    }
+    if (nout <= 0 || size > PY_SSIZE_T_MAX / size / nout / 4) {
+        PyErr_SetString(PyExc_ValueError, "no bands, or a tile too large");
+        goto done;
+    }
+    raw = size * size * nout * 4;
+    out = PyBytes_FromStringAndSize(NULL, lzw_bound(raw));
+    tile = calloc((size_t)(size * size * nout), sizeof(float));
+    if (out == NULL || tile == NULL || !alloc_table(&table)) {
+        if (out != NULL) PyErr_NoMemory();
+        Py_CLEAR(out);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    bad = dequantize(&q, &s, have_b ? (const int32_t *)b.buf : NULL, nout, size, tile);
+    written = lzw_encode((const uint8_t *)tile, raw, (uint8_t *)PyBytes_AS_STRING(out), &table);
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&out, written) < 0) goto done;
+
+done:
+    free(tile);
+    free_table(&table);
+    PyBuffer_Release(&q);
+    PyBuffer_Release(&s);
+    if (have_b) PyBuffer_Release(&b);
+    if (out == NULL) return NULL;
+    return Py_BuildValue("Nl", out, bad);
+}
+
 static PyMethodDef lzw_methods[] = {
     {"encode", encode, METH_O, encode_doc},
+    {"encode_quantized", encode_quantized, METH_VARARGS, encode_quantized_doc},
     {NULL, NULL, 0, NULL},
 };
 

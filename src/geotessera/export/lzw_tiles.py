@@ -7,10 +7,13 @@ same tiles with :mod:`geotessera.export._lzw` (a C encoder writing libtiff's bit
 for byte, about 2.5 times faster, without the GIL) in a thread per core while the main thread
 dequantises the next tiles, and appends them to a header GDAL wrote
 (:mod:`~geotessera.export.tile_index`). The file is the one GDAL would write: same header,
-same compressed tiles (partial tiles padded with zeros, as GDAL pads them).
+same compressed tiles (partial tiles padded with zeros, as GDAL pads a block written whole).
 
-Memory: one row of tiles being filled (256 rows x the width rounded up to 256 x bands x 4
-bytes) plus at most two tiles per thread in flight. :func:`usable` refuses rows wider than
+Each worker dequantises its tile itself (inside the encoder for per-pixel scales), from views
+of the quantised rows. Memory: a row of tiles of quantised values when the strips are shorter
+than a row of tiles (256 rows x the width x bands bytes; none when they are views of a whole
+tile), one float32 tile per thread being encoded (33.5 MB at 128 bands) and at most two
+encoded tiles per thread waiting to be written. :func:`usable` refuses rows wider than
 :data:`TILE_ROW_BUDGET`; the caller then lets GDAL write.
 """
 
@@ -36,7 +39,7 @@ from .tile_index import TileAppender
 log = logging.getLogger(__name__)
 
 BLOCK: Final = 256
-#: Largest row of tiles (bytes of float32) filled in memory; wider rows are left to GDAL.
+#: Largest row of tiles (bytes of float32) written at once; wider rows are left to GDAL.
 TILE_ROW_BUDGET: Final = 768 << 20
 
 
@@ -64,6 +67,36 @@ def encode_tile(tile: npt.NDArray[np.float32]) -> bytes:
     return data
 
 
+def encode_quantized_tile(
+    quantized: npt.NDArray[np.int8],
+    scales: npt.NDArray[np.floating],
+    bands: npt.NDArray[np.int32] | None,
+    *,
+    name: str = "tile",
+) -> tuple[bytes, int]:
+    """Dequantise and LZW-encode one 256 x 256 pixel-interleaved float32 tile.
+
+    Args:
+        quantized: int8 (h, w, n), h and w at most 256 (a view of a larger tile is fine).
+        scales: (h, w) per-pixel or (h, w, n) per-band scales.
+        bands: int32 band indices to keep, or None for all n.
+        name: the file named in messages.
+
+    Returns:
+        (the encoded tile, pixels with implausible scales). Pixels past (h, w) are zeros.
+    """
+    if _encoder is None:
+        raise RuntimeError("geotessera.export._lzw is not built")
+    if scales.ndim == 2:  # the published layout: dequantised inside the encoder, without the GIL
+        data, bad = _encoder.encode_quantized(quantized, np.asarray(scales, dtype=np.float32), bands, BLOCK)
+        return data, int(bad)
+    nout = quantized.shape[2] if bands is None else len(bands)
+    tile = np.zeros((BLOCK, BLOCK, nout), dtype=np.float32)
+    h, w = quantized.shape[:2]
+    _, bad = dequantize_counting(quantized, scales, out=tile[:h, :w], bands=bands, threads=1, name=name)
+    return encode_tile(tile), bad
+
+
 def worker_count(threads: int | str) -> int:
     """Encoding threads for GDAL-style ``NUM_THREADS`` (a number or ``ALL_CPUS``)."""
     text = str(threads).strip().upper()
@@ -73,6 +106,51 @@ def worker_count(threads: int | str) -> int:
         return max(1, int(text))
     except ValueError:
         return 1
+
+
+Strip = tuple[int, npt.NDArray[np.int8], npt.NDArray[np.float32]]
+
+
+def tile_rows(
+    strips: Iterable[Strip], shape: tuple[int, int], n_bands: int, name: str
+) -> Iterator[tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]]:
+    """Regroup row strips into rows of tiles: ``(int8 (rows, W, n), scales (rows, W[, n]))``.
+
+    A strip that holds a whole row of tiles is passed on as views (no copy: the download's
+    memory-mapped tile); shorter strips are gathered into a new buffer per row of tiles.
+
+    Raises:
+        OutputError: a strip out of order, overlapping, of the wrong shape, or rows missing.
+    """
+    h, w = shape
+    next_row = 0
+    q_buf = s_buf = None
+    for r0, q, sc in strips:
+        n = q.shape[0]
+        if q.shape[1:] != (w, n_bands) or sc.shape[:2] != q.shape[:2] or r0 != next_row or r0 + n > h:
+            raise OutputError(
+                f"{name}: strip of {q.shape} at row {r0} does not follow row {next_row} of {h} x {w}"
+            )
+        lo = r0
+        while lo < r0 + n:
+            top = lo // BLOCK * BLOCK
+            bottom = min(h, top + BLOCK)
+            hi = min(r0 + n, bottom)
+            if lo == top and hi == bottom:
+                yield q[top - r0 : bottom - r0], sc[top - r0 : bottom - r0]
+            else:
+                if lo == top:
+                    q_buf = np.empty((bottom - top, w, n_bands), dtype=q.dtype)
+                    s_buf = np.empty((bottom - top, *sc.shape[1:]), dtype=sc.dtype)
+                assert q_buf is not None and s_buf is not None
+                q_buf[lo - top : hi - top] = q[lo - r0 : hi - r0]
+                s_buf[lo - top : hi - top] = sc[lo - r0 : hi - r0]
+                if hi == bottom:
+                    yield q_buf, s_buf
+            lo = hi
+        next_row = r0 + n
+    if next_row != h:
+        raise OutputError(f"{name}: strips ended at row {next_row} of {h}")
 
 
 @contextmanager
@@ -90,7 +168,7 @@ def fill_lzw_tiles(
     path: str | os.PathLike[str],
     shape: tuple[int, int],
     n_bands: int,
-    strips: Iterable[tuple[int, npt.NDArray[np.int8], npt.NDArray[np.float32]]],
+    strips: Iterable[Strip],
     *,
     bands: Sequence[int] | None,
     threads: int | str = "ALL_CPUS",
@@ -113,57 +191,31 @@ def fill_lzw_tiles(
         OutputError: a strip out of order or of the wrong shape.
     """
     h, w = shape
-    band_idx = None if bands is None else list(bands)
-    nout = n_bands if band_idx is None else len(band_idx)
-    n_cols = -(-w // BLOCK)
+    band_idx = None if bands is None else np.asarray(list(bands), dtype=np.int32)
+    n_rows, n_cols = -(-h // BLOCK), -(-w // BLOCK)
     workers = worker_count(threads)
-    pending: deque[Future[bytes]] = deque()
+    pending: deque[Future[tuple[bytes, int]]] = deque()
     n_bad = 0
-    row_tiles: list[npt.NDArray[np.float32]] = []
-    next_row = 0
     with (
         TileAppender(path) as out,
         ThreadPoolExecutor(workers, thread_name_prefix="lzw") as pool,
         _cancelled_on_error(pool),
     ):
-        if out.tile_count != -(-h // BLOCK) * n_cols:
-            raise OutputError(
-                f"{name}: the header holds {out.tile_count} tiles, not {-(-h // BLOCK) * n_cols}"
-            )
-        for r0, q, sc in strips:
-            n = q.shape[0]
-            if q.shape[1:] != (w, n_bands) or r0 != next_row or r0 + n > h:
-                raise OutputError(
-                    f"{name}: strip of {q.shape} at row {r0} does not follow row {next_row} of {h} x {w}"
+        if out.tile_count != n_rows * n_cols:
+            raise OutputError(f"{name}: the header holds {out.tile_count} tiles, not {n_rows * n_cols}")
+        for q_rows, s_rows in tile_rows(strips, shape, n_bands, name):
+            for col in range(n_cols):
+                cols = slice(col * BLOCK, col * BLOCK + BLOCK)
+                pending.append(
+                    pool.submit(encode_quantized_tile, q_rows[:, cols], s_rows[:, cols], band_idx, name=name)
                 )
-            lo = r0
-            while lo < r0 + n:
-                top = lo // BLOCK * BLOCK
-                hi = min(r0 + n, top + BLOCK)
-                if lo == top:  # a new row of tiles: zeros pad the last row and column, as GDAL pads
-                    row_tiles = [np.zeros((BLOCK, BLOCK, nout), dtype=np.float32) for _ in range(n_cols)]
-                for col, tile in enumerate(row_tiles):
-                    c0, c1 = col * BLOCK, min(w, col * BLOCK + BLOCK)
-                    _, bad = dequantize_counting(
-                        q[lo - r0 : hi - r0, c0:c1],
-                        sc[lo - r0 : hi - r0, c0:c1],
-                        out=tile[lo - top : hi - top, : c1 - c0],
-                        bands=band_idx,
-                        threads=1,
-                        name=name,
-                    )
-                    n_bad += bad
-                if hi == min(h, top + BLOCK):  # the row of tiles is whole: encode it
-                    for tile in row_tiles:
-                        pending.append(pool.submit(encode_tile, tile))
-                    row_tiles = []
-                    while len(pending) > 2 * workers:
-                        out.append(pending.popleft().result())
-                lo = hi
-            next_row = r0 + n
-        if next_row != h:
-            raise OutputError(f"{name}: strips ended at row {next_row} of {h}")
+            while len(pending) > 2 * workers:
+                data, bad = pending.popleft().result()
+                out.append(data)
+                n_bad += bad
         while pending:
-            out.append(pending.popleft().result())
+            data, bad = pending.popleft().result()
+            out.append(data)
+            n_bad += bad
     report_implausible(n_bad, name)
     log.debug("encoded %d LZW tiles of %s on %d threads", out.tile_count, Path(path).name, workers)

@@ -123,3 +123,74 @@ def test_non_contiguous_input_is_refused() -> None:
     tile = np.zeros((4, 4, 2), dtype=np.float32)
     with pytest.raises((BufferError, ValueError, TypeError)):
         encode_tile(tile[:, ::2])
+
+
+def _numpy_tile(q: np.ndarray, s: np.ndarray, bands: np.ndarray | None) -> tuple[np.ndarray, int]:
+    from geotessera.tiles.dequantize import dequantize_counting
+
+    nout = q.shape[2] if bands is None else len(bands)
+    tile = np.zeros((256, 256, nout), dtype=np.float32)
+    _, bad = dequantize_counting(q, s, out=tile[: q.shape[0], : q.shape[1]], bands=bands, threads=1)
+    return tile, bad
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    h=st.integers(1, 256),
+    w=st.integers(1, 256),
+    n=st.sampled_from([1, 3, 128]),
+    subset=st.booleans(),
+    offset=st.integers(0, 3),
+)
+@settings(max_examples=40, deadline=None)
+def test_dequantising_inside_the_encoder_is_numpys(
+    seed: int, h: int, w: int, n: int, subset: bool, offset: int
+) -> None:
+    """float32(q) * scale per pixel; NaN for a scale that is not finite or outside [0, 1) (the
+    latter counted); zeros past (h, w); views with strides (a window of a larger tile)."""
+    from geotessera.export.lzw_tiles import encode_quantized_tile
+
+    rng = np.random.default_rng(seed)
+    big_q = rng.integers(-128, 128, (h + offset, w + offset, n), dtype=np.int8)
+    big_s = rng.uniform(0.0, 0.2, (h + offset, w + offset)).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 1.0, -0.5, 3e38, -0.0, 0.0, 0.9999999], dtype=np.float32)
+    where = rng.random(big_s.shape) < 0.05
+    big_s[where] = rng.choice(specials, int(where.sum()))
+    q, s = big_q[offset:, offset:], big_s[offset:, offset:]  # strided views
+    bands = np.asarray(rng.choice(n, size=max(1, n // 2), replace=False), dtype=np.int32) if subset else None
+    data, bad = encode_quantized_tile(q, s, bands)
+    want, want_bad = _numpy_tile(q, s, bands)
+    assert bad == want_bad
+    assert data == encode_tile(want)
+
+
+def test_per_band_scales_go_through_numpy() -> None:
+    from geotessera.export.lzw_tiles import encode_quantized_tile
+
+    rng = np.random.default_rng(5)
+    q = rng.integers(-128, 128, (100, 70, 4), dtype=np.int8)
+    s = rng.uniform(0.0, 0.2, (100, 70, 4)).astype(np.float32)
+    s[3, 4, 2] = 7.0
+    data, bad = encode_quantized_tile(q, s, None)
+    want, want_bad = _numpy_tile(q, s, None)
+    assert (data, bad) == (encode_tile(want), want_bad) and bad == 1
+
+
+@pytest.mark.parametrize(
+    "q, s, bands, error",
+    [
+        (np.zeros((4, 4, 2), np.int16), np.zeros((4, 4), np.float32), None, TypeError),
+        (np.zeros((4, 4, 2), np.int8), np.zeros((4, 4), np.float64), None, TypeError),
+        (np.zeros((4, 4, 2), np.int8), np.zeros((4, 5), np.float32), None, ValueError),
+        (np.zeros((300, 4, 2), np.int8), np.zeros((300, 4), np.float32), None, ValueError),
+        (np.zeros((4, 4, 2), np.int8), np.zeros((4, 4), np.float32), np.array([2], np.int32), ValueError),
+        (np.zeros((4, 4, 2), np.int8), np.zeros((4, 4), np.float32), np.array([0], np.int64), TypeError),
+    ],
+    ids=["int16", "float64-scales", "shapes", "too-tall", "band-outside", "int64-bands"],
+)
+def test_the_encoder_refuses_what_it_cannot_read(
+    q: np.ndarray, s: np.ndarray, bands: np.ndarray | None, error: type[Exception]
+) -> None:
+    assert lzw_tiles._encoder is not None
+    with pytest.raises(error):
+        lzw_tiles._encoder.encode_quantized(q, s, bands, 256)
