@@ -205,6 +205,7 @@ def write_embedding_geotiff(
         threads=threads,
         interleave=interleave,
         predictor=predictor,
+        strips_kept=True,  # views of the caller's arrays, unchanged while we write
     )
 
 
@@ -220,6 +221,7 @@ def write_embedding_strips(
     threads: int | str = "ALL_CPUS",
     interleave: str | None = None,
     predictor: int | None = None,
+    strips_kept: bool = False,
 ) -> Path:
     """Write a float32 GeoTIFF of ``grid`` from row strips of quantised values.
 
@@ -229,6 +231,11 @@ def write_embedding_strips(
     (:func:`~geotessera.tiles.dequantize.dequantize_band_major`: NaN where the scale is not
     usable) and written at once. Same file layout, tags, band descriptions and atomic write as
     :func:`write_embedding_geotiff`; memory is one strip.
+
+    A source may refill the same arrays for each strip: a strip is not read once the next
+    is asked for. ``strips_kept=True`` says each strip's arrays stay unchanged until the call
+    returns (views of one array): the LZW encoder then reads whole rows of tiles in place,
+    while the next strips are produced, instead of copying them.
     """
     import rasterio
 
@@ -270,7 +277,14 @@ def write_embedding_strips(
                     _write_strips(dst, strips, (h, w), n_bands, band_list, final)
             if fast:
                 lzw_tiles.fill_lzw_tiles(
-                    tmp, (h, w), n_bands, strips, bands=band_list, threads=threads, name=final.name
+                    tmp,
+                    (h, w),
+                    n_bands,
+                    strips,
+                    bands=band_list,
+                    threads=threads,
+                    name=final.name,
+                    kept=strips_kept,
                 )
             # GDAL may close a file cut short by a full disk without an error: prove it whole (the
             # tiles we wrote ourselves raised on any failed write: their places are checked only)

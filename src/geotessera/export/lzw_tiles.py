@@ -112,12 +112,14 @@ Strip = tuple[int, npt.NDArray[np.int8], npt.NDArray[np.float32]]
 
 
 def tile_rows(
-    strips: Iterable[Strip], shape: tuple[int, int], n_bands: int, name: str
+    strips: Iterable[Strip], shape: tuple[int, int], n_bands: int, name: str, *, kept: bool = False
 ) -> Iterator[tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]]:
     """Regroup row strips into rows of tiles: ``(int8 (rows, W, n), scales (rows, W[, n]))``.
 
-    A strip that holds a whole row of tiles is passed on as views (no copy: the download's
-    memory-mapped tile); shorter strips are gathered into a new buffer per row of tiles.
+    Shorter strips are gathered into a new buffer per row of tiles. A strip that holds a whole
+    row of tiles is passed on as views when ``kept`` (the strips' arrays stay unchanged until
+    the file is written: no copy of the download's memory-mapped tile), else copied: the rows
+    are still being encoded when the next strip is asked for, which may refill the same arrays.
 
     Raises:
         OutputError: a strip out of order, overlapping, of the wrong shape, or rows missing.
@@ -137,7 +139,8 @@ def tile_rows(
             bottom = min(h, top + BLOCK)
             hi = min(r0 + n, bottom)
             if lo == top and hi == bottom:
-                yield q[top - r0 : bottom - r0], sc[top - r0 : bottom - r0]
+                rows = slice(top - r0, bottom - r0)
+                yield (q[rows], sc[rows]) if kept else (q[rows].copy(), sc[rows].copy())
             else:
                 if lo == top:
                     q_buf = np.empty((bottom - top, w, n_bands), dtype=q.dtype)
@@ -173,6 +176,7 @@ def fill_lzw_tiles(
     bands: Sequence[int] | None,
     threads: int | str = "ALL_CPUS",
     name: str,
+    kept: bool = False,
 ) -> None:
     """Dequantise ``strips`` and append their LZW tiles to the sparse GeoTIFF at ``path``.
 
@@ -186,6 +190,7 @@ def fill_lzw_tiles(
         bands: 0-based bands to keep (None: all), as the file was created.
         threads: encoding threads (``ALL_CPUS`` or a number).
         name: the file named in messages.
+        kept: each strip's arrays stay unchanged until this returns (see :func:`tile_rows`).
 
     Raises:
         OutputError: a strip out of order or of the wrong shape.
@@ -203,7 +208,7 @@ def fill_lzw_tiles(
     ):
         if out.tile_count != n_rows * n_cols:
             raise OutputError(f"{name}: the header holds {out.tile_count} tiles, not {n_rows * n_cols}")
-        for q_rows, s_rows in tile_rows(strips, shape, n_bands, name):
+        for q_rows, s_rows in tile_rows(strips, shape, n_bands, name, kept=kept):
             for col in range(n_cols):
                 cols = slice(col * BLOCK, col * BLOCK + BLOCK)
                 pending.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,27 @@ def test_a_failed_append_does_not_encode_the_queued_tiles(
         write_embedding_geotiff(tmp_path / "t.tif", q, s, grid, bands=[0], threads=1)
     assert list(tmp_path.iterdir()) == []
     assert 1 <= len(encoded) <= 3, f"{len(encoded)} of the row's 12 tiles encoded after the disk filled"
+
+
+@pytest.mark.parametrize("strip_rows", [256, 512])
+def test_a_source_refilling_one_buffer_per_strip_writes_its_own_values(
+    tmp_path: Path, strip_rows: int
+) -> None:
+    """write_embedding_strips' source may refill the same arrays for each strip (a reader's
+    readinto): whole rows of tiles still being encoded when the next strip is asked for must
+    not be read from the refilled buffer."""
+    from geotessera.export import write_embedding_strips
+
+    q, s, grid = _tile(h=768, w=256 * 6)
+
+    def refilled() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        qb = np.empty((strip_rows, *q.shape[1:]), np.int8)
+        sb = np.empty((strip_rows, *s.shape[1:]), np.float32)
+        for r0 in range(0, q.shape[0], strip_rows):
+            n = min(strip_rows, q.shape[0] - r0)
+            qb[:n], sb[:n] = q[r0 : r0 + n], s[r0 : r0 + n]
+            yield r0, qb[:n], sb[:n]
+
+    out = write_embedding_strips(tmp_path / "t.tif", grid, 128, refilled(), bands=[0, 77], threads=1)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read().transpose(1, 2, 0), dequantize_embedding(q, s, bands=[0, 77]))
