@@ -287,6 +287,11 @@ static PyObject *encode(PyObject *module, PyObject *arg) {
 
     (void)module;
     if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (view.len > PY_SSIZE_T_MAX / 2) { /* lzw_bound would overflow (32-bit builds) */
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "input too large for one LZW segment");
+        return NULL;
+    }
     out = PyBytes_FromStringAndSize(NULL, lzw_bound(view.len));
     if (!alloc_table(&table) || out == NULL) {
         free_table(&table);
@@ -399,7 +404,7 @@ static PyObject *encode_quantized(PyObject *module, PyObject *args) {
             }
         }
     }
-    if (nout <= 0 || size > PY_SSIZE_T_MAX / size / nout / 4) {
+    if (nout <= 0 || size > PY_SSIZE_T_MAX / 2 / size / nout / 4) { /* and lzw_bound must not overflow */
         PyErr_SetString(PyExc_ValueError, "no bands, or a tile too large");
         goto done;
     }

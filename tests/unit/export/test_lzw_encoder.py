@@ -116,7 +116,7 @@ def test_a_real_looking_tile_matches_and_decodes(tmp_path: Path) -> None:
 def test_the_encoder_is_built() -> None:
     """The C extension is part of every install this project makes (make install, the wheel):
     without it the export silently falls back to GDAL's slower encoder."""
-    assert lzw_tiles.usable(1100, 128)
+    assert lzw_tiles.usable(1100, 128), "geotessera.export._lzw is not built: is a C compiler installed?"
 
 
 def test_non_contiguous_input_is_refused() -> None:
