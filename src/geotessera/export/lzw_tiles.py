@@ -4,8 +4,8 @@ The default export (``--compress lzw``) has the published client's layout: float
 pixel-interleaved, 256 x 256 tiles, LZW without a predictor. libtiff encodes LZW at about
 50 MB/s per core here, which made it the slowest stage of an export. This module encodes the
 same tiles with :mod:`geotessera.export._lzw` (a C encoder writing libtiff's bit stream byte
-for byte, about 2.5 times faster, without the GIL) in a thread per core while the main thread
-dequantises the next tiles, and appends them to a header GDAL wrote
+for byte, about 2.5 times faster, without the GIL) in a thread per core, each dequantising
+its own tile while the main thread reads the next rows, and appends them to a header GDAL wrote
 (:mod:`~geotessera.export.tile_index`). The file is the one GDAL would write: same header,
 same compressed tiles (partial tiles padded with zeros, as GDAL pads a block written whole).
 
@@ -39,7 +39,8 @@ from .tile_index import TileAppender
 log = logging.getLogger(__name__)
 
 BLOCK: Final = 256
-#: Largest row of tiles (bytes of float32) written at once; wider rows are left to GDAL.
+#: Largest row of tiles (counted as float32: 256 rows x width x bands x 4 bytes) the encoder
+#: takes; wider rows (very wide Zarr regions) are left to GDAL, whose memory is one strip.
 TILE_ROW_BUDGET: Final = 768 << 20
 
 
