@@ -43,7 +43,7 @@ typedef ptrdiff_t Py_ssize_t;
 typedef struct {
     uint16_t *child; /* child[(code << 8) | byte]: the code of that string, 0 when none */
     uint32_t *used;  /* used[code]: where in child that code sits (to clear the table) */
-    uint16_t *zeros; /* zeros[k]: the code of k zero bytes, for k = 1..zk */
+    uint16_t *runs;  /* runs[phase * 4096 + k]: the code of the k bytes of the run's word from phase */
 } lzw_table;
 
 /* The encoder's state. The hot loop keeps it in local variables (LOAD/SAVE around the calls to
@@ -58,7 +58,9 @@ typedef struct {
     uint8_t *op, *op_base;
     uint64_t acc;     /* pending output bits, newest lowest */
     unsigned nb;      /* how many of them (< 32 between codes) */
-    unsigned nb_base, nbits, maxcode, free_ent, ent, zk;
+    unsigned nb_base, nbits, maxcode, free_ent, ent;
+    unsigned run_len[4]; /* per phase, the longest string of the run's word known (0: none yet) */
+    uint32_t run_word;    /* the word those strings repeat (its first byte at phase 0) */
     unsigned event;   /* free_ent at which the code width grows or the table is full */
     long ratio;
     lzw_table *t;
@@ -113,7 +115,7 @@ static void restart(lzw_state *s) {
     s->nbits = BITS_MIN;
     s->maxcode = (1u << BITS_MIN) - 1;
     s->event = s->maxcode + 1;
-    s->zk = 1;
+    memset(s->run_len, 0, sizeof s->run_len);
 }
 
 /* What libtiff does after adding a code, when something is due: a Clear when the table is
@@ -155,31 +157,58 @@ static void learn(lzw_state *s, unsigned idx) {
     if (s->free_ent >= s->event || s->i >= s->cp) after_code(s);
 }
 
-/* ent is the single zero byte at i - 1 and at least 8 more zeros follow (padding, nodata):
- * take the run whole, a known string of zeros at a time, as the byte loop would. */
-static NOINLINE void zero_run(lzw_state *s) {
+/* The bytes at i - 1 (ent, a string's first byte) and on repeat a 4-byte word for at least 16
+ * bytes: zeros (padding, zero scales) or NaN (nodata: water). Take the run whole, a known
+ * string at a time, as the byte loop would. For each phase of the word (the offset of a
+ * string's first byte in it) the codes of the strings of 1, 2, 3, ... of its bytes are kept,
+ * found in the table when first needed: the table is prefix-closed, so the longest known one
+ * is found by walking child[] from the shortest. */
+static NOINLINE void periodic_run(lzw_state *s) {
     const uint8_t *src = s->src;
-    uint16_t *child = s->t->child, *zeros = s->t->zeros;
-    Py_ssize_t r = s->i, left;
-    unsigned k = 1; /* ent is the code of k zeros */
-    unsigned z;
-    while (s->n - r >= 8 && load64(src + r) == 0) r += 8;
-    while (r < s->n && src[r] == 0) r++;
-    left = r - s->i;
+    uint16_t *child = s->t->child, *runs = s->t->runs;
+    Py_ssize_t start = s->i - 1, j, left;
+    uint8_t w[4];
+    uint32_t word;
+    unsigned phase = 0, k = 1; /* ent is the code of the k bytes of the word from phase */
+    uint64_t pattern;
+
+    memcpy(w, src + start, 4);
+    memcpy(&word, w, 4);
+    if (word != s->run_word) { /* another word: its strings are looked up afresh */
+        memset(s->run_len, 0, sizeof s->run_len);
+        s->run_word = word;
+    }
+    pattern = load64(src + start);
+    j = start + 8;
+    while (s->n - j >= 8 && load64(src + j) == pattern) j += 8;
+    while (j < s->n && src[j] == src[j - 4]) j++;
+    left = j - s->i; /* run bytes after ent's */
     for (;;) {
-        while (s->zk < CODE_LIMIT && (z = child[(unsigned)zeros[s->zk] << 8]) != 0) zeros[++s->zk] = (uint16_t)z;
-        if ((Py_ssize_t)s->zk >= (Py_ssize_t)k + left) { /* the run ends within a known string */
-            s->ent = zeros[k + left];
+        uint16_t *chain = runs + phase * 4096u;
+        unsigned known = s->run_len[phase], z;
+        if (known == 0) {
+            chain[1] = w[phase];
+            known = 1;
+        }
+        while (known < CODE_LIMIT && (z = child[((unsigned)chain[known] << 8) | w[(phase + known) & 3]]) != 0)
+            chain[++known] = (uint16_t)z;
+        s->run_len[phase] = known;
+        if ((Py_ssize_t)known >= (Py_ssize_t)k + left) { /* the run ends within a known string */
+            s->ent = chain[k + left];
             s->i += left;
             return;
         }
-        /* the longest known run, then one zero more is new */
-        s->i += s->zk - k + 1;
-        left -= s->zk - k + 1;
-        s->ent = zeros[s->zk];
-        learn(s, (unsigned)s->ent << 8);
-        s->ent = 0;
-        k = 1;
+        /* the longest known string, then the next byte of the run is new: emit, learn */
+        {
+            unsigned c = w[(phase + known) & 3];
+            s->i += known - k + 1;
+            left -= known - k + 1;
+            s->ent = chain[known];
+            learn(s, ((unsigned)s->ent << 8) | c); /* may Clear the table: run_len reset */
+            s->ent = c;
+            phase = (phase + known) & 3;
+            k = 1;
+        }
         if (left == 0) return;
     }
 }
@@ -199,9 +228,8 @@ static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw
     st.n = n;
     st.op_base = dst;
     st.maxcode = (1u << BITS_MIN) - 1;
-    st.zk = 1;
+    st.run_word = 0;
     st.t = t;
-    t->zeros[1] = 0;
 #define SAVE()                                                     \
     do {                                                           \
         st.i = i; st.cp = cp; st.op = op; st.acc = acc; st.nb = nb; \
@@ -232,7 +260,9 @@ static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw
             if (UNLIKELY(free_ent >= event || i >= cp || c == 0)) {
                 SAVE();
                 if (free_ent >= event || i >= cp) after_code(&st);
-                if (c == 0 && n - i >= 8 && load64(src + i) == 0) zero_run(&st);
+                if (c == 0 && n - i >= 15 && load64(src + i - 1) == load64(src + i + 3) &&
+                    load64(src + i + 3) == load64(src + i + 7))
+                    periodic_run(&st);
                 LOAD();
             }
         }
@@ -260,24 +290,25 @@ static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw
 #undef LOAD
 }
 
-#ifndef LZW_CORE_ONLY
-PyDoc_STRVAR(encode_doc,
-             "encode(data, /)\n--\n\n"
-             "Encode a bytes-like object as one TIFF LZW segment (a tile or strip); returns bytes.\n"
-             "The GIL is released while encoding.");
-
+/* The encoder's tables (about 2.1 MB); the core-only build's tests use these too. */
 static int alloc_table(lzw_table *table) {
     table->child = calloc(N_CHILD, sizeof(uint16_t));
     table->used = malloc(sizeof(uint32_t) * 4096);
-    table->zeros = malloc(sizeof(uint16_t) * 4096);
-    return table->child != NULL && table->used != NULL && table->zeros != NULL;
+    table->runs = malloc(sizeof(uint16_t) * 4 * 4096);
+    return table->child != NULL && table->used != NULL && table->runs != NULL;
 }
 
 static void free_table(lzw_table *table) {
     free(table->child);
     free(table->used);
-    free(table->zeros);
+    free(table->runs);
 }
+
+#ifndef LZW_CORE_ONLY
+PyDoc_STRVAR(encode_doc,
+             "encode(data, /)\n--\n\n"
+             "Encode a bytes-like object as one TIFF LZW segment (a tile or strip); returns bytes.\n"
+             "The GIL is released while encoding.");
 
 static PyObject *encode(PyObject *module, PyObject *arg) {
     Py_buffer view;

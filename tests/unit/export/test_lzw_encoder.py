@@ -44,14 +44,19 @@ def _libtiff_lzw(data: bytes, tmp: Path) -> bytes:
 def _segments(data: st.DataObject) -> bytes:
     """Bytes made of segments that stress every branch: zero runs (short and long), random bytes,
     small alphabets (long strings, early table fills), runs of one other value, float32 values
-    sharing a scale (the embeddings' shape)."""
+    sharing a scale (the embeddings' shape), runs of a repeated 4-byte word (NaN nodata, words
+    with zero bytes) starting at any phase."""
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     parts: list[bytes] = []
     for _ in range(data.draw(st.integers(1, 8))):
         n = data.draw(st.sampled_from([1, 2, 7, 8, 9, 15, 16, 17, 100, 1000, 9_999, 10_001, 30_000, 70_000]))
-        kind = data.draw(st.sampled_from(["zeros", "random", "binary", "run", "floats"]))
+        kind = data.draw(st.sampled_from(["zeros", "random", "binary", "run", "floats", "nan", "word"]))
         if kind == "zeros":
             parts.append(bytes(n))
+        elif kind == "nan":  # nodata pixels: one 4-byte word repeated, cut anywhere
+            parts.append((np.full(-(-n // 4), np.nan, dtype=np.float32).tobytes())[:n])
+        elif kind == "word":
+            parts.append((rng.integers(0, 4, 4, dtype=np.uint8).tobytes() * -(-n // 4))[:n])
         elif kind == "random":
             parts.append(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
         elif kind == "binary":
@@ -99,6 +104,15 @@ def test_noise_resets_on_ratio_and_full_table(tmp_path: Path) -> None:
     )
     for raw in (noise, mixed):
         assert encode_tile(np.frombuffer(raw, dtype=np.uint8)) == _libtiff_lzw(raw, tmp_path)
+
+
+def test_a_nodata_tile_is_libtiffs(tmp_path: Path) -> None:
+    """Water is NaN: long runs of one 4-byte word, entered at every phase, across table fills."""
+    tile = np.full((256, 64, 128), np.nan, dtype=np.float32)
+    rng = np.random.default_rng(9)
+    tile[100:130, 5:40] = rng.uniform(-1, 1, (30, 35, 128)).astype(np.float32)
+    tile[200:, :, 3] = 0.0
+    assert encode_tile(tile) == _libtiff_lzw(tile.tobytes(), tmp_path)
 
 
 def test_a_real_looking_tile_matches_and_decodes(tmp_path: Path) -> None:
