@@ -4,7 +4,8 @@ Tiles (1141 x 731 x 128 int8 + float32 scales): ``grid_0.05_52.05`` of the 3 x 3
 ``bench_download`` (cached under the temp directory, memory-mapped as the download pipeline
 reads it), and a tile of independent realistic data (``benchmarks/_realistic.py``: smooth
 random fields with per-pixel scales, quantised as Tessera does), since the sample store's
-values may compress differently from real embeddings.
+values may compress differently from real embeddings; and the sample tile as a coastal
+tile, its western half water (NaN scales: nodata, as published tiles mark water).
 
 Timed cases (sample tile unless named realistic):
 
@@ -86,6 +87,12 @@ def _setup(kind: str) -> _State:
         from benchmarks._realistic import realistic_tile
 
         q, s = realistic_tile(*grid.shape)
+    elif kind == "coastal":  # the sample tile with its western half water (NaN scales: nodata)
+        arrays = load_tile_arrays(
+            root / S3_LAYOUT.embedding_key(ds, YEAR, cell), root / S3_LAYOUT.scales_key(ds, YEAR, cell)
+        )
+        q, s = np.array(arrays.quantized), np.array(arrays.scales)
+        s[:, : s.shape[1] // 2] = np.nan
     else:
         arrays = load_tile_arrays(
             root / S3_LAYOUT.embedding_key(ds, YEAR, cell), root / S3_LAYOUT.scales_key(ds, YEAR, cell)
@@ -197,6 +204,9 @@ def cases() -> list[Case]:
         _case(f"{PUBLISHED}, realistic", "realistic", _run_published),
         _case(f"{TODAY}, realistic", "realistic", lambda s: _write(s, "lzw", **today)),
         _case("ours lzw, realistic", "realistic", lambda s: _write(s, "lzw")),
+        _case(f"{TODAY}, coastal", "coastal", lambda s: _write(s, "lzw", **today)),
+        _case("ours lzw, coastal", "coastal", lambda s: _write(s, "lzw")),
+        _case(f"{GDAL_LZW}, coastal", "coastal", _write_gdal_lzw),
         _case("ours deflate, realistic", "realistic", lambda s: _write(s, "deflate")),
         _case("ours zstd, realistic", "realistic", lambda s: _write(s, "zstd")),
         _case("layout matrix, sample", "sample", _run_matrix, repeats=1, description="see summary"),
@@ -256,6 +266,15 @@ def summary(results: dict[str, CaseResult]) -> list[str]:
         lines.append(
             f"GOALS default (lzw): size ratio {size:.3f} (goal <= 1.0), "
             f"time ratio {ours.median_s / today.median_s:.2f} (goal <= 0.5)"
+        )
+    coast, coast_today = results.get("ours lzw, coastal"), results.get(f"{TODAY}, coastal")
+    coast_gdal = results.get(f"{GDAL_LZW}, coastal")
+    if coast and coast_today:
+        lines.append(
+            f"coastal tile (western half NaN): ours lzw {coast.median_s:.2f} s, "
+            f"{coast.metrics['bytes'] / 1e6:.1f} MB; today's defaults {coast_today.median_s:.2f} s: "
+            f"time ratio {coast.median_s / coast_today.median_s:.2f}"
+            + (f"; GDAL's encoder {coast_gdal.median_s:.2f} s" if coast_gdal else "")
         )
     for kind in ("sample", "realistic"):
         r = results.get(f"layout matrix, {kind}")
