@@ -6,8 +6,9 @@
  * (4094 entries) and when the compression ratio stops improving (checked every 10,000 input
  * bytes), an EOI code at the end. It differs only in how it finds a string: a direct table
  * child[code * 256 + byte] (2 MB, cleared entry by entry) instead of libtiff's open-addressing
- * hash, and fewer branches per code, which makes it about 2.5 times faster on float32
- * embeddings. The encoder runs without the GIL, so tiles encode in parallel threads.
+ * hash, fewer branches per code, and runs of a repeated 4-byte word (zero padding, NaN nodata)
+ * taken a known string at a time, which makes it about 2.5 times faster on float32 embeddings.
+ * The encoder runs without the GIL, so tiles encode in parallel threads.
  */
 #ifdef LZW_CORE_ONLY /* the encoder alone, for native tests (sanitizers, other byte orders) */
 #include <stddef.h>
@@ -58,7 +59,7 @@ typedef struct {
     uint8_t *op, *op_base;
     uint64_t acc;     /* pending output bits, newest lowest */
     unsigned nb;      /* how many of them (< 32 between codes) */
-    unsigned nb_base, nbits, maxcode, free_ent, ent;
+    unsigned nb_base, nbits, free_ent, ent; /* codes of nbits bits reach (1 << nbits) - 1 */
     unsigned run_len[4]; /* per phase, the longest string of the run's word known (0: none yet) */
     uint32_t run_word;    /* the word those strings repeat (its first byte at phase 0) */
     unsigned event;   /* free_ent at which the code width grows or the table is full */
@@ -113,8 +114,7 @@ static void restart(lzw_state *s) {
     s->nb_base = s->nb;
     put(s, CODE_CLEAR);
     s->nbits = BITS_MIN;
-    s->maxcode = (1u << BITS_MIN) - 1;
-    s->event = s->maxcode + 1;
+    s->event = 1u << BITS_MIN;
     memset(s->run_len, 0, sizeof s->run_len);
 }
 
@@ -126,10 +126,9 @@ static void after_code(lzw_state *s) {
         Py_ssize_t keep = s->cp - s->base;
         restart(s);
         s->cp = s->base + keep;
-    } else if (s->free_ent > s->maxcode) {
+    } else if (s->free_ent >= 1u << s->nbits) {
         s->nbits++;
-        s->maxcode = (1u << s->nbits) - 1;
-        s->event = s->maxcode + 1 < CODE_LIMIT ? s->maxcode + 1 : CODE_LIMIT;
+        s->event = 1u << s->nbits < CODE_LIMIT ? 1u << s->nbits : CODE_LIMIT;
     } else if (s->i >= s->cp) {
         long incount = (long)(s->i - s->base), rat;
         long outcount = (long)(s->op - s->op_base) * 8 + (long)s->nb - (long)s->nb_base;
@@ -227,8 +226,7 @@ static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw
     st.src = src;
     st.n = n;
     st.op_base = dst;
-    st.maxcode = (1u << BITS_MIN) - 1;
-    st.run_word = 0;
+    st.nbits = BITS_MIN;
     st.t = t;
 #define SAVE()                                                     \
     do {                                                           \
@@ -272,7 +270,7 @@ static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw
         if (st.free_ent == CODE_LIMIT) {
             put(&st, CODE_CLEAR);
             st.nbits = BITS_MIN;
-        } else if (st.free_ent > st.maxcode) {
+        } else if (st.free_ent >= 1u << st.nbits) {
             st.nbits++;
         }
         st.free_ent--;

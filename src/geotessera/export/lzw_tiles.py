@@ -195,10 +195,10 @@ def fill_lzw_tiles(
 
     Raises:
         OutputError: a strip out of order or of the wrong shape.
+        TiffLayoutError: the header's tile count is not this image's (raised when finishing).
     """
-    h, w = shape
     band_idx = None if bands is None else np.asarray(list(bands), dtype=np.int32)
-    n_rows, n_cols = -(-h // BLOCK), -(-w // BLOCK)
+    n_cols = -(-shape[1] // BLOCK)
     workers = worker_count(threads)
     pending: deque[Future[tuple[bytes, int]]] = deque()
     n_bad = 0
@@ -207,21 +207,21 @@ def fill_lzw_tiles(
         ThreadPoolExecutor(workers, thread_name_prefix="lzw") as pool,
         _cancelled_on_error(pool),
     ):
-        if out.tile_count != n_rows * n_cols:
-            raise OutputError(f"{name}: the header holds {out.tile_count} tiles, not {n_rows * n_cols}")
+
+        def write_done(keep: int) -> None:  # in tile order, until at most ``keep`` are queued
+            nonlocal n_bad
+            while len(pending) > keep:
+                data, bad = pending.popleft().result()
+                out.append(data)
+                n_bad += bad
+
         for q_rows, s_rows in tile_rows(strips, shape, n_bands, name, kept=kept):
             for col in range(n_cols):
                 cols = slice(col * BLOCK, col * BLOCK + BLOCK)
                 pending.append(
                     pool.submit(encode_quantized_tile, q_rows[:, cols], s_rows[:, cols], band_idx, name=name)
                 )
-            while len(pending) > 2 * workers:
-                data, bad = pending.popleft().result()
-                out.append(data)
-                n_bad += bad
-        while pending:
-            data, bad = pending.popleft().result()
-            out.append(data)
-            n_bad += bad
+            write_done(2 * workers)
+        write_done(0)
     report_implausible(n_bad, name)
     log.debug("encoded %d LZW tiles of %s on %d threads", out.tile_count, Path(path).name, workers)
