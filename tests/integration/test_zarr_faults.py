@@ -181,6 +181,23 @@ def test_concurrent_builds_started_at_one_instant_all_succeed(
         _assert_same_store(store, reference)
 
 
+def test_a_first_build_keeps_the_directory_its_lock_is_held_on(sample: Path, tmp_path: Path) -> None:
+    """The store lock is a ``flock`` on the store directory itself. A first build once let
+    zarr-python remove that directory and make a new one (``open_group(mode="w")``): another
+    build could then lock the new directory while the first still wrote, and a thread creating
+    the directory at that moment failed with 'File exists' (a CI run saw it)."""
+    store = tmp_path / "v1.zarr"
+    store.mkdir()
+    fd = os.open(store, os.O_RDONLY)  # keeps the inode alive, so its number cannot be reused
+    try:
+        build_zarr(sample, store, dataset=DS, workers=1)
+        before, after = os.fstat(fd), os.stat(store)
+        assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+        assert before.st_nlink > 0 and (store / "zarr.json").is_file()
+    finally:
+        os.close(fd)
+
+
 def _build_at(barrier: threading.Barrier, sample: Path, store: Path, errors: list[BaseException]) -> None:
     barrier.wait()
     try:

@@ -106,7 +106,9 @@ def open_root(store: Path, ds: DatasetId, res: float, depths: tuple[int, ...]) -
     if store.exists() and any(store.iterdir()):
         raise OutputError(f"{store} exists and is not a Zarr store; choose an empty or new directory")
     attrs = root_attributes(ds, gsd=res, build_version=f"geotessera {__version__}", depths=depths)
-    return zarr.open_group(store, mode="w", zarr_format=3, attributes=attrs), depths  # one write
+    # "w-", never "w": "w" removes the store directory and makes a new one, and the store lock,
+    # held on the directory itself, would then guard a directory no longer at this path
+    return zarr.open_group(store, mode="w-", zarr_format=3, attributes=attrs), depths  # one write
 
 
 def codecs(kind: str, checksums: bool) -> Any:
