@@ -63,7 +63,9 @@ typedef struct {
     unsigned run_len[4]; /* per phase, the longest string of the run's word known (0: none yet) */
     uint32_t run_word;    /* the word those strings repeat (its first byte at phase 0) */
     unsigned event;   /* free_ent at which the code width grows or the table is full */
+    int started;      /* the first byte was fed (the leading Clear is out) */
     long ratio;
+    uint8_t *dst;     /* where the stream starts */
     lzw_table *t;
 } lzw_state;
 
@@ -212,80 +214,106 @@ static NOINLINE void periodic_run(lzw_state *s) {
     }
 }
 
-static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw_table *t) {
-    lzw_state st;
-    uint16_t *child = t->child;
-    uint32_t *used = t->used;
-    /* the hot state, in registers */
-    Py_ssize_t i = 0, cp = CHECK_GAP;
-    uint8_t *op = dst;
-    uint64_t acc = 0;
-    unsigned nb = 0, nbits = BITS_MIN, free_ent = CODE_FIRST, event = 1u << BITS_MIN, ent = 0;
+/* A stream is encoded by lzw_begin, then lzw_feed for each piece of input in turn (of any
+ * length: the output does not depend on where the input is cut), then lzw_finish. Input
+ * positions (i, base, cp) count from the start of the piece being fed. */
+static void lzw_begin(lzw_state *s, uint8_t *dst, lzw_table *t) {
+    memset(s, 0, sizeof *s);
+    s->dst = dst;
+    s->op = dst;
+    s->op_base = dst;
+    s->nbits = BITS_MIN;
+    s->free_ent = CODE_FIRST;
+    s->event = 1u << BITS_MIN;
+    s->cp = CHECK_GAP;
+    s->t = t;
+}
 
-    memset(&st, 0, sizeof st);
-    st.src = src;
-    st.n = n;
-    st.op_base = dst;
-    st.nbits = BITS_MIN;
-    st.t = t;
+static void lzw_feed(lzw_state *s, const uint8_t *src, Py_ssize_t n) {
+    uint16_t *child = s->t->child;
+    uint32_t *used = s->t->used;
+    /* the hot state, in registers */
+    Py_ssize_t i = 0, cp = s->cp;
+    uint8_t *op = s->op;
+    uint64_t acc = s->acc;
+    unsigned nb = s->nb, nbits = s->nbits, free_ent = s->free_ent, event = s->event, ent = s->ent;
 #define SAVE()                                                     \
     do {                                                           \
-        st.i = i; st.cp = cp; st.op = op; st.acc = acc; st.nb = nb; \
-        st.nbits = nbits; st.free_ent = free_ent; st.event = event; st.ent = ent; \
+        s->i = i; s->cp = cp; s->op = op; s->acc = acc; s->nb = nb; \
+        s->nbits = nbits; s->free_ent = free_ent; s->event = event; s->ent = ent; \
     } while (0)
 #define LOAD()                                                     \
     do {                                                           \
-        i = st.i; cp = st.cp; op = st.op; acc = st.acc; nb = st.nb; \
-        nbits = st.nbits; free_ent = st.free_ent; event = st.event; ent = st.ent; \
+        i = s->i; cp = s->cp; op = s->op; acc = s->acc; nb = s->nb; \
+        nbits = s->nbits; free_ent = s->free_ent; event = s->event; ent = s->ent; \
     } while (0)
 
-    if (n > 0) {
+    if (n <= 0) return;
+    s->src = src;
+    s->n = n;
+    if (!s->started) {
         PUT_BITS(op, acc, nb, nbits, CODE_CLEAR);
         ent = src[i++];
-        while (i < n) {
-            unsigned c = src[i++];
-            unsigned idx = (ent << 8) | c;
-            unsigned code = child[idx];
-            if (code) { /* the string goes on */
-                ent = code;
-                continue;
-            }
-            PUT_BITS(op, acc, nb, nbits, ent); /* emit the longest known string, learn it + c */
-            child[idx] = (uint16_t)free_ent;
-            used[free_ent] = idx;
-            ent = c;
-            free_ent++;
-            if (UNLIKELY(free_ent >= event || i >= cp || c == 0)) {
-                SAVE();
-                if (free_ent >= event || i >= cp) after_code(&st);
-                if (c == 0 && n - i >= 15 && load64(src + i - 1) == load64(src + i + 3) &&
-                    load64(src + i + 3) == load64(src + i + 7))
-                    periodic_run(&st);
-                LOAD();
-            }
-        }
-        SAVE();
-        put(&st, st.ent);
-        st.free_ent++;
-        if (st.free_ent == CODE_LIMIT) {
-            put(&st, CODE_CLEAR);
-            st.nbits = BITS_MIN;
-        } else if (st.free_ent >= 1u << st.nbits) {
-            st.nbits++;
-        }
-        st.free_ent--;
-        clear_table(&st);
-        LOAD();
+        s->started = 1;
     }
-    PUT_BITS(op, acc, nb, nbits, CODE_EOI);
-    while (nb >= 8) {
-        nb -= 8;
-        *op++ = (uint8_t)(acc >> nb);
+    while (i < n) {
+        unsigned c = src[i++];
+        unsigned idx = (ent << 8) | c;
+        unsigned code = child[idx];
+        if (code) { /* the string goes on */
+            ent = code;
+            continue;
+        }
+        PUT_BITS(op, acc, nb, nbits, ent); /* emit the longest known string, learn it + c */
+        child[idx] = (uint16_t)free_ent;
+        used[free_ent] = idx;
+        ent = c;
+        free_ent++;
+        if (UNLIKELY(free_ent >= event || i >= cp || c == 0)) {
+            SAVE();
+            if (free_ent >= event || i >= cp) after_code(s);
+            if (c == 0 && n - i >= 15 && load64(src + i - 1) == load64(src + i + 3) &&
+                load64(src + i + 3) == load64(src + i + 7))
+                periodic_run(s);
+            LOAD();
+        }
     }
-    if (nb > 0) *op++ = (uint8_t)(acc << (8 - nb));
-    return op - dst;
+    SAVE();
+    s->i = 0; /* the next piece starts at 0 */
+    s->base -= n;
+    s->cp -= n;
 #undef SAVE
 #undef LOAD
+}
+
+/* The last string, EOI and the padding bits; returns the length of the stream. */
+static Py_ssize_t lzw_finish(lzw_state *s) {
+    if (s->started) {
+        put(s, s->ent);
+        s->free_ent++;
+        if (s->free_ent == CODE_LIMIT) {
+            put(s, CODE_CLEAR);
+            s->nbits = BITS_MIN;
+        } else if (s->free_ent >= 1u << s->nbits) {
+            s->nbits++;
+        }
+        s->free_ent--;
+        clear_table(s);
+    }
+    put(s, CODE_EOI);
+    while (s->nb >= 8) {
+        s->nb -= 8;
+        *s->op++ = (uint8_t)(s->acc >> s->nb);
+    }
+    if (s->nb > 0) *s->op++ = (uint8_t)(s->acc << (8 - s->nb));
+    return s->op - s->dst;
+}
+
+static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw_table *t) {
+    lzw_state st;
+    lzw_begin(&st, dst, t);
+    lzw_feed(&st, src, n);
+    return lzw_finish(&st);
 }
 
 /* The encoder's tables (about 2.1 MB); the core-only build's tests use these too. */
@@ -341,35 +369,56 @@ static PyObject *encode(PyObject *module, PyObject *arg) {
 /* The float32 NaN numpy writes for nodata (np.float32(np.nan)): the same bytes as GDAL's file. */
 static const uint32_t NAN_BITS = 0x7fc00000u;
 
-/* Dequantise a block of int8 (h, w, n) with per-pixel float32 scales (h, w) into a zeroed
- * size x size x nout float32 tile, as geotessera.tiles.dequantize does: float32(q) * scale; a
- * pixel whose scale is not finite, or finite outside [0, 1) (counted), is NaN. */
-static long dequantize(const Py_buffer *q, const Py_buffer *s, const int32_t *bands, Py_ssize_t nout,
-                       Py_ssize_t size, float *tile) {
+/* Dequantise pixels c0..c1-1 of row r of a tile from int8 (h, w, n) with per-pixel float32
+ * scales (h, w), as geotessera.tiles.dequantize does: float32(q) * scale; a pixel whose scale
+ * is not finite, or finite outside [0, 1) (counted), is NaN; a pixel past (h, w) is zeros
+ * (GDAL's padding). Writes (c1 - c0) * nout floats to out; returns the pixels counted. */
+static long dequantize_span(const Py_buffer *q, const Py_buffer *s, const int32_t *bands, Py_ssize_t nout,
+                            Py_ssize_t r, Py_ssize_t c0, Py_ssize_t c1, float *out) {
     Py_ssize_t h = q->shape[0], w = q->shape[1];
     Py_ssize_t q0 = q->strides[0], q1 = q->strides[1], q2 = q->strides[2];
     Py_ssize_t s0 = s->strides[0], s1 = s->strides[1];
+    Py_ssize_t inside = r < h ? (c1 < w ? c1 : w) : c0; /* pixels c0..inside-1 hold data */
     float nan_value;
     long bad = 0;
 
+    if (inside < c0) inside = c0;
     memcpy(&nan_value, &NAN_BITS, 4);
-    for (Py_ssize_t r = 0; r < h; r++) {
-        for (Py_ssize_t c = 0; c < w; c++) {
-            const int8_t *qp = (const int8_t *)((const char *)q->buf + r * q0 + c * q1);
-            float sc, *o = tile + (r * size + c) * nout;
-            memcpy(&sc, (const char *)s->buf + r * s0 + c * s1, 4);
-            if (isfinite(sc) && sc >= 0.0f && sc < 1.0f) {
-                if (bands != NULL) {
-                    for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[bands[b] * q2] * sc;
-                } else if (q2 == 1) {
-                    for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[b] * sc;
-                } else {
-                    for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[b * q2] * sc;
-                }
+    for (Py_ssize_t c = c0; c < inside; c++) {
+        const int8_t *qp = (const int8_t *)((const char *)q->buf + r * q0 + c * q1);
+        float sc, *o = out + (c - c0) * nout;
+        memcpy(&sc, (const char *)s->buf + r * s0 + c * s1, 4);
+        if (isfinite(sc) && sc >= 0.0f && sc < 1.0f) {
+            if (bands != NULL) {
+                for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[bands[b] * q2] * sc;
+            } else if (q2 == 1) {
+                for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[b] * sc;
             } else {
-                bad += isfinite(sc) ? 1 : 0;
-                for (Py_ssize_t b = 0; b < nout; b++) o[b] = nan_value;
+                for (Py_ssize_t b = 0; b < nout; b++) o[b] = (float)qp[b * q2] * sc;
             }
+        } else {
+            bad += isfinite(sc) ? 1 : 0;
+            for (Py_ssize_t b = 0; b < nout; b++) o[b] = nan_value;
+        }
+    }
+    memset(out + (inside - c0) * nout, 0, (size_t)((c1 - inside) * nout) * sizeof(float));
+    return bad;
+}
+
+/* Bytes of dequantised pixels encoded at a time: small enough to stay in L1 beside the hot
+ * part of the table, large enough that the per-piece overhead does not show. */
+#define PIECE_BYTES 16384
+
+/* Dequantise and encode a size x size tile, a piece of a row at a time (the tile is never
+ * whole in memory). piece: room for `step` pixels. Returns the pixels counted. */
+static long encode_tile_pieces(const Py_buffer *q, const Py_buffer *s, const int32_t *bands, Py_ssize_t nout,
+                               Py_ssize_t size, Py_ssize_t step, float *piece, lzw_state *st) {
+    long bad = 0;
+    for (Py_ssize_t r = 0; r < size; r++) {
+        for (Py_ssize_t c0 = 0; c0 < size; c0 += step) {
+            Py_ssize_t c1 = c0 + step < size ? c0 + step : size;
+            bad += dequantize_span(q, s, bands, nout, r, c0, c1, piece);
+            lzw_feed(st, (const uint8_t *)piece, (c1 - c0) * nout * 4);
         }
     }
     return bad;
@@ -396,10 +445,11 @@ PyDoc_STRVAR(encode_quantized_doc,
 
 static PyObject *encode_quantized(PyObject *module, PyObject *args) {
     PyObject *q_obj, *s_obj, *b_obj, *out = NULL;
-    Py_ssize_t size, nout, raw;
+    Py_ssize_t size, nout, raw, step;
     Py_buffer q, s, b;
     int have_b = 0;
-    float *tile = NULL;
+    float *piece = NULL;
+    lzw_state st;
     lzw_table table = {NULL, NULL, NULL};
     Py_ssize_t written = 0;
     long bad = 0;
@@ -438,21 +488,24 @@ static PyObject *encode_quantized(PyObject *module, PyObject *args) {
         goto done;
     }
     raw = size * size * nout * 4;
+    step = PIECE_BYTES / (nout * 4) > 0 ? PIECE_BYTES / (nout * 4) : 1;
+    if (step > size) step = size;
     out = PyBytes_FromStringAndSize(NULL, lzw_bound(raw));
-    tile = calloc((size_t)(size * size * nout), sizeof(float));
-    if (out == NULL || tile == NULL || !alloc_table(&table)) {
+    piece = malloc((size_t)(step * nout) * sizeof(float));
+    if (out == NULL || piece == NULL || !alloc_table(&table)) {
         if (out != NULL) PyErr_NoMemory();
         Py_CLEAR(out);
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    bad = dequantize(&q, &s, have_b ? (const int32_t *)b.buf : NULL, nout, size, tile);
-    written = lzw_encode((const uint8_t *)tile, raw, (uint8_t *)PyBytes_AS_STRING(out), &table);
+    lzw_begin(&st, (uint8_t *)PyBytes_AS_STRING(out), &table);
+    bad = encode_tile_pieces(&q, &s, have_b ? (const int32_t *)b.buf : NULL, nout, size, step, piece, &st);
+    written = lzw_finish(&st);
     Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&out, written) < 0) goto done;
 
 done:
-    free(tile);
+    free(piece);
     free_table(&table);
     PyBuffer_Release(&q);
     PyBuffer_Release(&s);

@@ -9,11 +9,13 @@ its own tile while the main thread reads the next rows, and appends them to a he
 (:mod:`~geotessera.export.tile_index`). The file is the one GDAL would write: same header,
 same compressed tiles (partial tiles padded with zeros, as GDAL pads a block written whole).
 
-Each worker dequantises its tile itself (inside the encoder for per-pixel scales), from views
-of the quantised rows. Memory: a row of tiles of quantised values when the strips are shorter
-than a row of tiles (256 rows x the width x bands bytes; none when they are views of a whole
-tile), one float32 tile per thread being encoded (33.5 MB at 128 bands) and at most two
-encoded tiles per thread waiting to be written. :func:`usable` refuses rows wider than
+Each worker dequantises its tile itself, from views of the quantised rows: for per-pixel
+scales inside the encoder, 16 KB of pixels at a time, each piece encoded while it is in the
+L1 cache (the float32 tile is never whole in memory). Memory: a row of tiles of quantised
+values when the strips are shorter than a row of tiles (256 rows x the width x bands bytes;
+none when they are views of a whole tile), the output buffer of each tile being encoded (at
+most 1.5 times the tile's 33.5 MB at 128 bands; the pages written are about 28 MB) and at
+most two encoded tiles per thread waiting to be written. :func:`usable` refuses rows wider than
 :data:`TILE_ROW_BUDGET`; the caller then lets GDAL write.
 """
 

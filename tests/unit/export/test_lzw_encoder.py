@@ -178,6 +178,36 @@ def test_dequantising_inside_the_encoder_is_numpys(
     assert data == encode_tile(want)
 
 
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    h=st.integers(1, 256),
+    w=st.integers(1, 256),
+    boxes=st.lists(
+        st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(1, 256), st.integers(1, 256)),
+        max_size=3,
+    ),
+    zeros=st.booleans(),
+)
+@settings(max_examples=25, deadline=None)
+def test_water_and_zero_regions_encode_as_numpys_tile(
+    seed: int, h: int, w: int, boxes: list[tuple[int, int, int, int]], zeros: bool
+) -> None:
+    """The encoder dequantises a piece of a row at a time (32 pixels at 128 bands) and feeds the
+    pieces in turn: regions of NaN (water) or of zeros (zero scales), and the zero padding past
+    (h, w), make runs that cross pieces and rows at any column; the tile must still be the
+    stream of numpy's whole tile."""
+    from geotessera.export.lzw_tiles import encode_quantized_tile
+
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-128, 128, (h, w, 128), dtype=np.int8)
+    s = rng.uniform(0.0, 0.2, (h, w)).astype(np.float32)
+    for r, c, bh, bw in boxes:
+        s[r : r + bh, c : c + bw] = 0.0 if zeros else np.nan
+    data, bad = encode_quantized_tile(q, s, None)
+    want, want_bad = _numpy_tile(q, s, None)
+    assert (data, bad) == (encode_tile(want), want_bad)
+
+
 def test_per_band_scales_go_through_numpy() -> None:
     from geotessera.export.lzw_tiles import encode_quantized_tile
 
