@@ -27,6 +27,10 @@ typedef ptrdiff_t Py_ssize_t;
 #define CODE_EOI 257
 #define CODE_FIRST 258
 #define CODE_LIMIT 4094 /* table full: libtiff's CODE_MAX - 1 */
+/* Bytes per code over a table's life at or above which the next table may grow to CODE_LIMIT
+ * (long strings: runs, water, padding); below it, a table of at most `small` codes. */
+#define LONG_STRINGS 8
+#define SMALL_MIN 384 /* the smallest table lzw_bound allows for */
 #define CHECK_GAP 10000 /* input bytes between compression-ratio checks */
 #define N_CHILD (4096u * 256u)
 
@@ -63,16 +67,19 @@ typedef struct {
     unsigned run_len[4]; /* per phase, the longest string of the run's word known (0: none yet) */
     uint32_t run_word;    /* the word those strings repeat (its first byte at phase 0) */
     unsigned event;   /* free_ent at which the code width grows or the table is full */
+    unsigned limit;   /* free_ent at which this table is full: a Clear */
+    unsigned small;   /* limit of a table after one of short strings (CODE_LIMIT: libtiff's stream) */
     int started;      /* the first byte was fed (the leading Clear is out) */
     long ratio;
     uint8_t *dst;     /* where the stream starts */
     lzw_table *t;
 } lzw_state;
 
-/* Largest output for n input bytes: one code of at most 12 bits per byte, a Clear at most every
- * 3,836 codes or 10,000 bytes, then the last code, a Clear, EOI, padding and 4 bytes of slack
- * for the 32-bit stores. */
-static Py_ssize_t lzw_bound(Py_ssize_t n) { return n + n / 2 + n / 1024 + 32; }
+/* Largest output for n input bytes: one code of at most 12 bits per byte (at most 9 bits with a
+ * table of at most 512 codes), a Clear at most every 126 codes of 9 bits, 254 of 10, 766 of 11
+ * or 1,790 of 12 (small >= SMALL_MIN) and every 10,000 bytes, then the last code, a Clear, EOI,
+ * padding and 4 bytes of slack for the 32-bit stores. */
+static Py_ssize_t lzw_bound(Py_ssize_t n) { return n + n / 2 + n / 512 + 32; }
 
 static inline uint64_t load64(const uint8_t *p) {
     uint64_t v;
@@ -108,6 +115,9 @@ static void clear_table(lzw_state *s) {
 }
 
 static void restart(lzw_state *s) {
+    /* what the table just ended held decides the next one's size (see lzw_begin) */
+    long in = (long)(s->i - s->base), codes = (long)(s->free_ent - CODE_FIRST);
+    s->limit = in >= LONG_STRINGS * codes ? CODE_LIMIT : s->small;
     clear_table(s);
     s->ratio = 0;
     s->base = s->i;
@@ -116,7 +126,7 @@ static void restart(lzw_state *s) {
     s->nb_base = s->nb;
     put(s, CODE_CLEAR);
     s->nbits = BITS_MIN;
-    s->event = 1u << BITS_MIN;
+    s->event = 1u << BITS_MIN < s->limit ? 1u << BITS_MIN : s->limit;
     memset(s->run_len, 0, sizeof s->run_len);
 }
 
@@ -124,13 +134,13 @@ static void restart(lzw_state *s) {
  * full, one more bit per code when the codes outgrow the width ("early change"), or at the
  * checkpoint, a Clear if the compression ratio stopped improving. */
 static void after_code(lzw_state *s) {
-    if (s->free_ent == CODE_LIMIT) {
+    if (s->free_ent == s->limit) {
         Py_ssize_t keep = s->cp - s->base;
         restart(s);
         s->cp = s->base + keep;
     } else if (s->free_ent >= 1u << s->nbits) {
         s->nbits++;
-        s->event = 1u << s->nbits < CODE_LIMIT ? 1u << s->nbits : CODE_LIMIT;
+        s->event = 1u << s->nbits < s->limit ? 1u << s->nbits : s->limit;
     } else if (s->i >= s->cp) {
         long incount = (long)(s->i - s->base), rat;
         long outcount = (long)(s->op - s->op_base) * 8 + (long)s->nb - (long)s->nb_base;
@@ -216,15 +226,25 @@ static NOINLINE void periodic_run(lzw_state *s) {
 
 /* A stream is encoded by lzw_begin, then lzw_feed for each piece of input in turn (of any
  * length: the output does not depend on where the input is cut), then lzw_finish. Input
- * positions (i, base, cp) count from the start of the piece being fed. */
-static void lzw_begin(lzw_state *s, uint8_t *dst, lzw_table *t) {
+ * positions (i, base, cp) count from the start of the piece being fed.
+ *
+ * small: the size (in codes, CODE_FIRST < small <= CODE_LIMIT) at which a table of short
+ * strings is cleared. CODE_LIMIT writes libtiff's stream. Below it, the first table and each
+ * one after a table of short strings (under LONG_STRINGS bytes per code) is cleared at small
+ * codes; one after a table of long strings (runs) may grow to CODE_LIMIT. Any TIFF LZW
+ * decoder reads the result: a Clear may come anywhere, and the code width follows the table.
+ * On float32 embeddings a table of 510 codes (9-bit codes only) makes a smaller stream than
+ * libtiff's and stays in the L2 cache; runs of water keep the large table, which suits them. */
+static void lzw_begin(lzw_state *s, uint8_t *dst, lzw_table *t, unsigned small) {
     memset(s, 0, sizeof *s);
     s->dst = dst;
     s->op = dst;
     s->op_base = dst;
     s->nbits = BITS_MIN;
     s->free_ent = CODE_FIRST;
-    s->event = 1u << BITS_MIN;
+    s->small = small;
+    s->limit = small;
+    s->event = 1u << BITS_MIN < small ? 1u << BITS_MIN : small;
     s->cp = CHECK_GAP;
     s->t = t;
 }
@@ -291,7 +311,7 @@ static Py_ssize_t lzw_finish(lzw_state *s) {
     if (s->started) {
         put(s, s->ent);
         s->free_ent++;
-        if (s->free_ent == CODE_LIMIT) {
+        if (s->free_ent == s->limit) {
             put(s, CODE_CLEAR);
             s->nbits = BITS_MIN;
         } else if (s->free_ent >= 1u << s->nbits) {
@@ -309,9 +329,9 @@ static Py_ssize_t lzw_finish(lzw_state *s) {
     return s->op - s->dst;
 }
 
-static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw_table *t) {
+static Py_ssize_t lzw_encode(const uint8_t *src, Py_ssize_t n, uint8_t *dst, lzw_table *t, unsigned small) {
     lzw_state st;
-    lzw_begin(&st, dst, t);
+    lzw_begin(&st, dst, t, small);
     lzw_feed(&st, src, n);
     return lzw_finish(&st);
 }
@@ -332,17 +352,28 @@ static void free_table(lzw_table *table) {
 
 #ifndef LZW_CORE_ONLY
 PyDoc_STRVAR(encode_doc,
-             "encode(data, /)\n--\n\n"
+             "encode(data, small=4094, /)\n--\n\n"
              "Encode a bytes-like object as one TIFF LZW segment (a tile or strip); returns bytes.\n"
-             "The GIL is released while encoding.");
+             "small: codes at which a table of short strings is cleared (384-4094; 4094 writes\n"
+             "libtiff's stream byte for byte). The GIL is released while encoding.");
 
-static PyObject *encode(PyObject *module, PyObject *arg) {
+static int check_small(unsigned small) {
+    if (small < SMALL_MIN || small > CODE_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "small must be %d to %d codes, not %u", SMALL_MIN, CODE_LIMIT, small);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *encode(PyObject *module, PyObject *args) {
     Py_buffer view;
     lzw_table table;
-    PyObject *out;
+    PyObject *arg, *out;
     Py_ssize_t written;
+    unsigned small = CODE_LIMIT;
 
     (void)module;
+    if (!PyArg_ParseTuple(args, "O|I", &arg, &small) || !check_small(small)) return NULL;
     if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (view.len > PY_SSIZE_T_MAX / 2) { /* lzw_bound would overflow (32-bit builds) */
         PyBuffer_Release(&view);
@@ -358,7 +389,7 @@ static PyObject *encode(PyObject *module, PyObject *arg) {
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    written = lzw_encode((const uint8_t *)view.buf, view.len, (uint8_t *)PyBytes_AS_STRING(out), &table);
+    written = lzw_encode((const uint8_t *)view.buf, view.len, (uint8_t *)PyBytes_AS_STRING(out), &table, small);
     Py_END_ALLOW_THREADS
     free_table(&table);
     PyBuffer_Release(&view);
@@ -436,12 +467,12 @@ static int check_format(const Py_buffer *view, const char *codes, Py_ssize_t ite
 }
 
 PyDoc_STRVAR(encode_quantized_doc,
-             "encode_quantized(quantized, scales, bands, size, /)\n--\n\n"
+             "encode_quantized(quantized, scales, bands, size, small=4094, /)\n--\n\n"
              "Dequantise and LZW-encode one pixel-interleaved float32 tile of size x size pixels.\n\n"
              "quantized: int8 (h, w, n), any strides, h and w at most size; scales: float32 (h, w);\n"
              "bands: int32 (nout,) indices into n, C-contiguous, or None for all n. Pixels past\n"
              "(h, w) are zeros (GDAL's padding). Returns (encoded bytes, pixels whose finite scale\n"
-             "was outside [0, 1)). The GIL is released while working.");
+             "was outside [0, 1)). small: as for encode(). The GIL is released while working.");
 
 static PyObject *encode_quantized(PyObject *module, PyObject *args) {
     PyObject *q_obj, *s_obj, *b_obj, *out = NULL;
@@ -449,13 +480,14 @@ static PyObject *encode_quantized(PyObject *module, PyObject *args) {
     Py_buffer q, s, b;
     int have_b = 0;
     float *piece = NULL;
+    unsigned small = CODE_LIMIT;
     lzw_state st;
     lzw_table table = {NULL, NULL, NULL};
     Py_ssize_t written = 0;
     long bad = 0;
 
     (void)module;
-    if (!PyArg_ParseTuple(args, "OOOn", &q_obj, &s_obj, &b_obj, &size)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOn|I", &q_obj, &s_obj, &b_obj, &size, &small) || !check_small(small)) return NULL;
     if (PyObject_GetBuffer(q_obj, &q, PyBUF_RECORDS_RO) < 0) return NULL;
     if (PyObject_GetBuffer(s_obj, &s, PyBUF_RECORDS_RO) < 0) {
         PyBuffer_Release(&q);
@@ -498,7 +530,7 @@ static PyObject *encode_quantized(PyObject *module, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    lzw_begin(&st, (uint8_t *)PyBytes_AS_STRING(out), &table);
+    lzw_begin(&st, (uint8_t *)PyBytes_AS_STRING(out), &table, small);
     bad = encode_tile_pieces(&q, &s, have_b ? (const int32_t *)b.buf : NULL, nout, size, step, piece, &st);
     written = lzw_finish(&st);
     Py_END_ALLOW_THREADS
@@ -515,7 +547,7 @@ done:
 }
 
 static PyMethodDef lzw_methods[] = {
-    {"encode", encode, METH_O, encode_doc},
+    {"encode", encode, METH_VARARGS, encode_doc},
     {"encode_quantized", encode_quantized, METH_VARARGS, encode_quantized_doc},
     {NULL, NULL, 0, NULL},
 };

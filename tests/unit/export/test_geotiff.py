@@ -199,13 +199,37 @@ def _write_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kwargs: objec
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"bands": [5, 0, 127]}, {"threads": 1}])
-def test_default_export_is_gdals_file(
+def test_with_libtiffs_table_the_default_export_is_gdals_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object]
 ) -> None:
     """Same header, same compressed tiles in the same order, partial tiles padded with zeros
-    as GDAL pads a block written whole: the file our encoder fills is the file GDAL writes."""
+    as GDAL pads a block written whole: with libtiff's table size the file our encoder fills
+    is the file GDAL writes, byte for byte."""
+    from geotessera.export import lzw_tiles
+
+    monkeypatch.setattr(lzw_tiles, "SMALL_TABLE", 4094)
     ours, gdal = _write_both(tmp_path, monkeypatch, **kwargs)
     assert ours == gdal
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"bands": [5, 0, 127]}])
+def test_the_default_export_is_gdals_image_in_smaller_tiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object]
+) -> None:
+    """With the encoder's small tables (a Clear every 252 codes of 9 bits) libtiff reads the
+    same pixels, profile, tags and band descriptions as from GDAL's own file; only the tiles'
+    bytes differ (and the offsets that point at them)."""
+    ours, gdal = _write_both(tmp_path, monkeypatch, **kwargs)
+    assert ours != gdal
+    views = []
+    for name in ("ours.tif", "gdal.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            assert np.isnan(ds.nodata)  # NaN: compared here, as NaN != NaN in the profiles
+            profile = {k: v for k, v in ds.profile.items() if k != "nodata"}
+            views.append((ds.read(), profile, ds.tags(), ds.descriptions, ds.tags(ns="IMAGE_STRUCTURE")))
+    (a, *meta_a), (b, *meta_b) = views
+    np.testing.assert_array_equal(a, b)
+    assert meta_a == meta_b
 
 
 def test_default_export_does_not_depend_on_strips(tmp_path: Path) -> None:

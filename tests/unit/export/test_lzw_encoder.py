@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from geotessera.export import lzw_tiles
 from geotessera.export.lzw_tiles import encode_tile
+from support.lzw import lzw_decode
 
 
 def _libtiff_lzw(data: bytes, tmp: Path) -> bytes:
@@ -125,6 +126,50 @@ def test_a_real_looking_tile_matches_and_decodes(tmp_path: Path) -> None:
     tile[10:20, 10:20] = np.nan
     raw = tile.tobytes()
     assert encode_tile(tile) == _libtiff_lzw(raw, tmp_path)
+
+
+def test_the_reference_decoder_reads_libtiffs_streams(tmp_path: Path) -> None:
+    """The decoder the small-table tests rely on, checked against libtiff's encoder first."""
+    rng = np.random.default_rng(12)
+    floats = (rng.integers(-128, 128, 40_000).astype(np.float32) * np.float32(0.03)).tobytes()
+    for raw in (b"\x00", bytes(100_000), rng.integers(0, 256, 60_000, dtype=np.uint8).tobytes(), floats):
+        assert lzw_decode(_libtiff_lzw(raw, tmp_path)) == raw
+
+
+@given(data=st.data(), small=st.sampled_from([384, 509, 510, 511, 700, 1022, 2047, 3000, 4094]))
+@settings(max_examples=40, deadline=None)
+def test_small_tables_decode_to_the_input(data: st.DataObject, small: int) -> None:
+    """A table cleared at ``small`` codes (the default export's 510, codes of 9 bits only) and
+    grown to 4,094 after a table of long strings: any TIFF LZW decoder must read it back."""
+    raw = _segments(data)
+    assert lzw_decode(encode_tile(np.frombuffer(raw, dtype=np.uint8), small=small)) == raw
+
+
+def test_a_small_table_is_smaller_on_embeddings_and_not_larger_on_water() -> None:
+    """Why the export clears at 510 codes: on float32 values of int8 x a per-pixel scale most
+    strings are a byte or two, and 9-bit codes beat libtiff's 12; runs of NaN (water) and zero
+    padding fill a small table with long strings, so the next one grows to 4,094 as libtiff's."""
+    rng = np.random.default_rng(21)
+    q = rng.integers(-128, 128, (64, 256, 128)).astype(np.float32)
+    land = (q * rng.uniform(0.01, 0.1, (64, 256, 1)).astype(np.float32)).tobytes()
+    water = np.full((64, 256, 128), np.nan, dtype=np.float32).tobytes()
+    small, libtiff = (
+        encode_tile(np.frombuffer(land, np.uint8), small=510),
+        encode_tile(np.frombuffer(land, np.uint8)),
+    )
+    assert len(small) < 0.99 * len(libtiff)
+    small, libtiff = (
+        encode_tile(np.frombuffer(water, np.uint8), small=510),
+        encode_tile(np.frombuffer(water, np.uint8)),
+    )
+    assert len(small) < 1.02 * len(libtiff)
+    assert lzw_decode(small) == water
+
+
+@pytest.mark.parametrize("small", [383, 4095, 0])
+def test_a_table_size_outside_the_bound_is_refused(small: int) -> None:
+    with pytest.raises(ValueError, match="small must be"):
+        encode_tile(np.zeros(16, np.uint8), small=small)
 
 
 def test_the_encoder_is_built() -> None:
