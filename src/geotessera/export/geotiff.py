@@ -12,11 +12,11 @@ zstd take a level after a colon (``zstd:9``, ``deflate:1``). Each compression
 comes with the layout that measured smallest for it on Tessera tiles
 (``benchmarks/bench_geotiff.py``, README "GeoTIFF size and speed"): lzw and
 deflate are pixel-interleaved without a predictor (for lzw this is the
-published client's layout, byte for byte the same tiles), zstd is
+published client's layout, the same pixels in slightly smaller tiles), zstd is
 band-interleaved with the floating-point predictor, none is band-interleaved.
 Compression runs on all cores (GDAL ``NUM_THREADS``). The default lzw tiles are encoded by
-:mod:`~geotessera.export.lzw_tiles` (our C encoder, libtiff's bit stream, in parallel
-threads) into a header GDAL writes; the other options, or a build without the C encoder,
+:mod:`~geotessera.export.lzw_tiles` (our C encoder, in parallel threads) into a header
+GDAL writes; the other options, or a build without the C encoder,
 go through GDAL.
 """
 
