@@ -232,6 +232,22 @@ def test_the_default_export_is_gdals_image_in_smaller_tiles(
     assert meta_a == meta_b
 
 
+def test_an_independent_reader_reads_the_default_export(tmp_path: Path) -> None:
+    """tifffile decodes LZW with imagecodecs' own decoder, not libtiff: the small tables, the
+    Clears between them, the large tables after runs of water and the zero-padded edge tiles
+    must read back as the values, as QGIS (GDAL) reads them."""
+    import tifffile
+
+    q, s, grid = _tile(h=530, w=300)
+    s[:200, :150] = np.nan  # water: long NaN runs, then a large table
+    out = write_embedding_geotiff(tmp_path / "t.tif", q, s, grid)
+    with tifffile.TiffFile(out) as tf:
+        page = tf.pages[0]
+        assert (page.compression, page.planarconfig, page.tilewidth) == (5, 1, 256)  # LZW, pixel
+        got = page.asarray()
+    np.testing.assert_array_equal(got, dequantize_embedding(q, s))
+
+
 def test_default_export_does_not_depend_on_strips(tmp_path: Path) -> None:
     """Strips of any height give the same file (GDAL's own writer does not: with short strips
     its cache pads partial tiles with nodata, not zeros, so their bytes differ)."""
