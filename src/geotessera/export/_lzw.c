@@ -136,6 +136,9 @@ static void restart(lzw_state *s) {
 static void after_code(lzw_state *s) {
     if (s->free_ent == s->limit) {
         Py_ssize_t keep = s->cp - s->base;
+        /* a table of 2**k codes: the decoder's, one entry behind, has 2**k - 1 and reads the
+         * Clear with one more bit (libtiff's 4094 never is) */
+        if (s->free_ent >= 1u << s->nbits) s->nbits++;
         restart(s);
         s->cp = s->base + keep;
     } else if (s->free_ent >= 1u << s->nbits) {
@@ -311,11 +314,10 @@ static Py_ssize_t lzw_finish(lzw_state *s) {
     if (s->started) {
         put(s, s->ent);
         s->free_ent++;
+        if (s->free_ent >= 1u << s->nbits) s->nbits++; /* before the Clear too (see after_code) */
         if (s->free_ent == s->limit) {
             put(s, CODE_CLEAR);
             s->nbits = BITS_MIN;
-        } else if (s->free_ent >= 1u << s->nbits) {
-            s->nbits++;
         }
         s->free_ent--;
         clear_table(s);

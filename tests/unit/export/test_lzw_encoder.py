@@ -136,13 +136,30 @@ def test_the_reference_decoder_reads_libtiffs_streams(tmp_path: Path) -> None:
         assert lzw_decode(_libtiff_lzw(raw, tmp_path)) == raw
 
 
-@given(data=st.data(), small=st.sampled_from([384, 509, 510, 511, 700, 1022, 2047, 3000, 4094]))
+@given(data=st.data(), small=st.sampled_from([384, 509, 510, 511, 512, 700, 1022, 1024, 2047, 2048, 3000, 4094]))
 @settings(max_examples=40, deadline=None)
 def test_small_tables_decode_to_the_input(data: st.DataObject, small: int) -> None:
     """A table cleared at ``small`` codes (the default export's 510, codes of 9 bits only) and
     grown to 4,094 after a table of long strings: any TIFF LZW decoder must read it back."""
     raw = _segments(data)
     assert lzw_decode(encode_tile(np.frombuffer(raw, dtype=np.uint8), small=small)) == raw
+
+
+@pytest.mark.parametrize("small", [512, 1024, 2048])
+def test_a_table_of_a_power_of_two_codes_decodes(small: int) -> None:
+    """When the table fills at 2**k codes, the decoder's table (one entry behind) has just
+    reached 2**k - 1 entries and reads the next code with k + 1 bits (early change): the Clear
+    then, and the Clear before EOI when the last code fills the table, must have k + 1 bits.
+    Every input length from before the first Clear to past the second, so that the last code
+    lands on the full table too; libtiff's own decoder and imagecodecs' must read them."""
+    import imagecodecs
+
+    rng = np.random.default_rng(small)
+    noise = rng.integers(0, 256, 2 * small, dtype=np.uint8).tobytes()
+    for n in range(small - 300, 2 * small):
+        stream = encode_tile(np.frombuffer(noise[:n], dtype=np.uint8), small=small)
+        assert lzw_decode(stream) == noise[:n], n
+        assert imagecodecs.lzw_decode(stream) == noise[:n], n
 
 
 def test_a_small_table_is_smaller_on_embeddings_and_not_larger_on_water() -> None:
