@@ -359,23 +359,34 @@ PyDoc_STRVAR(encode_doc,
              "small: codes at which a table of short strings is cleared (384-4094; 4094 writes\n"
              "libtiff's stream byte for byte). The GIL is released while encoding.");
 
-static int check_small(unsigned small) {
-    if (small < SMALL_MIN || small > CODE_LIMIT) {
-        PyErr_Format(PyExc_ValueError, "small must be %d to %d codes, not %u", SMALL_MIN, CODE_LIMIT, small);
+/* The optional argument small (NULL: CODE_LIMIT), checked whole: the "I" format would take
+ * 2**32 + 510 as 510. */
+static int check_small(PyObject *obj, unsigned *small) {
+    int overflow;
+    long long v;
+    if (obj == NULL) {
+        *small = CODE_LIMIT;
+        return 1;
+    }
+    v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) return 0;
+    if (overflow || v < SMALL_MIN || v > CODE_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "small must be %d to %d codes, not %R", SMALL_MIN, CODE_LIMIT, obj);
         return 0;
     }
+    *small = (unsigned)v;
     return 1;
 }
 
 static PyObject *encode(PyObject *module, PyObject *args) {
     Py_buffer view;
     lzw_table table;
-    PyObject *arg, *out;
+    PyObject *arg, *out, *small_obj = NULL;
     Py_ssize_t written;
-    unsigned small = CODE_LIMIT;
+    unsigned small;
 
     (void)module;
-    if (!PyArg_ParseTuple(args, "O|I", &arg, &small) || !check_small(small)) return NULL;
+    if (!PyArg_ParseTuple(args, "O|O", &arg, &small_obj) || !check_small(small_obj, &small)) return NULL;
     if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (view.len > PY_SSIZE_T_MAX / 2) { /* lzw_bound would overflow (32-bit builds) */
         PyBuffer_Release(&view);
@@ -477,19 +488,21 @@ PyDoc_STRVAR(encode_quantized_doc,
              "was outside [0, 1)). small: as for encode(). The GIL is released while working.");
 
 static PyObject *encode_quantized(PyObject *module, PyObject *args) {
-    PyObject *q_obj, *s_obj, *b_obj, *out = NULL;
+    PyObject *q_obj, *s_obj, *b_obj, *small_obj = NULL, *out = NULL;
     Py_ssize_t size, nout, raw, step;
     Py_buffer q, s, b;
     int have_b = 0;
     float *piece = NULL;
-    unsigned small = CODE_LIMIT;
+    unsigned small;
     lzw_state st;
     lzw_table table = {NULL, NULL, NULL};
     Py_ssize_t written = 0;
     long bad = 0;
 
     (void)module;
-    if (!PyArg_ParseTuple(args, "OOOn|I", &q_obj, &s_obj, &b_obj, &size, &small) || !check_small(small)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOn|O", &q_obj, &s_obj, &b_obj, &size, &small_obj) ||
+        !check_small(small_obj, &small))
+        return NULL;
     if (PyObject_GetBuffer(q_obj, &q, PyBUF_RECORDS_RO) < 0) return NULL;
     if (PyObject_GetBuffer(s_obj, &s, PyBUF_RECORDS_RO) < 0) {
         PyBuffer_Release(&q);

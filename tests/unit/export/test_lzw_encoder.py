@@ -183,7 +183,7 @@ def test_a_small_table_is_smaller_on_embeddings_and_not_larger_on_water() -> Non
     assert lzw_decode(small) == water
 
 
-@pytest.mark.parametrize("small", [383, 4095, 0])
+@pytest.mark.parametrize("small", [383, 4095, 0, -1, 2**32 + 510, 600 - 2**32, 2**64 + 510])
 def test_a_table_size_outside_the_bound_is_refused(small: int) -> None:
     with pytest.raises(ValueError, match="small must be"):
         encode_tile(np.zeros(16, np.uint8), small=small)
