@@ -136,7 +136,9 @@ def test_the_reference_decoder_reads_libtiffs_streams(tmp_path: Path) -> None:
         assert lzw_decode(_libtiff_lzw(raw, tmp_path)) == raw
 
 
-@given(data=st.data(), small=st.sampled_from([384, 509, 510, 511, 512, 700, 1022, 1024, 2047, 2048, 3000, 4094]))
+@given(
+    data=st.data(), small=st.sampled_from([384, 509, 510, 511, 512, 700, 1022, 1024, 2047, 2048, 3000, 4094])
+)
 @settings(max_examples=40, deadline=None)
 def test_small_tables_decode_to_the_input(data: st.DataObject, small: int) -> None:
     """A table cleared at ``small`` codes (the default export's 510, codes of 9 bits only) and
