@@ -76,9 +76,10 @@ typedef struct {
 } lzw_state;
 
 /* Largest output for n input bytes: one code of at most 12 bits per byte (at most 9 bits with a
- * table of at most 512 codes), a Clear at most every 126 codes of 9 bits, 254 of 10, 766 of 11
- * or 1,790 of 12 (small >= SMALL_MIN) and every 10,000 bytes, then the last code, a Clear, EOI,
- * padding and 4 bytes of slack for the 32-bit stores. */
+ * table of under 512 codes; its Clear may take one bit more when the table has 2**k codes), a
+ * Clear at most every 126 codes of 9 bits, 254 of 10, 766 of 11 or 1,790 of 12 (small >=
+ * SMALL_MIN) and every 10,000 bytes, then the last code, a Clear, EOI, padding and 4 bytes of
+ * slack for the 32-bit stores. */
 static Py_ssize_t lzw_bound(Py_ssize_t n) { return n + n / 2 + n / 512 + 32; }
 
 static inline uint64_t load64(const uint8_t *p) {
