@@ -30,6 +30,10 @@ typedef ptrdiff_t Py_ssize_t;
 /* Bytes per code over a table's life at or above which the next table may grow to CODE_LIMIT
  * (long strings: runs, water, padding); below it, a table of at most `small` codes. */
 #define LONG_STRINGS 8
+/* Tables of the size not preferred tried now and then, to see whether the data changed: a large
+ * one after this many small ones, a small one after this many large ones. */
+#define PROBE_LARGE_AFTER 512
+#define PROBE_SMALL_AFTER 32
 #define SMALL_MIN 384 /* the smallest table lzw_bound allows for */
 #define CHECK_GAP 10000 /* input bytes between compression-ratio checks */
 #define N_CHILD (4096u * 256u)
@@ -69,6 +73,9 @@ typedef struct {
     unsigned event;   /* free_ent at which the code width grows or the table is full */
     unsigned limit;   /* free_ent at which this table is full: a Clear */
     unsigned small;   /* limit of a table after one of short strings (CODE_LIMIT: libtiff's stream) */
+    unsigned long rate_small, rate_large; /* output bits per input byte x 256 of recent small and
+                                           * large tables of short strings (0: none yet) */
+    unsigned since_probe; /* tables since the size not preferred was last tried */
     int started;      /* the first byte was fed (the leading Clear is out) */
     long ratio;
     uint8_t *dst;     /* where the stream starts */
@@ -115,10 +122,29 @@ static void clear_table(lzw_state *s) {
     for (unsigned k = CODE_FIRST; k < s->free_ent; k++) s->t->child[s->t->used[k]] = 0;
 }
 
-static void restart(lzw_state *s) {
-    /* what the table just ended held decides the next one's size (see lzw_begin) */
+/* The size of the next table, from what the one just ended held (see lzw_begin). */
+static unsigned next_limit(lzw_state *s) {
     long in = (long)(s->i - s->base), codes = (long)(s->free_ent - CODE_FIRST);
-    s->limit = in >= LONG_STRINGS * codes ? CODE_LIMIT : s->small;
+    long bits = (long)(s->op - s->op_base) * 8 + (long)s->nb - (long)s->nb_base;
+    unsigned long rate;
+    int large_wins;
+
+    if (s->small == CODE_LIMIT || in >= LONG_STRINGS * codes) return CODE_LIMIT; /* libtiff; runs */
+    rate = in > 0 ? (unsigned long)((bits << 8) / in) : 0;
+    if (s->limit == s->small) /* a running mean over small tables, which are short */
+        s->rate_small = s->rate_small ? (7 * s->rate_small + rate) / 8 : rate;
+    else
+        s->rate_large = rate;
+    large_wins = s->rate_large != 0 && s->rate_large < s->rate_small;
+    if (++s->since_probe >= (large_wins ? PROBE_SMALL_AFTER : PROBE_LARGE_AFTER)) {
+        s->since_probe = 0;
+        return large_wins ? s->small : CODE_LIMIT;
+    }
+    return large_wins ? CODE_LIMIT : s->small;
+}
+
+static void restart(lzw_state *s) {
+    s->limit = next_limit(s);
     clear_table(s);
     s->ratio = 0;
     s->base = s->i;
@@ -232,13 +258,16 @@ static NOINLINE void periodic_run(lzw_state *s) {
  * length: the output does not depend on where the input is cut), then lzw_finish. Input
  * positions (i, base, cp) count from the start of the piece being fed.
  *
- * small: the size (in codes, CODE_FIRST < small <= CODE_LIMIT) at which a table of short
- * strings is cleared. CODE_LIMIT writes libtiff's stream. Below it, the first table and each
- * one after a table of short strings (under LONG_STRINGS bytes per code) is cleared at small
- * codes; one after a table of long strings (runs) may grow to CODE_LIMIT. Any TIFF LZW
- * decoder reads the result: a Clear may come anywhere, and the code width follows the table.
- * On float32 embeddings a table of 510 codes (9-bit codes only) makes a smaller stream than
- * libtiff's and stays in the L2 cache; runs of water keep the large table, which suits them. */
+ * small: the size (in codes, SMALL_MIN <= small <= CODE_LIMIT) at which a table of short
+ * strings is cleared. CODE_LIMIT writes libtiff's stream. Below it, the first table is cleared
+ * at small codes; a table after one of long strings (runs: LONG_STRINGS bytes per code or
+ * more) may grow to CODE_LIMIT; after one of short strings, the size whose recent tables made
+ * fewer bits per byte is used, and the other is tried again after PROBE_LARGE_AFTER small or
+ * PROBE_SMALL_AFTER large tables. Any TIFF LZW decoder reads the result: a Clear may come
+ * anywhere, and the code width follows the table. On float32 embeddings with per-pixel
+ * scales a table of 510 codes (9-bit codes only) makes a smaller stream than libtiff's and
+ * stays in the L2 cache; runs of water, and values that repeat across pixels (one scale for
+ * many), keep the large table, which suits them. */
 static void lzw_begin(lzw_state *s, uint8_t *dst, lzw_table *t, unsigned small) {
     memset(s, 0, sizeof *s);
     s->dst = dst;

@@ -185,6 +185,30 @@ def test_a_small_table_is_smaller_on_embeddings_and_not_larger_on_water() -> Non
     assert lzw_decode(small) == water
 
 
+def test_values_repeating_across_pixels_switch_to_the_large_table() -> None:
+    """One scale for many pixels: only 256 float32 words recur across the whole tile, and
+    libtiff's large table learns strings of them that a small one cannot hold. The encoder
+    tries a large table after 512 small ones, keeps it while it makes fewer bits per byte, and
+    tries a small one again now and then: the stream is then about libtiff's size (it was 1.54
+    times it with small tables only), and goes back to small tables when the data does."""
+    import imagecodecs
+
+    rng = np.random.default_rng(22)
+    q = rng.integers(-128, 128, (256, 256, 128), dtype=np.int8)
+    one_scale = np.full((256, 256), 0.05, dtype=np.float32)
+    per_pixel = rng.uniform(0.01, 0.1, (256, 256)).astype(np.float32)
+    for scales, most in ((one_scale, 1.01), (per_pixel, 0.99)):
+        tile = q.astype(np.float32) * scales[..., None]
+        ours, libtiff = encode_tile(tile, small=510), encode_tile(tile)
+        assert len(ours) < most * len(libtiff)
+        assert imagecodecs.lzw_decode(ours) == tile.tobytes()
+    mixed = np.concatenate(
+        [q[:128].astype(np.float32) * 0.05, q[128:].astype(np.float32) * per_pixel[128:, :, None]]
+    )
+    ours = encode_tile(mixed, small=510)
+    assert len(ours) < 0.995 * len(encode_tile(mixed)) and imagecodecs.lzw_decode(ours) == mixed.tobytes()
+
+
 @pytest.mark.parametrize("small", [383, 4095, 0, -1, 2**32 + 510, 600 - 2**32, 2**64 + 510])
 def test_a_table_size_outside_the_bound_is_refused(small: int) -> None:
     with pytest.raises(ValueError, match="small must be"):

@@ -83,6 +83,12 @@ def _inputs() -> list[bytes]:
         noise[:30_001] + bytes(500_000) + noise[:5] + bytes(9),
         b"".join(bytes([k % 3]) * (k * 37 % 5000 + 1) + bytes(k % 11) for k in range(3000)),
         rng.integers(0, 2, 100_000, dtype=np.uint8).tobytes(),
+        # one scale for many pixels, then one per pixel: large tables tried, kept, left again
+        (rng.integers(-128, 128, (2048, 128)).astype(np.float32) * np.float32(0.05)).tobytes()
+        + (
+            rng.integers(-128, 128, (2048, 128)).astype(np.float32)
+            * rng.uniform(0.01, 0.1, (2048, 1)).astype(np.float32)
+        ).tobytes(),
     ]
 
 
