@@ -32,8 +32,9 @@ typedef ptrdiff_t Py_ssize_t;
 #define LONG_STRINGS 8
 /* Tables of the size not preferred tried now and then, to see whether the data changed: a large
  * one after this many small ones, a small one after this many large ones. */
-#define PROBE_LARGE_AFTER 512
+#define PROBE_LARGE_AFTER 1024
 #define PROBE_SMALL_AFTER 32
+#define LARGE_MARGIN 16
 #define SMALL_MIN 384 /* the smallest table lzw_bound allows for */
 #define CHECK_GAP 10000 /* input bytes between compression-ratio checks */
 #define N_CHILD (4096u * 256u)
@@ -135,7 +136,8 @@ static unsigned next_limit(lzw_state *s) {
         s->rate_small = s->rate_small ? (7 * s->rate_small + rate) / 8 : rate;
     else
         s->rate_large = rate;
-    large_wins = s->rate_large != 0 && s->rate_large < s->rate_small;
+    /* large tables are slower: they must make 1/LARGE_MARGIN fewer bits to be preferred */
+    large_wins = s->rate_large != 0 && s->rate_large + s->rate_large / LARGE_MARGIN < s->rate_small;
     if (++s->since_probe >= (large_wins ? PROBE_SMALL_AFTER : PROBE_LARGE_AFTER)) {
         s->since_probe = 0;
         return large_wins ? s->small : CODE_LIMIT;

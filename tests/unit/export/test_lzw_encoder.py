@@ -188,8 +188,9 @@ def test_a_small_table_is_smaller_on_embeddings_and_not_larger_on_water() -> Non
 def test_values_repeating_across_pixels_switch_to_the_large_table() -> None:
     """One scale for many pixels: only 256 float32 words recur across the whole tile, and
     libtiff's large table learns strings of them that a small one cannot hold. The encoder
-    tries a large table after 512 small ones, keeps it while it makes fewer bits per byte, and
-    tries a small one again now and then: the stream is then about libtiff's size (it was 1.54
+    tries a large table after 1,024 small ones, keeps it while it makes 1/16 fewer bits per
+    byte, and tries a small one again now and then: the stream is then about libtiff's size
+    (1.008 times it here, the first small tables included; it was 1.54
     times it with small tables only), and goes back to small tables when the data does."""
     import imagecodecs
 
