@@ -1,10 +1,12 @@
 /*
  * TIFF LZW encoder (compression 5) for geotessera's GeoTIFF export.
  *
- * The bit stream is the one libtiff writes, byte for byte: codes of 9 to 12 bits, MSB first,
- * the "early change" code-width switch, a Clear code at the start, when the table fills
- * (4094 entries) and when the compression ratio stops improving (checked every 10,000 input
- * bytes), an EOI code at the end. It differs only in how it finds a string: a direct table
+ * With a table of 4094 codes (small = CODE_LIMIT) the bit stream is the one libtiff writes,
+ * byte for byte: codes of 9 to 12 bits, MSB first, the "early change" code-width switch, a
+ * Clear code at the start, when the table fills (4094 entries) and when the compression ratio
+ * stops improving (checked every 10,000 input bytes), an EOI code at the end. With a smaller
+ * table the Clears come sooner where that makes fewer bits (see lzw_begin); any decoder reads
+ * both. It differs from libtiff in how it finds a string: a direct table
  * child[code * 256 + byte] (2 MB, cleared entry by entry) instead of libtiff's open-addressing
  * hash, fewer branches per code, and runs of a repeated 4-byte word (zero padding, NaN nodata)
  * taken a known string at a time, which makes it about 2.5 times faster on float32 embeddings.
@@ -119,6 +121,9 @@ static inline void put32be(uint8_t *p, uint32_t v) {
 
 static void put(lzw_state *s, unsigned code) { PUT_BITS(s->op, s->acc, s->nb, s->nbits, code); }
 
+/* free_ent at which something is due: the code width grows, or the table (of limit codes) is full */
+static unsigned next_event(unsigned nbits, unsigned limit) { return 1u << nbits < limit ? 1u << nbits : limit; }
+
 static void clear_table(lzw_state *s) {
     for (unsigned k = CODE_FIRST; k < s->free_ent; k++) s->t->child[s->t->used[k]] = 0;
 }
@@ -155,7 +160,7 @@ static void restart(lzw_state *s) {
     s->nb_base = s->nb;
     put(s, CODE_CLEAR);
     s->nbits = BITS_MIN;
-    s->event = 1u << BITS_MIN < s->limit ? 1u << BITS_MIN : s->limit;
+    s->event = next_event(BITS_MIN, s->limit);
     memset(s->run_len, 0, sizeof s->run_len);
 }
 
@@ -172,7 +177,7 @@ static void after_code(lzw_state *s) {
         s->cp = s->base + keep;
     } else if (s->free_ent >= 1u << s->nbits) {
         s->nbits++;
-        s->event = 1u << s->nbits < s->limit ? 1u << s->nbits : s->limit;
+        s->event = next_event(s->nbits, s->limit);
     } else if (s->i >= s->cp) {
         long incount = (long)(s->i - s->base), rat;
         long outcount = (long)(s->op - s->op_base) * 8 + (long)s->nb - (long)s->nb_base;
@@ -279,7 +284,7 @@ static void lzw_begin(lzw_state *s, uint8_t *dst, lzw_table *t, unsigned small) 
     s->free_ent = CODE_FIRST;
     s->small = small;
     s->limit = small;
-    s->event = 1u << BITS_MIN < small ? 1u << BITS_MIN : small;
+    s->event = next_event(BITS_MIN, small);
     s->cp = CHECK_GAP;
     s->t = t;
 }

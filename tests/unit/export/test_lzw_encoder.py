@@ -284,17 +284,19 @@ def test_water_and_zero_regions_encode_as_numpys_tile(
     """The encoder dequantises a piece of a row at a time (32 pixels at 128 bands) and feeds the
     pieces in turn: regions of NaN (water) or of zeros (zero scales), and the zero padding past
     (h, w), make runs that cross pieces and rows at any column; the tile must still be the
-    stream of numpy's whole tile."""
-    from geotessera.export.lzw_tiles import encode_quantized_tile
+    stream of numpy's whole tile, with libtiff's table and with the export's (whose table
+    sizes, chosen as the pieces go, must not depend on where they are cut)."""
+    from geotessera.export.lzw_tiles import LIBTIFF_TABLE, SMALL_TABLE, encode_quantized_tile
 
     rng = np.random.default_rng(seed)
     q = rng.integers(-128, 128, (h, w, 128), dtype=np.int8)
     s = rng.uniform(0.0, 0.2, (h, w)).astype(np.float32)
     for r, c, bh, bw in boxes:
         s[r : r + bh, c : c + bw] = 0.0 if zeros else np.nan
-    data, bad = encode_quantized_tile(q, s, None)
     want, want_bad = _numpy_tile(q, s, None)
-    assert (data, bad) == (encode_tile(want), want_bad)
+    for small in (LIBTIFF_TABLE, SMALL_TABLE):
+        data, bad = encode_quantized_tile(q, s, None, small=small)
+        assert (data, bad) == (encode_tile(want, small=small), want_bad)
 
 
 def test_per_band_scales_go_through_numpy() -> None:
